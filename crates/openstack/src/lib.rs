@@ -1,0 +1,20 @@
+//! A thin, typed async client for Keystone v3 and Neutron v2.0.
+//!
+//! It covers exactly what a Docker network driver needs from OpenStack:
+//! password, application-credential and token authentication with a cached,
+//! self-renewing token; the service catalog; and Neutron networks, subnets,
+//! subnet pools, ports, tags, security groups and trunks. Every request is
+//! counted and timed in one [`CallStats`], which the driver and the
+//! benchmarks read.
+
+pub mod auth;
+pub mod error;
+pub mod metrics;
+pub mod neutron;
+pub mod session;
+
+pub use auth::{Credential, DomainRef, Interface, Scope, Token, UserRef};
+pub use error::{ApiError, Error, Result};
+pub use metrics::{CallSnapshot, CallStats, OpStats};
+pub use neutron::{Neutron, Query, TagResource};
+pub use session::{Session, SessionConfig, TlsConfig};

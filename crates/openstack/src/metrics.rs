@@ -1,0 +1,137 @@
+//! The one place where every OpenStack call is counted and timed.
+//!
+//! Every request the client sends (Keystone and Neutron, retries included)
+//! is recorded under an operation name such as `neutron.list_ports` or
+//! `keystone.issue_token`. The driver reads deltas of these counters to
+//! report Neutron round trips per Docker operation; the benchmarks read them
+//! to compare against kuryr-libnetwork.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Counters of one operation.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OpStats {
+    /// Requests sent.
+    pub count: u64,
+    /// Requests that ended in an error status or a transport failure.
+    pub errors: u64,
+    /// Sum of wall-clock latencies.
+    pub total: Duration,
+    /// Slowest single request.
+    pub max: Duration,
+}
+
+/// Live counters, shared by every clone of a session.
+#[derive(Debug, Default)]
+pub struct CallStats {
+    ops: Mutex<BTreeMap<&'static str, OpStats>>,
+}
+
+impl CallStats {
+    /// Record one finished request.
+    pub fn record(&self, op: &'static str, elapsed: Duration, ok: bool) {
+        let mut ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = ops.entry(op).or_default();
+        entry.count += 1;
+        if !ok {
+            entry.errors += 1;
+        }
+        entry.total += elapsed;
+        entry.max = entry.max.max(elapsed);
+    }
+
+    /// A consistent copy of all counters.
+    pub fn snapshot(&self) -> CallSnapshot {
+        let ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+        CallSnapshot {
+            ops: ops.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        }
+    }
+}
+
+/// A point-in-time copy of [`CallStats`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CallSnapshot {
+    /// Counters by operation name (`service.operation`).
+    pub ops: BTreeMap<String, OpStats>,
+}
+
+impl CallSnapshot {
+    /// Requests sent to one service (`"neutron"`, `"keystone"`).
+    pub fn calls(&self, service: &str) -> u64 {
+        self.ops
+            .iter()
+            .filter(|(name, _)| name.split('.').next() == Some(service))
+            .map(|(_, s)| s.count)
+            .sum()
+    }
+
+    /// Neutron requests sent.
+    pub fn neutron_calls(&self) -> u64 {
+        self.calls("neutron")
+    }
+
+    /// What happened between `earlier` and `self`.
+    pub fn since(&self, earlier: &CallSnapshot) -> CallSnapshot {
+        let mut ops = BTreeMap::new();
+        for (name, now) in &self.ops {
+            let before = earlier.ops.get(name).copied().unwrap_or_default();
+            if now.count > before.count {
+                ops.insert(
+                    name.clone(),
+                    OpStats {
+                        count: now.count - before.count,
+                        errors: now.errors.saturating_sub(before.errors),
+                        total: now.total.saturating_sub(before.total),
+                        max: now.max,
+                    },
+                );
+            }
+        }
+        CallSnapshot { ops }
+    }
+
+    /// Operation names with counts, e.g. `neutron.list_ports x2`, for logs.
+    pub fn summary(&self) -> String {
+        self.ops
+            .iter()
+            .map(|(name, s)| {
+                if s.count == 1 {
+                    name.clone()
+                } else {
+                    format!("{name} x{}", s.count)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delta_counts_only_new_calls() {
+        let stats = CallStats::default();
+        stats.record("neutron.list_ports", Duration::from_millis(5), true);
+        let before = stats.snapshot();
+        stats.record("neutron.list_ports", Duration::from_millis(7), true);
+        stats.record("neutron.create_port", Duration::from_millis(9), false);
+        stats.record("keystone.issue_token", Duration::from_millis(3), true);
+        let delta = stats.snapshot().since(&before);
+        assert_eq!(delta.neutron_calls(), 2);
+        assert_eq!(delta.calls("keystone"), 1);
+        assert_eq!(delta.ops["neutron.create_port"].errors, 1);
+        assert_eq!(
+            delta.ops["neutron.list_ports"].total,
+            Duration::from_millis(7)
+        );
+        assert_eq!(
+            delta.summary(),
+            "keystone.issue_token, neutron.create_port, neutron.list_ports"
+        );
+    }
+}

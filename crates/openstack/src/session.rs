@@ -1,0 +1,478 @@
+//! An authenticated HTTP session: one connection pool, one cached token,
+//! transparent re-authentication, and accounting of every request.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use tokio::sync::Mutex;
+use tracing::{debug, info};
+
+use crate::auth::{Credential, Interface, Token, select_endpoint};
+use crate::error::{ApiError, Error, Result};
+use crate::metrics::CallStats;
+
+/// TLS settings, with keystoneauth's meaning.
+#[derive(Debug, Clone, Default)]
+pub struct TlsConfig {
+    /// PEM bundle that replaces the system roots (keystoneauth `cafile`).
+    pub cafile: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    pub certfile: Option<PathBuf>,
+    /// Key of the client certificate (PEM).
+    pub keyfile: Option<PathBuf>,
+    /// Skip server certificate checks. For labs only.
+    pub insecure: bool,
+}
+
+/// Everything a [`Session`] needs.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Keystone URL, with or without the `/v3` suffix.
+    pub auth_url: String,
+    /// How to get tokens.
+    pub credential: Credential,
+    /// Catalog region; any region if `None`.
+    pub region: Option<String>,
+    /// Catalog interface.
+    pub interface: Interface,
+    /// Fixed URLs by service type (`network` -> `http://...:9696`), bypassing
+    /// the catalog.
+    pub endpoint_overrides: BTreeMap<String, String>,
+    /// TLS settings, for Keystone and every service.
+    pub tls: TlsConfig,
+    /// Per-request timeout; none by default, like keystoneauth.
+    pub timeout: Option<Duration>,
+    /// Renew the token when it expires within this margin.
+    pub reauth_margin: Duration,
+}
+
+impl SessionConfig {
+    /// A configuration with defaults for everything but the credential.
+    pub fn new(auth_url: impl Into<String>, credential: Credential) -> Self {
+        SessionConfig {
+            auth_url: auth_url.into(),
+            credential,
+            region: None,
+            interface: Interface::Public,
+            endpoint_overrides: BTreeMap::new(),
+            tls: TlsConfig::default(),
+            timeout: None,
+            reauth_margin: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A raw answer of a successful call.
+#[derive(Debug)]
+pub struct Response {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// Decode the body as JSON; an empty body decodes as `null`.
+    pub fn json(&self, service: &'static str, what: &str) -> Result<Value> {
+        if self.body.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&self.body).map_err(|e| Error::Decode {
+            service,
+            what: what.to_string(),
+            detail: e.to_string(),
+        })
+    }
+}
+
+struct Inner {
+    http: reqwest::Client,
+    config: SessionConfig,
+    token: Mutex<Option<Arc<Token>>>,
+    stats: Arc<CallStats>,
+}
+
+/// A shared, cheaply clonable authenticated session.
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("auth_url", &self.inner.config.auth_url)
+            .field("credential", &self.inner.config.credential)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Install rustls' ring provider once per process; reqwest is built without
+/// a provider of its own so only one crypto library is compiled.
+fn ensure_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn read_file(path: &PathBuf, what: &str) -> Result<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| Error::Config(format!("cannot read {what} {}: {e}", path.display())))
+}
+
+impl Session {
+    /// Build a session. No request is sent until the first call.
+    pub fn new(config: SessionConfig) -> Result<Session> {
+        Self::with_stats(config, Arc::new(CallStats::default()))
+    }
+
+    /// Build a session that records into existing counters.
+    pub fn with_stats(config: SessionConfig, stats: Arc<CallStats>) -> Result<Session> {
+        ensure_crypto_provider();
+        url::Url::parse(&config.auth_url)
+            .map_err(|e| Error::Config(format!("auth_url {:?}: {e}", config.auth_url)))?;
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("kuryr-rs/", env!("CARGO_PKG_VERSION")))
+            .no_proxy();
+        if let Some(timeout) = config.timeout {
+            builder = builder.timeout(timeout);
+        }
+        if let Some(cafile) = &config.tls.cafile {
+            let pem = read_file(cafile, "cafile")?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| Error::Config(format!("cafile {}: {e}", cafile.display())))?;
+            if certs.is_empty() {
+                return Err(Error::Config(format!(
+                    "cafile {} holds no certificate",
+                    cafile.display()
+                )));
+            }
+            builder = builder.tls_certs_only(certs);
+        }
+        match (&config.tls.certfile, &config.tls.keyfile) {
+            (Some(cert), key) => {
+                let mut pem = read_file(cert, "certfile")?;
+                if let Some(key) = key {
+                    pem.extend_from_slice(b"\n");
+                    pem.extend_from_slice(&read_file(key, "keyfile")?);
+                }
+                let id = reqwest::Identity::from_pem(&pem)
+                    .map_err(|e| Error::Config(format!("client certificate: {e}")))?;
+                builder = builder.identity(id);
+            }
+            (None, Some(_)) => {
+                return Err(Error::Config("keyfile given without certfile".into()));
+            }
+            (None, None) => {}
+        }
+        if config.tls.insecure {
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+        Ok(Session {
+            inner: Arc::new(Inner {
+                http,
+                config,
+                token: Mutex::new(None),
+                stats,
+            }),
+        })
+    }
+
+    /// The counters every request of this session is recorded in.
+    pub fn stats(&self) -> &Arc<CallStats> {
+        &self.inner.stats
+    }
+
+    /// The configuration this session was built from.
+    pub fn config(&self) -> &SessionConfig {
+        &self.inner.config
+    }
+
+    fn keystone_base(&self) -> String {
+        let base = self.inner.config.auth_url.trim_end_matches('/');
+        if base.ends_with("/v3") {
+            base.to_string()
+        } else {
+            format!("{base}/v3")
+        }
+    }
+
+    /// A valid token, from the cache or freshly issued.
+    ///
+    /// Concurrent callers wait for one issuing request instead of each
+    /// sending their own.
+    pub async fn token(&self) -> Result<Arc<Token>> {
+        let mut slot = self.inner.token.lock().await;
+        if let Some(token) = slot.as_ref()
+            && !token.expires_within(jiff::Timestamp::now(), self.inner.config.reauth_margin)
+        {
+            return Ok(token.clone());
+        }
+        let token = Arc::new(self.issue_token().await?);
+        *slot = Some(token.clone());
+        Ok(token)
+    }
+
+    /// Forget `stale` if it is still the cached token.
+    async fn invalidate(&self, stale: &Arc<Token>) {
+        let mut slot = self.inner.token.lock().await;
+        if slot.as_ref().is_some_and(|t| Arc::ptr_eq(t, stale)) {
+            *slot = None;
+        }
+    }
+
+    async fn issue_token(&self) -> Result<Token> {
+        let url = format!("{}/auth/tokens", self.keystone_base());
+        let body = self.inner.config.credential.request_body()?;
+        let started = Instant::now();
+        let sent = self.inner.http.post(&url).json(&body).send().await;
+        let result = match sent {
+            Err(source) => Err(Error::Transport {
+                service: "keystone",
+                source,
+            }),
+            Ok(resp) => {
+                let status = resp.status();
+                let request_id = request_id(resp.headers());
+                let subject = resp
+                    .headers()
+                    .get("x-subject-token")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let bytes = resp.bytes().await.map_err(|source| Error::Transport {
+                    service: "keystone",
+                    source,
+                })?;
+                if status.is_success() {
+                    match subject {
+                        Some(value) => Token::from_response(value, &bytes),
+                        None => Err(Error::Decode {
+                            service: "keystone",
+                            what: "token".into(),
+                            detail: "no X-Subject-Token header".into(),
+                        }),
+                    }
+                } else {
+                    let err = api_error(
+                        "keystone",
+                        "POST",
+                        "/v3/auth/tokens",
+                        status,
+                        &bytes,
+                        request_id,
+                    );
+                    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                        Err(Error::Auth(err))
+                    } else {
+                        Err(Error::Api(err))
+                    }
+                }
+            }
+        };
+        self.inner
+            .stats
+            .record("keystone.issue_token", started.elapsed(), result.is_ok());
+        match &result {
+            Ok(t) => {
+                info!(user_id = %t.user_id, project_id = ?t.project_id, expires_at = ?t.expires_at, "keystone token issued")
+            }
+            Err(e) => debug!(error = %e, "keystone token request failed"),
+        }
+        result
+    }
+
+    /// Base URL of a service: an override, or the catalog entry.
+    pub async fn endpoint(&self, service_type: &str) -> Result<String> {
+        if let Some(url) = self.inner.config.endpoint_overrides.get(service_type) {
+            return Ok(url.trim_end_matches('/').to_string());
+        }
+        if service_type == "identity" {
+            return Ok(self.keystone_base());
+        }
+        let token = self.token().await?;
+        let url = select_endpoint(
+            &token.catalog,
+            service_type,
+            self.inner.config.interface,
+            self.inner.config.region.as_deref(),
+        )?;
+        Ok(url.trim_end_matches('/').to_string())
+    }
+
+    /// Send one authenticated request to `base` + `path`.
+    ///
+    /// `op` names the operation for accounting (`neutron.list_ports`); its
+    /// prefix names the service in errors. A 401 drops the cached token and
+    /// the request is sent once more with a fresh one.
+    pub async fn call(
+        &self,
+        op: &'static str,
+        base: &str,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<&Value>,
+    ) -> Result<Response> {
+        let service: &'static str = op.split('.').next().unwrap_or("openstack");
+        let service = match service {
+            "neutron" => "neutron",
+            "keystone" => "keystone",
+            _ => "openstack",
+        };
+        let mut retried = false;
+        loop {
+            let token = self.token().await?;
+            let mut req = self
+                .inner
+                .http
+                .request(method.clone(), format!("{base}{path}"))
+                .header("X-Auth-Token", token.secret().expose_secret())
+                .header("Accept", "application/json");
+            if !query.is_empty() {
+                req = req.query(query);
+            }
+            if let Some(body) = body {
+                req = req.json(body);
+            }
+            let started = Instant::now();
+            let sent = req.send().await;
+            let outcome = match sent {
+                Err(source) => Err(Error::Transport { service, source }),
+                Ok(resp) => {
+                    let status = resp.status();
+                    let rid = request_id(resp.headers());
+                    match resp.bytes().await {
+                        Err(source) => Err(Error::Transport { service, source }),
+                        Ok(bytes) => Ok((status, rid, bytes.to_vec())),
+                    }
+                }
+            };
+            let elapsed = started.elapsed();
+            let ok = matches!(&outcome, Ok((s, _, _)) if s.is_success());
+            self.inner.stats.record(op, elapsed, ok);
+            let (status, rid, bytes) = outcome?;
+            debug!(op, %method, path, status = status.as_u16(), ms = elapsed.as_millis() as u64, request_id = rid.as_deref().unwrap_or(""), "openstack call");
+            if status == StatusCode::UNAUTHORIZED && !retried {
+                // Revoked or expired early: a new token and one more try.
+                self.invalidate(&token).await;
+                retried = true;
+                continue;
+            }
+            if status.is_success() {
+                return Ok(Response {
+                    status,
+                    body: bytes,
+                });
+            }
+            return Err(Error::Api(api_error(
+                service,
+                method.as_str(),
+                path,
+                status,
+                &bytes,
+                rid,
+            )));
+        }
+    }
+}
+
+fn request_id(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
+        .get("x-openstack-request-id")
+        .or_else(|| headers.get("x-compute-request-id"))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Decode Neutron's `{"NeutronError": {type, message}}` or Keystone's
+/// `{"error": {title, message}}`; anything else keeps its raw text.
+pub(crate) fn api_error(
+    service: &'static str,
+    method: &str,
+    path: &str,
+    status: StatusCode,
+    body: &[u8],
+    request_id: Option<String>,
+) -> ApiError {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let (kind, message) = match &parsed {
+        Some(v) if v.get("NeutronError").is_some() => {
+            let e = &v["NeutronError"];
+            (
+                e["type"].as_str().unwrap_or_default().to_string(),
+                e["message"].as_str().unwrap_or_default().to_string(),
+            )
+        }
+        Some(v) if v.get("error").is_some() => {
+            let e = &v["error"];
+            (
+                e["title"].as_str().unwrap_or_default().to_string(),
+                e["message"].as_str().unwrap_or_default().to_string(),
+            )
+        }
+        _ => {
+            let text = String::from_utf8_lossy(body);
+            let text: String = text.trim().chars().take(300).collect();
+            (
+                status
+                    .canonical_reason()
+                    .unwrap_or_default()
+                    .replace(' ', ""),
+                text,
+            )
+        }
+    };
+    ApiError {
+        service,
+        method: method.to_string(),
+        path: path.to_string(),
+        status: status.as_u16(),
+        kind,
+        message,
+        request_id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neutron_error_keeps_type_and_status() {
+        let body = br#"{"NeutronError": {"type": "IpAddressAlreadyAllocated", "message": "IP address 10.0.0.5 already allocated in subnet x", "detail": ""}}"#;
+        let e = api_error(
+            "neutron",
+            "POST",
+            "/v2.0/ports",
+            StatusCode::CONFLICT,
+            body,
+            Some("req-1".into()),
+        );
+        assert_eq!(e.status, 409);
+        assert_eq!(e.kind, "IpAddressAlreadyAllocated");
+        let err = Error::Api(e);
+        assert!(err.is_conflict() && err.is_ip_already_allocated() && !err.is_not_found());
+        assert!(err.to_string().contains("req-1"), "{err}");
+    }
+
+    #[test]
+    fn keystone_error_and_plain_text() {
+        let e = api_error("keystone", "POST", "/v3/auth/tokens", StatusCode::UNAUTHORIZED,
+            br#"{"error": {"code": 401, "message": "The request you have made requires authentication.", "title": "Unauthorized"}}"#, None);
+        assert_eq!(e.kind, "Unauthorized");
+        let e = api_error(
+            "neutron",
+            "GET",
+            "/v2.0/nope",
+            StatusCode::NOT_FOUND,
+            b"<html>404</html>",
+            None,
+        );
+        assert_eq!((e.status, e.kind.as_str()), (404, "NotFound"));
+        assert_eq!(e.message, "<html>404</html>");
+    }
+}
