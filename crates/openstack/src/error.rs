@@ -111,6 +111,12 @@ impl Error {
         self.status() == Some(409)
     }
 
+    /// The resource is still used by others. Neutron answers 409 for
+    /// networks and subnets but 400 `SubnetPoolDeleteError` for pools.
+    pub fn is_in_use(&self) -> bool {
+        self.is_conflict() || self.kind() == Some("SubnetPoolDeleteError")
+    }
+
     /// The requested fixed IP is taken by another port.
     pub fn is_ip_already_allocated(&self) -> bool {
         self.kind() == Some("IpAddressAlreadyAllocated")

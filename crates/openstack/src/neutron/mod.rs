@@ -181,6 +181,8 @@ impl Neutron {
         collection: &str,
         query: &Query,
     ) -> Result<Vec<T>> {
+        // Paths use dashes (`security-groups`), bodies underscores.
+        let key = collection.replace('-', "_");
         let mut out: Vec<T> = Vec::new();
         let mut page = self
             .send(
@@ -192,16 +194,14 @@ impl Neutron {
             )
             .await?;
         loop {
-            let next = page[format!("{collection}_links")]
-                .as_array()
-                .and_then(|links| {
-                    links
-                        .iter()
-                        .find(|l| l["rel"] == "next")
-                        .and_then(|l| l["href"].as_str())
-                        .map(str::to_string)
-                });
-            let items: Vec<T> = Self::take(page, collection, op)?;
+            let next = page[format!("{key}_links")].as_array().and_then(|links| {
+                links
+                    .iter()
+                    .find(|l| l["rel"] == "next")
+                    .and_then(|l| l["href"].as_str())
+                    .map(str::to_string)
+            });
+            let items: Vec<T> = Self::take(page, &key, op)?;
             let got = items.len();
             out.extend(items);
             // Follow marker pagination only when the server paginates.
