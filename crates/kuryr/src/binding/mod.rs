@@ -1,0 +1,317 @@
+//! Host-side binding of Neutron ports: what kuryr-lib's veth binding driver
+//! and its per-`binding:vif_type` scripts (`/usr/libexec/kuryr/*`) do.
+//!
+//! For every endpoint, [`Binder::bind`] creates a veth pair in the host
+//! network namespace: the host end `tap<port[:11]>` and the container end
+//! `t_c<port[:11]>` that Docker moves into the sandbox at Join (Docker never
+//! touches the MTU, so both ends get the Neutron network MTU here). The host
+//! end is then plugged the way the L2 agent that bound the port expects:
+//!
+//! | `binding:vif_type` | plug |
+//! |---|---|
+//! | `ovs` | `ovs-vsctl add-port` into `br-int` with the `external_ids` the OVS agent looks for (`iface-id`, `attached-mac`, ...) |
+//! | `ovs` + `ovs_hybrid_plug` | Linux bridge `qbr<port>` holding the tap and `qvb<port>`, whose veth peer `qvo<port>` goes into `br-int` |
+//! | `bridge` | the tap is enslaved to `brq<net[:11]>` (the linuxbridge agent does not plug `compute:*` ports itself) |
+//! | `tap` | nothing: the tap is left alone |
+//!
+//! Everything but the OVS database goes through rtnetlink; OVS goes through
+//! one `ovs-vsctl` transaction. Both calls are idempotent: bind adopts what a
+//! crashed or retried call left, unbind treats "already gone" as success,
+//! and a failed bind removes what it created.
+//!
+//! Only the host namespace is ever touched: Docker moves the container end.
+
+mod ethtool_ioctl;
+mod netlink;
+mod ovs;
+mod veth;
+pub mod vif;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde_json::{Map, Value};
+
+pub use ethtool_ioctl::{set_tx_checksum, tx_checksum};
+pub use veth::VethBinder;
+pub use vif::{VifDetails, VifType};
+
+/// What to bind: one Neutron port to one Docker endpoint.
+#[derive(Debug, Clone)]
+pub struct BindRequest<'a> {
+    /// The port, read back after `binding:host_id` was set, so that
+    /// `binding:vif_type` and `binding:vif_details` are filled by Neutron.
+    pub port: &'a kuryr_openstack::neutron::Port,
+    /// Docker endpoint ID (64 hex characters).
+    pub endpoint_id: &'a str,
+    /// MTU of the Neutron network (1500 if unknown); set on both veth ends.
+    pub mtu: u32,
+    /// Host end of the veth: `tap` + `port_id[..11]`.
+    pub host_ifname: String,
+    /// Container end of the veth: `t_c` + `port_id[..11]` (Docker's SrcName).
+    pub container_ifname: String,
+}
+
+/// What to unbind. Carries the port's binding as it was at bind time (or as
+/// Neutron shows it now), since the port itself may already be gone.
+#[derive(Debug, Clone)]
+pub struct UnbindRequest<'a> {
+    pub port_id: &'a str,
+    pub network_id: &'a str,
+    pub host_ifname: String,
+    pub container_ifname: String,
+    /// `binding:vif_type` of the port.
+    pub vif_type: &'a str,
+    /// `binding:vif_details` of the port.
+    pub vif_details: &'a Map<String, Value>,
+}
+
+/// Why the host side could not be set up or torn down.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BindError {
+    /// Neutron did not bind the port to this host.
+    #[error(
+        "port {port_id} is not bound to this host (binding:vif_type is {vif_type:?}): \
+         is a Neutron L2 agent running here with the same host name?"
+    )]
+    NotBound { port_id: String, vif_type: String },
+    /// The port is bound, but to a kind of VIF this binder cannot plug.
+    #[error(
+        "port {port_id} has binding:vif_type {vif_type:?}, which the veth binder does not \
+         support (supported: ovs, bridge, tap); the port is not bound to this host the way \
+         kuryr can plug it"
+    )]
+    UnsupportedVifType { port_id: String, vif_type: String },
+    /// The request itself is unusable (bad MAC, interface name too long, ...).
+    #[error("invalid binding request for port {port_id}: {reason}")]
+    InvalidRequest { port_id: String, reason: String },
+    /// The rtnetlink socket could not be opened.
+    #[error("cannot open a netlink socket: {0}")]
+    NetlinkSocket(#[source] std::io::Error),
+    /// A netlink request failed; `action` says which, `ifname` on what.
+    #[error("netlink: cannot {action} {ifname}: {source}")]
+    Netlink {
+        action: &'static str,
+        ifname: String,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    /// A device we must reuse exists with another kind.
+    #[error("{ifname} exists but is a {found} device, not a {expected}")]
+    WrongKind {
+        ifname: String,
+        found: String,
+        expected: &'static str,
+    },
+    /// A device we just created or looked up is gone (deleted concurrently).
+    #[error("{ifname} vanished while being set up (deleted concurrently?)")]
+    Vanished { ifname: String },
+    /// The SIOCETHTOOL ioctl failed.
+    #[error("cannot turn TX checksum offload off on {ifname}: {source}")]
+    Ethtool {
+        ifname: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `ovs-vsctl` could not be started.
+    #[error("cannot run {program}: {source}")]
+    OvsSpawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `ovs-vsctl` ran and failed.
+    #[error("ovs-vsctl {action} failed ({status}): {stderr}")]
+    Ovs {
+        action: String,
+        status: String,
+        stderr: String,
+    },
+    /// `ovs-vsctl` hung past its own `--timeout` and was killed.
+    #[error("ovs-vsctl {action} did not finish within {secs} s and was killed")]
+    OvsTimeout { action: String, secs: u64 },
+    /// Unbind went through every step but some failed.
+    #[error("unbind of port {port_id} incomplete: {}", ErrorList(errors))]
+    Teardown {
+        port_id: String,
+        errors: Vec<BindError>,
+    },
+}
+
+impl BindError {
+    /// The kernel errno behind a netlink or ethtool failure, if any.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            BindError::Netlink { source, .. } => netlink::errno(source),
+            BindError::Ethtool { source, .. }
+            | BindError::NetlinkSocket(source)
+            | BindError::OvsSpawn { source, .. } => source.raw_os_error(),
+            BindError::Teardown { errors, .. } => errors.iter().find_map(BindError::errno),
+            _ => None,
+        }
+    }
+}
+
+struct ErrorList<'a>(&'a [BindError]);
+
+impl fmt::Display for ErrorList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Settings of the veth binder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VethConfig {
+    /// OVS bridge for `ovs` ports whose vif_details carry no `bridge_name`.
+    pub integration_bridge: String,
+    /// The `ovs-vsctl` program (looked up in `PATH` if relative).
+    pub ovs_vsctl: PathBuf,
+    /// `ovs-vsctl --timeout`, in seconds (0: wait forever).
+    pub ovs_timeout_secs: u32,
+    /// `ovs-vsctl --db` target, e.g. `unix:/run/openvswitch/db.sock`
+    /// (`None`: ovs-vsctl's default).
+    pub ovs_db: Option<String>,
+    /// Pass `--no-wait`: do not wait for ovs-vswitchd to apply the change.
+    /// Needed when only an `ovsdb-server` runs (tests); without a
+    /// vswitchd, a plain ovs-vsctl waits until its timeout.
+    pub ovs_no_wait: bool,
+}
+
+impl Default for VethConfig {
+    fn default() -> Self {
+        VethConfig {
+            integration_bridge: "br-int".to_string(),
+            ovs_vsctl: PathBuf::from("ovs-vsctl"),
+            ovs_timeout_secs: 10,
+            ovs_db: None,
+            ovs_no_wait: false,
+        }
+    }
+}
+
+/// The host binding in use, picked once at startup.
+#[derive(Debug)]
+pub enum Binder {
+    /// veth pair + per-vif_type plug (kuryr-lib's `veth` driver).
+    Veth(VethBinder),
+    /// Does nothing and always succeeds (tests without root, dry runs).
+    Noop,
+}
+
+impl Binder {
+    /// The veth binder. The netlink socket is opened lazily, on the first
+    /// call, from inside the tokio runtime.
+    pub fn veth(cfg: VethConfig) -> Binder {
+        Binder::Veth(VethBinder::new(cfg))
+    }
+
+    /// Create and plug the host side of `req.port`. Idempotent: a second
+    /// call with the same request converges to the same state. On failure
+    /// nothing of this endpoint is left behind.
+    pub async fn bind(&self, req: &BindRequest<'_>) -> Result<(), BindError> {
+        match self {
+            Binder::Veth(b) => b.bind(req).await,
+            Binder::Noop => Ok(()),
+        }
+    }
+
+    /// Unplug and delete the host side. Idempotent: what is already gone
+    /// counts as removed. Every step is attempted even if one fails.
+    pub async fn unbind(&self, req: &UnbindRequest<'_>) -> Result<(), BindError> {
+        match self {
+            Binder::Veth(b) => b.unbind(req).await,
+            Binder::Noop => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config() {
+        let c = VethConfig::default();
+        assert_eq!(c.integration_bridge, "br-int");
+        assert_eq!(c.ovs_vsctl, PathBuf::from("ovs-vsctl"));
+        assert_eq!(c.ovs_timeout_secs, 10);
+        assert_eq!(c.ovs_db, None);
+        assert!(!c.ovs_no_wait);
+    }
+
+    #[test]
+    fn not_bound_message_names_vif_type_and_hint() {
+        let e = BindError::NotBound {
+            port_id: "p1".into(),
+            vif_type: "binding_failed".into(),
+        };
+        let s = e.to_string();
+        assert!(s.contains("\"binding_failed\""), "{s}");
+        assert!(s.contains("not bound to this host"), "{s}");
+        assert!(s.contains("L2 agent"), "{s}");
+    }
+
+    #[test]
+    fn teardown_lists_every_error() {
+        let e = BindError::Teardown {
+            port_id: "p1".into(),
+            errors: vec![
+                BindError::Ovs {
+                    action: "del-port tapx".into(),
+                    status: "exit status: 1".into(),
+                    stderr: "boom".into(),
+                },
+                BindError::Ethtool {
+                    ifname: "t_cx".into(),
+                    source: std::io::Error::from_raw_os_error(libc::ENODEV),
+                },
+            ],
+        };
+        let s = e.to_string();
+        assert!(s.contains("del-port tapx") && s.contains("boom") && s.contains("t_cx"), "{s}");
+        assert_eq!(e.errno(), Some(libc::ENODEV));
+    }
+
+    #[test]
+    fn noop_binder_succeeds() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let port = kuryr_openstack::neutron::Port {
+            id: "0123456789abcdef".into(),
+            vif_type: "binding_failed".into(),
+            ..Default::default()
+        };
+        let details = Map::new();
+        rt.block_on(async {
+            let b = Binder::Noop;
+            b.bind(&BindRequest {
+                port: &port,
+                endpoint_id: "e",
+                mtu: 1500,
+                host_ifname: "tap0123456789a".into(),
+                container_ifname: "t_c0123456789a".into(),
+            })
+            .await
+            .unwrap();
+            b.unbind(&UnbindRequest {
+                port_id: &port.id,
+                network_id: "n",
+                host_ifname: "tap0123456789a".into(),
+                container_ifname: "t_c0123456789a".into(),
+                vif_type: "ovs",
+                vif_details: &details,
+            })
+            .await
+            .unwrap();
+        });
+    }
+}

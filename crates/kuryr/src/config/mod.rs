@@ -1,0 +1,275 @@
+//! `kuryr.conf`: the configuration of kuryr-libnetwork, read with the same
+//! rules, names, defaults and deprecated aliases, so an existing
+//! `/etc/kuryr/kuryr.conf` works unchanged.
+//!
+//! - [`oslo`]: the oslo.config INI dialect (parser, `$reference`
+//!   expansion, writer).
+//! - [`Config`]: the typed sections `[DEFAULT]`, `[neutron]` (with the
+//!   keystoneauth options, possibly in an `auth_section`) and `[binding]`,
+//!   checked for consistency at load, plus non-fatal [`Config::warnings`].
+//! - [`Config::session_config`]: the Keystone/Neutron session settings.
+
+mod auth;
+mod binding;
+mod default;
+mod drivers;
+mod error;
+mod neutron;
+pub mod oslo;
+mod source;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use kuryr_openstack::{SessionConfig, TlsConfig};
+
+pub use auth::{AuthOptions, AuthType};
+pub use binding::BindingSection;
+pub use default::{CapabilityScope, DefaultSection, ListenAddr};
+pub use drivers::{BindingDriverKind, PortDriverKind};
+pub use error::{ConfigError, Origin, Place};
+pub use neutron::{MAX_VIF_PLUGGING_WAIT, NeutronSection};
+
+use drivers::names;
+use oslo::{DEFAULT_SECTION, Document};
+use source::Sources;
+
+/// The path kuryr-libnetwork's packaging and docs use.
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/kuryr/kuryr.conf";
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub default: DefaultSection,
+    pub neutron: NeutronSection,
+    pub binding: BindingSection,
+    /// The files (or labels) read, in order; later ones override earlier ones.
+    pub files: Vec<String>,
+    /// Things worth logging that do not stop the daemon: unknown sections
+    /// and options, deprecated names, bounded waits.
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Read and merge `paths` in order (like repeated `--config-file`).
+    /// No paths gives the built-in defaults. As in kuryr-libnetwork, the
+    /// environment variables `OS_KURYR_URI` and `CAPABILITY_SCOPE` change
+    /// the defaults of `kuryr_uri` and `capability_scope`.
+    pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigError> {
+        let mut docs = Vec::with_capacity(paths.len());
+        for path in paths {
+            let read_error = |source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            };
+            let bytes = std::fs::read(path).map_err(read_error)?;
+            let text = String::from_utf8(bytes)
+                .map_err(|e| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+            docs.push(Document::parse(path.display().to_string(), &text)?);
+        }
+        build(docs, &|var| std::env::var(var).ok())
+    }
+
+    /// Like [`Config::load`] for in-memory `(label, text)` pairs, ignoring the
+    /// environment.
+    pub fn from_texts(texts: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let docs = texts
+            .iter()
+            .map(|(origin, text)| Document::parse(*origin, text))
+            .collect::<Result<Vec<_>, _>>()?;
+        build(docs, &|_| None)
+    }
+
+    /// The Keystone session settings for Neutron: credential and scope from
+    /// the auth options, plus interface, region, TLS and timeout.
+    pub fn session_config(&self) -> Result<SessionConfig, ConfigError> {
+        let n = &self.neutron;
+        if n.keyfile.is_some() && n.certfile.is_none() {
+            return Err(ConfigError::Inconsistent(
+                "[neutron] keyfile is set without certfile".into(),
+            ));
+        }
+        let (auth_url, credential) = n.auth.credential()?;
+        let mut config = SessionConfig::new(auth_url, credential);
+        config.region = n.region_name.clone();
+        config.interface = n.endpoint_type;
+        config.tls = TlsConfig {
+            cafile: n.cafile.clone(),
+            certfile: n.certfile.clone(),
+            keyfile: n.keyfile.clone(),
+            insecure: n.insecure,
+        };
+        config.timeout = n.timeout;
+        Ok(config)
+    }
+
+    /// See [`NeutronSection::vif_plugging_timeout`].
+    pub fn vif_plugging_timeout(&self) -> Duration {
+        self.neutron.vif_plugging_timeout()
+    }
+
+    /// Cross-option checks kuryr-libnetwork makes when it loads its drivers
+    /// (`port_driver/driver.py`), done here so a bad file fails at start-up.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let d = &self.default;
+        let b = &self.binding;
+        let list = |items: &mut dyn Iterator<Item = &'static str>| {
+            let s = names(items);
+            if s.is_empty() {
+                "nothing".to_string()
+            } else {
+                s
+            }
+        };
+        let bindings = list(&mut b.enabled_drivers.iter().map(|k| k.as_str()));
+        if !b.enabled_drivers.contains(&b.default_driver) {
+            return Err(ConfigError::Inconsistent(format!(
+                "[binding] default_driver {} is not in [binding] enabled_drivers ({bindings}); add {} to enabled_drivers",
+                b.default_driver,
+                b.default_driver.module_path()
+            )));
+        }
+        if !d.enabled_port_drivers.contains(&d.default_port_driver) {
+            return Err(ConfigError::Inconsistent(format!(
+                "[DEFAULT] default_port_driver {} is not in [DEFAULT] enabled_port_drivers ({}); add {} to enabled_port_drivers",
+                d.default_port_driver,
+                list(&mut d.enabled_port_drivers.iter().map(|k| k.as_str())),
+                d.default_port_driver.module_path()
+            )));
+        }
+        let port = d.default_port_driver;
+        let supported = port.supported_bindings();
+        let supported_names = || list(&mut supported.iter().map(|k| k.as_str()));
+        if port.uses_default_binding() && !supported.contains(&b.default_driver) {
+            return Err(ConfigError::Inconsistent(format!(
+                "[DEFAULT] default_port_driver {port} is not compatible with [binding] default_driver {}: \
+                 the {port} port driver works with {}",
+                b.default_driver,
+                supported_names()
+            )));
+        }
+        for port in &d.enabled_port_drivers {
+            let supported = port.supported_bindings();
+            if !supported.iter().any(|k| b.enabled_drivers.contains(k)) {
+                return Err(ConfigError::Inconsistent(format!(
+                    "port driver {port} (in [DEFAULT] enabled_port_drivers) needs one of the binding drivers {} \
+                     in [binding] enabled_drivers, which has {bindings}",
+                    list(&mut supported.iter().map(|k| k.as_str()))
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Config {
+    type Err = ConfigError;
+
+    /// One in-memory file, labelled `<string>`; the environment is ignored.
+    fn from_str(text: &str) -> Result<Config, ConfigError> {
+        Config::from_texts(&[("<string>", text)])
+    }
+}
+
+/// The file oslo.config would pick for project `kuryr` when no
+/// `--config-file` is given: the first `kuryr.conf` in `~/.kuryr/`, `~/`,
+/// `/etc/kuryr/`, `/etc/`. Empty if there is none.
+pub fn default_config_files() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
+        dirs.push(home.join(".kuryr"));
+        dirs.push(home);
+    }
+    dirs.push(PathBuf::from("/etc/kuryr"));
+    dirs.push(PathBuf::from("/etc"));
+    first_existing(&dirs, "kuryr.conf")
+}
+
+fn first_existing(dirs: &[PathBuf], file: &str) -> Vec<PathBuf> {
+    dirs.iter()
+        .map(|d| d.join(file))
+        .find(|p| Path::exists(p))
+        .into_iter()
+        .collect()
+}
+
+fn build(docs: Vec<Document>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let files = docs.iter().map(|d| d.origin.clone()).collect();
+    let mut src = Sources::new(docs);
+    src.register(DEFAULT_SECTION, default::OPTS);
+    src.register(DEFAULT_SECTION, default::IGNORED_OPTS);
+    src.register(neutron::SECTION, neutron::OPTS);
+    src.register(neutron::SECTION, neutron::IGNORED_OPTS);
+    src.register(binding::SECTION, binding::OPTS);
+    // keystoneauth registers the plugin options where `auth_section` points.
+    let auth_section = neutron::auth_section(&src)?;
+    src.register(
+        auth_section.as_deref().unwrap_or(neutron::SECTION),
+        auth::OPTS,
+    );
+
+    let default = DefaultSection::load(&src, env)?;
+    let neutron = NeutronSection::load(&src, auth_section.clone())?;
+    let binding = BindingSection::load(&src)?;
+    warn_unknown(&src, auth_section.as_deref());
+
+    let config = Config {
+        default,
+        neutron,
+        binding,
+        files,
+        warnings: src.take_warnings(),
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+/// oslo.config silently ignores what nobody registered; a typo there then
+/// goes unnoticed, so we say so.
+fn warn_unknown(src: &Sources, auth_section: Option<&str>) {
+    if let Some(auth) = auth_section
+        && !src.docs().iter().any(|d| d.section(auth).is_some())
+    {
+        src.warn(format!(
+            "[neutron] auth_section = {auth}, but no configuration file has a [{auth}] section"
+        ));
+    }
+    for doc in src.docs() {
+        for section in &doc.sections {
+            if !src.is_registered_section(&section.name) {
+                src.warn(format!(
+                    "{}:{}: unknown section [{}] ignored",
+                    doc.origin, section.line, section.header
+                ));
+                continue;
+            }
+            for key in section.keys() {
+                if src.known_key(&section.name, key).is_some() {
+                    continue;
+                }
+                let line = section.get_all(key).next().map_or(section.line, |e| e.line);
+                let is_auth_opt = auth::OPTS
+                    .iter()
+                    .any(|o| o.name == key || o.deprecated.contains(&key));
+                if section.name == neutron::SECTION
+                    && is_auth_opt
+                    && let Some(auth) = auth_section
+                {
+                    src.warn(format!(
+                        "{}:{line}: [neutron] {key} ignored: auth options are read from [{auth}] (auth_section)",
+                        doc.origin
+                    ));
+                } else {
+                    src.warn(format!(
+                        "{}:{line}: unknown option [{}] {key} ignored",
+                        doc.origin, section.header
+                    ));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

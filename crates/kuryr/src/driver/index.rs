@@ -1,0 +1,188 @@
+//! The in-memory cache of what Neutron holds for this driver.
+//!
+//! It saves lookups, never decides: an entry missing here is looked up in
+//! Neutron, and an entry Neutron says is gone (404) is dropped.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use kuryr_openstack::neutron::{Network, Port, Subnet, SubnetPool};
+
+/// A Docker network and its Neutron network.
+#[derive(Debug, Clone)]
+pub struct NetworkEntry {
+    pub docker_id: String,
+    pub network: Network,
+    pub subnets: Vec<Subnet>,
+    /// The Neutron network existed before Docker used it: never delete it.
+    pub existing: bool,
+}
+
+impl NetworkEntry {
+    /// The subnet holding `ip`.
+    pub fn subnet_for(&self, ip: IpAddr) -> Option<&Subnet> {
+        self.subnets.iter().find(|s| {
+            s.cidr
+                .parse::<IpNet>()
+                .map(|c| c.contains(&ip))
+                .unwrap_or(false)
+        })
+    }
+}
+
+/// An IPAM pool handed to Docker (a Neutron subnet pool).
+#[derive(Debug, Clone)]
+pub struct PoolEntry {
+    pub pool: SubnetPool,
+    /// The CIDR Docker knows the pool by.
+    pub cidr: IpNet,
+    /// `--ip-range`, applied as the subnet's allocation pool.
+    pub ip_range: Option<IpNet>,
+    /// Set when the CIDR was carved from a default pool: the subnet must be
+    /// allocated from that pool so Neutron prevents overlaps.
+    pub carved_from: Option<String>,
+    /// Created by kuryr (a `kuryrPool-*` pool), so kuryr may delete it.
+    pub owned: bool,
+}
+
+/// A Docker endpoint and its Neutron port.
+#[derive(Debug, Clone)]
+pub struct EndpointEntry {
+    pub endpoint_id: String,
+    pub port: Port,
+    /// Security group made for `--expose`, if any.
+    pub exposed_sg: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Index {
+    networks: HashMap<String, NetworkEntry>,
+    pools: HashMap<String, PoolEntry>,
+    /// Ports made by IPAM (or found by it) that no endpoint claimed yet.
+    ports: HashMap<String, Port>,
+    endpoints: HashMap<String, EndpointEntry>,
+}
+
+impl Index {
+    pub fn network_count(&self) -> usize {
+        self.networks.len()
+    }
+
+    pub fn put_network(&mut self, docker_id: String, network: Network, subnets: Vec<Subnet>) {
+        let existing = network
+            .tags
+            .iter()
+            .any(|t| t.starts_with(crate::names::TAG_EXISTING_NET));
+        self.networks.insert(
+            docker_id.clone(),
+            NetworkEntry {
+                docker_id,
+                network,
+                subnets,
+                existing,
+            },
+        );
+    }
+
+    pub fn network(&self, docker_id: &str) -> Option<&NetworkEntry> {
+        self.networks.get(docker_id)
+    }
+
+    pub fn network_by_neutron_id(&self, neutron_id: &str) -> Option<&NetworkEntry> {
+        self.networks.values().find(|n| n.network.id == neutron_id)
+    }
+
+    pub fn remove_network(&mut self, docker_id: &str) -> Option<NetworkEntry> {
+        self.networks.remove(docker_id)
+    }
+
+    /// The network whose subnet belongs to `pool` (or has its CIDR).
+    pub fn network_of_pool(&self, pool: &PoolEntry) -> Option<(&NetworkEntry, &Subnet)> {
+        self.networks.values().find_map(|n| {
+            n.subnets
+                .iter()
+                .find(|s| {
+                    s.subnetpool_id.as_deref() == Some(pool.pool.id.as_str())
+                        || (pool.carved_from.is_some() && s.cidr == pool.cidr.to_string())
+                })
+                .map(|s| (n, s))
+        })
+    }
+
+    pub fn put_pool(&mut self, entry: PoolEntry) {
+        self.pools.insert(entry.pool.id.clone(), entry);
+    }
+
+    pub fn pool(&self, id: &str) -> Option<&PoolEntry> {
+        self.pools.get(id)
+    }
+
+    pub fn pool_by_cidr(&self, cidr: &IpNet) -> Option<&PoolEntry> {
+        self.pools.values().find(|p| p.cidr == *cidr)
+    }
+
+    pub fn remove_pool(&mut self, id: &str) -> Option<PoolEntry> {
+        self.pools.remove(id)
+    }
+
+    /// CIDRs handed out from default pools and not yet backed by a subnet.
+    pub fn carved_cidrs(&self) -> Vec<IpNet> {
+        self.pools
+            .values()
+            .filter(|p| p.carved_from.is_some())
+            .map(|p| p.cidr)
+            .collect()
+    }
+
+    pub fn put_port(&mut self, port: Port) {
+        self.ports.insert(port.id.clone(), port);
+    }
+
+    /// An unclaimed port with `ip` in `subnet_id`.
+    pub fn port_by_ip(&self, subnet_id: &str, ip: IpAddr) -> Option<&Port> {
+        let ip = ip.to_string();
+        self.ports.values().find(|p| {
+            p.fixed_ips
+                .iter()
+                .any(|f| f.subnet_id == subnet_id && f.ip_address == ip)
+        })
+    }
+
+    pub fn remove_port(&mut self, port_id: &str) -> Option<Port> {
+        self.ports.remove(port_id)
+    }
+
+    pub fn put_endpoint(&mut self, endpoint_id: String, port: Port) {
+        self.ports.remove(&port.id);
+        let exposed_sg = self
+            .endpoints
+            .get(&endpoint_id)
+            .and_then(|e| e.exposed_sg.clone());
+        self.endpoints.insert(
+            endpoint_id.clone(),
+            EndpointEntry {
+                endpoint_id,
+                port,
+                exposed_sg,
+            },
+        );
+    }
+
+    pub fn endpoint(&self, endpoint_id: &str) -> Option<&EndpointEntry> {
+        self.endpoints.get(endpoint_id)
+    }
+
+    pub fn endpoint_mut(&mut self, endpoint_id: &str) -> Option<&mut EndpointEntry> {
+        self.endpoints.get_mut(endpoint_id)
+    }
+
+    /// The endpoint using port `port_id`, if any.
+    pub fn endpoint_of_port(&self, port_id: &str) -> Option<&EndpointEntry> {
+        self.endpoints.values().find(|e| e.port.id == port_id)
+    }
+
+    pub fn remove_endpoint(&mut self, endpoint_id: &str) -> Option<EndpointEntry> {
+        self.endpoints.remove(endpoint_id)
+    }
+}

@@ -1,0 +1,386 @@
+//! What each Docker call means in Neutron.
+//!
+//! State lives in Neutron (names and tags shared with kuryr-libnetwork).
+//! The [`Index`] is a cache of it, rebuilt at start-up, so most calls need
+//! no lookup round trip; every call is idempotent because it first checks
+//! what already exists, and rolls back what it created when it fails.
+
+mod endpoint;
+mod error;
+mod index;
+mod ipam;
+mod network;
+
+pub use error::{DriverError, Result};
+pub use index::Index;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use kuryr_openstack::{CallSnapshot, Neutron, Query};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::binding::Binder;
+use crate::names;
+use crate::protocol::{self, ErrorResponse};
+
+/// Settings the driver needs, taken from kuryr.conf.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// `binding:host_id` of ports bound here (the Neutron agent's host).
+    pub host_id: String,
+    /// `local` or `global`.
+    pub scope: String,
+    /// `local` or `global`.
+    pub connectivity_scope: String,
+    pub local_address_space: String,
+    pub global_address_space: String,
+    /// `kuryrPool` by default.
+    pub subnetpool_prefix: String,
+    /// Default pools carved from when `docker network create` has no --subnet.
+    pub default_subnetpool_v4: String,
+    pub default_subnetpool_v6: String,
+    pub enable_dhcp: bool,
+    /// Join's DstPrefix (`eth`).
+    pub dst_prefix: String,
+    pub process_external_connectivity: bool,
+    /// Wait for the port to become ACTIVE before CreateEndpoint returns.
+    pub vif_plugging_is_fatal: bool,
+    pub vif_plugging_timeout: Duration,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            host_id: "localhost".into(),
+            scope: "local".into(),
+            connectivity_scope: "local".into(),
+            local_address_space: "no_address_space".into(),
+            global_address_space: "no_address_space".into(),
+            subnetpool_prefix: "kuryrPool".into(),
+            default_subnetpool_v4: "kuryr".into(),
+            default_subnetpool_v6: "kuryr6".into(),
+            enable_dhcp: true,
+            dst_prefix: "eth".into(),
+            process_external_connectivity: true,
+            vif_plugging_is_fatal: false,
+            vif_plugging_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// One HTTP reply: status and JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    fn ok<T: Serialize>(value: &T) -> Reply {
+        match serde_json::to_vec(value) {
+            Ok(body) => Reply { status: 200, body },
+            Err(e) => Reply::error(500, &format!("cannot encode reply: {e}")),
+        }
+    }
+
+    fn empty() -> Reply {
+        Reply {
+            status: 200,
+            body: b"{}".to_vec(),
+        }
+    }
+
+    fn error(status: u16, message: &str) -> Reply {
+        let body = serde_json::to_vec(&ErrorResponse {
+            err: message.to_string(),
+        })
+        .unwrap_or_else(|_| b"{\"Err\":\"error\"}".to_vec());
+        Reply { status, body }
+    }
+}
+
+/// The driver: one per daemon, shared by all requests.
+pub struct Driver {
+    neutron: Neutron,
+    config: DriverConfig,
+    binder: Binder,
+    index: Mutex<Index>,
+    /// One async lock per Docker network / pool, so concurrent calls on one
+    /// object are serialized and calls on different ones run in parallel.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Set once the index is rebuilt; stateful calls wait for it, so a
+    /// request racing the start-up never sees an empty index.
+    ready: tokio::sync::watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Driver {
+    pub fn new(neutron: Neutron, config: DriverConfig, binder: Binder) -> Driver {
+        Driver {
+            neutron,
+            config,
+            binder,
+            index: Mutex::new(Index::default()),
+            locks: Mutex::new(HashMap::new()),
+            ready: tokio::sync::watch::channel(false).0,
+        }
+    }
+
+    pub fn neutron(&self) -> &Neutron {
+        &self.neutron
+    }
+
+    pub fn config(&self) -> &DriverConfig {
+        &self.config
+    }
+
+    /// Copy of the Neutron call counters.
+    pub fn calls(&self) -> CallSnapshot {
+        self.neutron.session().stats().snapshot()
+    }
+
+    fn index(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(key.to_string()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+
+    /// Check what the driver needs from Neutron and rebuild the index from
+    /// the tags of networks and ports, so a restarted daemon serves what was
+    /// created before (dockerd never replays CreateNetwork/CreateEndpoint).
+    pub async fn start(&self) -> Result<()> {
+        let extensions = self.neutron.list_extensions().await?;
+        let has = |alias: &str| extensions.iter().any(|e| e.alias == alias);
+        if !has("standard-attr-tag") && !has("tag") {
+            return Err(DriverError::Invalid(
+                "Neutron has no tag extension (standard-attr-tag): kuryr keeps its state in tags"
+                    .into(),
+            ));
+        }
+        if !has("subnet_allocation") {
+            return Err(DriverError::Invalid(
+                "Neutron has no subnet_allocation extension (subnet pools)".into(),
+            ));
+        }
+        self.rebuild_index().await?;
+        self.ready.send_replace(true);
+        Ok(())
+    }
+
+    async fn rebuild_index(&self) -> Result<()> {
+        let networks = self.neutron.list_networks(&Query::new()).await?;
+        let ours: Vec<_> = networks
+            .into_iter()
+            .filter(|n| n.tags.iter().any(|t| t.starts_with(names::TAG_LOW)))
+            .collect();
+        let mut subnets = Vec::new();
+        if !ours.is_empty() {
+            let mut q = Query::new();
+            for n in &ours {
+                q = q.eq("network_id", &n.id);
+            }
+            subnets = self.neutron.list_subnets(&q).await?;
+        }
+        let ports = self
+            .neutron
+            .list_ports(
+                &Query::new()
+                    .eq("device_owner", names::DEVICE_OWNER)
+                    .eq("binding:host_id", &self.config.host_id),
+            )
+            .await?;
+        let mut index = self.index();
+        for net in ours {
+            if let Some(id) = names::id_from_tags(&net.tags) {
+                let subs = subnets
+                    .iter()
+                    .filter(|s| s.network_id == net.id)
+                    .cloned()
+                    .collect();
+                index.put_network(id, net, subs);
+            }
+        }
+        let (mut endpoints, mut unbound) = (0, 0);
+        for port in ports {
+            match names::id_from_tags(&port.tags) {
+                Some(ep) if index.network_by_neutron_id(&port.network_id).is_some() => {
+                    index.put_endpoint(ep, port);
+                    endpoints += 1;
+                }
+                _ => {
+                    index.put_port(port);
+                    unbound += 1;
+                }
+            }
+        }
+        info!(
+            networks = index.network_count(),
+            endpoints, unbound, "index rebuilt from Neutron"
+        );
+        Ok(())
+    }
+
+    /// Answer one plugin call. Never panics; every failure is a JSON `Err`.
+    pub async fn dispatch(&self, path: &str, body: &[u8]) -> Reply {
+        let before = self.calls();
+        let result = self.route(path, body).await;
+        let delta = self.calls().since(&before);
+        match &result {
+            Ok(_) => info!(
+                call = path,
+                neutron_calls = delta.neutron_calls(),
+                ops = %delta.summary(),
+                "ok"
+            ),
+            Err(e) => warn!(
+                call = path,
+                neutron_calls = delta.neutron_calls(),
+                error = %e,
+                "failed"
+            ),
+        }
+        match result {
+            Ok(reply) => reply,
+            Err(e) => Reply::error(e.http_status(), &e.to_string()),
+        }
+    }
+
+    async fn route(&self, path: &str, body: &[u8]) -> Result<Reply> {
+        use protocol::decode;
+        let stateless = path.ends_with(".GetCapabilities")
+            || path == "/Plugin.Activate"
+            || path == "/IpamDriver.GetDefaultAddressSpaces";
+        if !stateless {
+            let mut ready = self.ready.subscribe();
+            // Only fails if the sender is gone, which it never is here.
+            let _ = ready.wait_for(|r| *r).await;
+        }
+        Ok(match path {
+            "/Plugin.Activate" => Reply::ok(&protocol::ActivateResponse {
+                implements: vec!["NetworkDriver", "IpamDriver"],
+            }),
+            "/NetworkDriver.GetCapabilities" => Reply::ok(&protocol::NetworkCapabilities {
+                scope: self.config.scope.clone(),
+                connectivity_scope: self.config.connectivity_scope.clone(),
+            }),
+            "/NetworkDriver.CreateNetwork" => {
+                self.create_network(decode(body)?).await?;
+                Reply::empty()
+            }
+            "/NetworkDriver.DeleteNetwork" => {
+                let req: protocol::NetworkIdRequest = decode(body)?;
+                self.delete_network(&req.network_id).await?;
+                Reply::empty()
+            }
+            "/NetworkDriver.AllocateNetwork" => {
+                let req: protocol::AllocateNetworkRequest = decode(body)?;
+                Reply::ok(&protocol::AllocateNetworkResponse {
+                    options: req.options,
+                })
+            }
+            "/NetworkDriver.FreeNetwork" => Reply::empty(),
+            "/NetworkDriver.CreateEndpoint" => Reply::ok(&self.create_endpoint(decode(body)?).await?),
+            "/NetworkDriver.EndpointOperInfo" => {
+                let req: protocol::EndpointRequest = decode(body)?;
+                Reply::ok(&self.endpoint_oper_info(&req))
+            }
+            "/NetworkDriver.DeleteEndpoint" => {
+                let req: protocol::EndpointRequest = decode(body)?;
+                self.delete_endpoint(&req).await?;
+                Reply::empty()
+            }
+            "/NetworkDriver.Join" => Reply::ok(&self.join(decode(body)?).await?),
+            "/NetworkDriver.Leave" => {
+                let _req: protocol::EndpointRequest = decode(body)?;
+                Reply::empty()
+            }
+            "/NetworkDriver.ProgramExternalConnectivity" => {
+                let req: protocol::EndpointRequest = decode(body)?;
+                self.program_external_connectivity(&req).await?;
+                Reply::empty()
+            }
+            "/NetworkDriver.RevokeExternalConnectivity" => {
+                let req: protocol::EndpointRequest = decode(body)?;
+                self.revoke_external_connectivity(&req).await?;
+                Reply::empty()
+            }
+            "/NetworkDriver.DiscoverNew" | "/NetworkDriver.DiscoverDelete" => Reply::empty(),
+            "/IpamDriver.GetCapabilities" => Reply::ok(&protocol::IpamCapabilities {
+                // Docker's random MAC would replace Neutron's: keep Neutron's.
+                requires_mac_address: false,
+                requires_request_replay: false,
+            }),
+            "/IpamDriver.GetDefaultAddressSpaces" => Reply::ok(&protocol::AddressSpaces {
+                local: self.config.local_address_space.clone(),
+                global: self.config.global_address_space.clone(),
+            }),
+            "/IpamDriver.RequestPool" => Reply::ok(&self.request_pool(decode(body)?).await?),
+            "/IpamDriver.ReleasePool" => {
+                let req: protocol::ReleasePoolRequest = decode(body)?;
+                self.release_pool(&req.pool_id).await?;
+                Reply::empty()
+            }
+            "/IpamDriver.RequestAddress" => Reply::ok(&self.request_address(decode(body)?).await?),
+            "/IpamDriver.ReleaseAddress" => {
+                let req: protocol::ReleaseAddressRequest = decode(body)?;
+                self.release_address(&req).await?;
+                Reply::empty()
+            }
+            other => {
+                return Ok(Reply::error(404, &format!("unknown plugin method {other}")));
+            }
+        })
+    }
+}
+
+/// `ip/prefixlen` of `ip` inside `cidr`.
+fn with_prefix(ip: IpAddr, cidr: &IpNet) -> String {
+    format!("{ip}/{}", cidr.prefix_len())
+}
+
+/// The first host address of a subnet: Neutron's default gateway.
+fn first_host(cidr: &IpNet) -> Option<IpAddr> {
+    match cidr {
+        IpNet::V4(n) => n.hosts().next().map(IpAddr::V4),
+        IpNet::V6(n) => {
+            let base = u128::from(n.network());
+            if n.prefix_len() >= 127 {
+                None
+            } else {
+                Some(IpAddr::V6((base + 1).into()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateways_are_first_hosts() {
+        let v4: IpNet = "10.10.0.0/24".parse().unwrap();
+        assert_eq!(first_host(&v4).unwrap().to_string(), "10.10.0.1");
+        let v6: IpNet = "fd10:10::/64".parse().unwrap();
+        assert_eq!(first_host(&v6).unwrap().to_string(), "fd10:10::1");
+        assert_eq!(with_prefix(first_host(&v4).unwrap(), &v4), "10.10.0.1/24");
+    }
+}

@@ -1,0 +1,18 @@
+//! Kuryr for Docker: a libnetwork remote network + IPAM driver backed by
+//! OpenStack Neutron, drop-in compatible with kuryr-libnetwork.
+//!
+//! Layers, top down:
+//! - [`server`]: HTTP over a unix socket (or loopback TCP), raw bytes in and out;
+//! - [`protocol`]: the libnetwork wire types;
+//! - [`driver`]: what each Docker call means in Neutron, idempotently;
+//! - [`binding`]: the host side (veth, Open vSwitch, Linux bridge, ...);
+//! - [`config`]: `/etc/kuryr/kuryr.conf`;
+//! - [`names`]: the names and tags shared with kuryr-libnetwork.
+
+pub mod binding;
+pub mod config;
+pub mod daemon;
+pub mod driver;
+pub mod names;
+pub mod protocol;
+pub mod server;

@@ -1,0 +1,144 @@
+//! Names and tags shared with kuryr-libnetwork.
+//!
+//! These strings are the contract that lets the Python driver and this one
+//! find each other's networks and ports in Neutron: change none of them.
+
+use ipnet::IpNet;
+
+use crate::protocol::DockerId;
+
+/// Driver and IPAM name Docker users type (`-d kuryr --ipam-driver kuryr`).
+pub const DRIVER_NAME: &str = "kuryr";
+/// `device_owner` of every port bound to a container.
+pub const DEVICE_OWNER: &str = "compute:kuryr";
+/// Tag kuryr IPAM puts on the ports it creates.
+pub const PORT_CREATED_TAG: &str = "compute:kuryr";
+/// Tag on a user's port reused by `--ip`; the port is restored, not deleted.
+pub const PORT_EXISTING_TAG: &str = "kuryr.port.existing";
+/// Tag on a user's subnet pool used through `neutron.pool.*`.
+pub const SUBNETPOOL_EXISTING_TAG: &str = "kuryr.subnetpool.existing";
+/// Tag keeping a reused user port's MAC when Docker asked for another one,
+/// so the port can be given back as it was. (Ours; unknown to the Python
+/// driver, which never restored the MAC.)
+pub const TAG_ORIGINAL_MAC: &str = "kuryr.port.mac:";
+/// Tag on subnets kuryr made inside a pre-existing network (ours), so only
+/// those are deleted with the Docker network.
+pub const TAG_CREATED_SUBNET: &str = "kuryr.subnet.created";
+/// Name of a port created by IPAM before an endpoint claims it.
+pub const UNBOUND_PORT_NAME: &str = "kuryr-unbound-port";
+/// Tag prefix of the first 32 characters of a Docker ID.
+pub const TAG_LOW: &str = "kuryr.net.uuid.lh:";
+/// Tag prefix of the last 32 characters of a Docker ID.
+pub const TAG_HIGH: &str = "kuryr.net.uuid.uh:";
+/// Tag prefix marking a Neutron network that existed before Docker used it.
+pub const TAG_EXISTING_NET: &str = "kuryr.net.existing:";
+/// Host-side veth prefix.
+pub const VETH_PREFIX: &str = "tap";
+/// Container-side veth prefix (renamed by Docker inside the sandbox).
+pub const CONTAINER_VETH_PREFIX: &str = "t_c";
+/// Interface names are cut to this length, as kuryr-lib does.
+pub const NIC_NAME_LEN: usize = 14;
+/// Description of the security groups made for `--expose`.
+pub const EXPOSED_SG_DESCRIPTION: &str = "Docker exposed ports created by Kuryr.";
+
+/// The one or two tags that identify a Docker object (network or endpoint).
+pub fn id_tags(id: &DockerId) -> Vec<String> {
+    let s = id.as_str();
+    let mut tags = vec![format!("{TAG_LOW}{}", &s[..s.len().min(32)])];
+    if s.len() > 32 {
+        tags.push(format!("{TAG_HIGH}{}", &s[32..]));
+    }
+    tags
+}
+
+/// Rebuild a Docker ID from a resource's tags, if it carries the pair.
+pub fn id_from_tags(tags: &[String]) -> Option<String> {
+    let low = tags.iter().find_map(|t| t.strip_prefix(TAG_LOW))?;
+    match tags.iter().find_map(|t| t.strip_prefix(TAG_HIGH)) {
+        Some(high) => Some(format!("{low}{high}")),
+        None => Some(low.to_string()),
+    }
+}
+
+/// Marker on a pre-existing network adopted by a Docker network.
+pub fn existing_net_tag(id: &DockerId) -> String {
+    format!("{TAG_EXISTING_NET}{}", id.prefix(12))
+}
+
+/// Name of a Neutron network created for a Docker network.
+pub fn network_name(id: &DockerId) -> String {
+    format!("kuryr-net-{}", id.prefix(8))
+}
+
+/// Name of a subnet created for a Docker pool.
+pub fn subnet_name(cidr: &IpNet) -> String {
+    format!("kuryr-subnet-{cidr}")
+}
+
+/// Name of a subnet pool created for a Docker pool.
+pub fn subnetpool_name(prefix: &str, cidr: &IpNet) -> String {
+    format!("{prefix}-{cidr}")
+}
+
+/// Name of a port created in CreateEndpoint (not by IPAM).
+pub fn endpoint_port_name(endpoint: &DockerId) -> String {
+    format!("{endpoint}-port")
+}
+
+fn ifname(prefix: &str, port_id: &str) -> String {
+    let mut name = format!("{prefix}{port_id}");
+    name.truncate(NIC_NAME_LEN);
+    name
+}
+
+/// Host-side interface of a port: `tap` + 11 characters of the port ID.
+pub fn host_ifname(port_id: &str) -> String {
+    ifname(VETH_PREFIX, port_id)
+}
+
+/// Container-side interface of a port: `t_c` + 11 characters.
+pub fn container_ifname(port_id: &str) -> String {
+    ifname(CONTAINER_VETH_PREFIX, port_id)
+}
+
+/// Security group made for a port's exposed ports.
+pub fn exposed_sg_name(port_id: &str) -> String {
+    format!("{port_id}-exposed_ports")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_split_and_join_ids() {
+        let id = DockerId::parse(&"ab".repeat(32)).unwrap();
+        let tags = id_tags(&id);
+        assert_eq!(tags[0], format!("kuryr.net.uuid.lh:{}", "ab".repeat(16)));
+        assert_eq!(tags[1], format!("kuryr.net.uuid.uh:{}", "ab".repeat(16)));
+        assert!(tags.iter().all(|t| t.len() <= 50));
+        assert_eq!(id_from_tags(&tags).as_deref(), Some(id.as_str()));
+        let swarm = DockerId::parse("3n6ixqz7b4ms9ec2tmgoya1kk").unwrap();
+        assert_eq!(id_tags(&swarm).len(), 1);
+        assert_eq!(id_from_tags(&id_tags(&swarm)).as_deref(), Some(swarm.as_str()));
+        assert_eq!(id_from_tags(&["other".into()]), None);
+    }
+
+    #[test]
+    fn interface_names_fit_ifnamsiz() {
+        let port = "0123456789abcdef-0000";
+        assert_eq!(host_ifname(port), "tap0123456789a");
+        assert_eq!(container_ifname(port), "t_c0123456789a");
+        assert!(host_ifname(port).len() < 16);
+    }
+
+    #[test]
+    fn kuryr_names() {
+        let cidr: IpNet = "10.10.0.0/24".parse().unwrap();
+        assert_eq!(subnet_name(&cidr), "kuryr-subnet-10.10.0.0/24");
+        assert_eq!(subnetpool_name("kuryrPool", &cidr), "kuryrPool-10.10.0.0/24");
+        let id = DockerId::parse(&"0123456789abcdef".repeat(4)).unwrap();
+        assert_eq!(network_name(&id), "kuryr-net-01234567");
+        assert_eq!(existing_net_tag(&id), "kuryr.net.existing:0123456789ab");
+    }
+}
