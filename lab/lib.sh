@@ -189,6 +189,8 @@ wait_for() {
 # ovs-vswitchd if it did not exit with --cleanup).
 remove_ovs_taps() {
     local dev
+    # Never under a running ovs-vswitchd (e.g. lab/down of another lab dir).
+    pgrep -x ovs-vswitchd >/dev/null && return 0
     for dev in br-int br-tun br-ex br-physnet1 ovs-netdev; do
         if ip link show "$dev" >/dev/null 2>&1; then
             ip link del "$dev" 2>/dev/null && log "removed leftover device $dev" || true
@@ -196,12 +198,27 @@ remove_ovs_taps() {
     done
 }
 
-# Kernel bridges and VXLAN devices made by the linuxbridge agent.
+# Kernel bridges, VXLAN devices and iptables chains (its security groups)
+# that the linuxbridge agent leaves behind. Call only while it is stopped.
 remove_lb_leftovers() {
-    local dev
+    local dev cmd t chains c r
+    pgrep -f 'bin/neutron-linuxbridge-agent' >/dev/null && return 0
     for dev in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 |
                  grep -E '^(brq[0-9a-f-]{11}|vxlan-[0-9]+)$' || true); do
         ip link del "$dev" 2>/dev/null && log "removed linuxbridge leftover $dev" || true
+    done
+    for cmd in iptables ip6tables; do
+        command -v "$cmd" >/dev/null || continue
+        for t in filter raw mangle nat; do
+            chains=$("$cmd" -w 5 -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^neutron-/ {print $2}')
+            [[ -n $chains ]] || continue
+            # Jumps from the built-in chains first, then the chains themselves.
+            "$cmd" -w 5 -t "$t" -S | awk '$1 == "-A" && $2 !~ /^neutron-/ && / -j neutron-/' |
+                while read -ra r; do r[0]=-D; "$cmd" -w 5 -t "$t" "${r[@]}" || true; done
+            for c in $chains; do "$cmd" -w 5 -t "$t" -F "$c" || true; done
+            for c in $chains; do "$cmd" -w 5 -t "$t" -X "$c" || true; done
+            log "removed the linuxbridge agent's $cmd chains from table $t"
+        done
     done
 }
 

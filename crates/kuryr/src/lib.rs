@@ -2,12 +2,12 @@
 //! OpenStack Neutron, drop-in compatible with kuryr-libnetwork.
 //!
 //! Layers, top down:
-//! - [`server`]: HTTP over a unix socket (or loopback TCP), raw bytes in and out;
-//! - [`protocol`]: the libnetwork wire types;
-//! - [`driver`]: what each Docker call means in Neutron, idempotently;
-//! - [`binding`]: the host side (veth, Open vSwitch, Linux bridge, ...);
-//! - [`config`]: `/etc/kuryr/kuryr.conf`;
-//! - [`names`]: the names and tags shared with kuryr-libnetwork.
+//! - [`server`] — HTTP over a unix socket (or loopback TCP), raw bytes in and out
+//! - [`protocol`] — the libnetwork wire types
+//! - [`driver`] — what each Docker call means in Neutron, idempotently
+//! - [`binding`] — the host side (veth, Open vSwitch, Linux bridge, ...)
+//! - [`config`] — `/etc/kuryr/kuryr.conf`
+//! - [`names`] — the names and tags shared with kuryr-libnetwork
 
 pub mod binding;
 pub mod config;

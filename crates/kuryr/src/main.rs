@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
-#[command(name = "kuryr", version, about = "Docker network and IPAM driver backed by OpenStack Neutron")]
+#[command(
+    name = "kuryr",
+    version,
+    about = "Docker network and IPAM driver backed by OpenStack Neutron"
+)]
 struct Cli {
     /// kuryr.conf to read; repeat to merge several (later ones win).
     #[arg(long = "config-file", global = true, value_name = "PATH")]
@@ -44,10 +48,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let level = if cli.debug || config.default.debug { "debug" } else { "info" };
+    let level = if cli.debug || config.default.debug {
+        "debug"
+    } else {
+        "info"
+    };
     let filter = EnvFilter::try_from_env("KURYR_LOG")
         .unwrap_or_else(|_| EnvFilter::new(format!("{level},hyper=warn,reqwest=warn")));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 
     match cli.command.unwrap_or(Command::Server) {
         Command::CheckConfig => {
@@ -66,7 +77,10 @@ fn main() -> ExitCode {
             }
         }
         Command::Server => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("kuryr: cannot start the runtime: {e}");

@@ -120,7 +120,10 @@ mod tests {
         assert_eq!(id_from_tags(&tags).as_deref(), Some(id.as_str()));
         let swarm = DockerId::parse("3n6ixqz7b4ms9ec2tmgoya1kk").unwrap();
         assert_eq!(id_tags(&swarm).len(), 1);
-        assert_eq!(id_from_tags(&id_tags(&swarm)).as_deref(), Some(swarm.as_str()));
+        assert_eq!(
+            id_from_tags(&id_tags(&swarm)).as_deref(),
+            Some(swarm.as_str())
+        );
         assert_eq!(id_from_tags(&["other".into()]), None);
     }
 
@@ -136,7 +139,10 @@ mod tests {
     fn kuryr_names() {
         let cidr: IpNet = "10.10.0.0/24".parse().unwrap();
         assert_eq!(subnet_name(&cidr), "kuryr-subnet-10.10.0.0/24");
-        assert_eq!(subnetpool_name("kuryrPool", &cidr), "kuryrPool-10.10.0.0/24");
+        assert_eq!(
+            subnetpool_name("kuryrPool", &cidr),
+            "kuryrPool-10.10.0.0/24"
+        );
         let id = DockerId::parse(&"0123456789abcdef".repeat(4)).unwrap();
         assert_eq!(network_name(&id), "kuryr-net-01234567");
         assert_eq!(existing_net_tag(&id), "kuryr.net.existing:0123456789ab");

@@ -63,8 +63,12 @@ pub struct DockerId(String);
 impl DockerId {
     pub fn parse(s: &str) -> Result<DockerId, BadRequest> {
         let ok = match s.len() {
-            64 => s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
-            25 => s.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()),
+            64 => s
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            25 => s
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()),
             _ => false,
         };
         if ok {
@@ -136,7 +140,9 @@ fn opt_mac<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> 
             if valid {
                 Ok(Some(s.to_ascii_lowercase()))
             } else {
-                Err(serde::de::Error::custom(format!("{s:?} is not a MAC address")))
+                Err(serde::de::Error::custom(format!(
+                    "{s:?} is not a MAC address"
+                )))
             }
         }
     }
@@ -463,7 +469,10 @@ mod tests {
         let req: CreateNetworkRequest = decode(body.as_bytes()).unwrap();
         assert_eq!(req.network_id.prefix(8), "9c1f0d7a");
         assert_eq!(req.ipv4_data[0].pool.to_string(), "10.10.0.0/24");
-        assert_eq!(req.ipv4_data[0].gateway.unwrap().addr().to_string(), "10.10.0.1");
+        assert_eq!(
+            req.ipv4_data[0].gateway.unwrap().addr().to_string(),
+            "10.10.0.1"
+        );
         let opts = req.generic_options();
         assert_eq!(opts["neutron.net.uuid"], "abc");
         assert_eq!(opts["mtu"], "1400");
@@ -477,7 +486,8 @@ mod tests {
         let req: RequestAddressRequest =
             decode(br#"{"PoolID":"p","Address":"","Options":null}"#).unwrap();
         assert!(req.address.is_none() && !req.is_gateway());
-        let req: RequestPoolRequest = decode(b"{\"AddressSpace\":\"x\",\"Pool\":\"\",\"V6\":false}").unwrap();
+        let req: RequestPoolRequest =
+            decode(b"{\"AddressSpace\":\"x\",\"Pool\":\"\",\"V6\":false}").unwrap();
         assert!(req.pool.is_none() && req.options.is_empty());
     }
 

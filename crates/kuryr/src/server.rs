@@ -32,7 +32,12 @@ pub enum ServerError {
     },
 }
 
-async fn handle(State(driver): State<Arc<Driver>>, method: Method, uri: Uri, body: Bytes) -> Response {
+async fn handle(
+    State(driver): State<Arc<Driver>>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
     let reply = if method == Method::POST {
         driver.dispatch(uri.path(), &body).await
     } else {
@@ -42,7 +47,12 @@ async fn handle(State(driver): State<Arc<Driver>>, method: Method, uri: Uri, bod
         }
     };
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, PLUGIN_MEDIA_TYPE)], reply.body).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, PLUGIN_MEDIA_TYPE)],
+        reply.body,
+    )
+        .into_response()
 }
 
 /// The plugin API: every path goes to the driver.

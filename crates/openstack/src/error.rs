@@ -56,7 +56,7 @@ pub enum Error {
     Config(String),
     /// Keystone refused the credentials (wrong password, disabled user, ...).
     #[error("keystone authentication failed: {0}")]
-    Auth(ApiError),
+    Auth(Box<ApiError>),
     /// The service catalog has no usable endpoint.
     #[error("no {service} endpoint in the service catalog for interface {interface}{}", region.as_ref().map(|r| format!(" and region {r}")).unwrap_or_default())]
     NoEndpoint {
@@ -66,7 +66,7 @@ pub enum Error {
     },
     /// The service answered with an error status.
     #[error("{0}")]
-    Api(ApiError),
+    Api(Box<ApiError>),
     /// The request did not get an answer (connection refused, timeout, TLS).
     #[error("{service} unreachable: {source}")]
     Transport {

@@ -266,9 +266,9 @@ impl Session {
                         request_id,
                     );
                     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-                        Err(Error::Auth(err))
+                        Err(Error::Auth(Box::new(err)))
                     } else {
-                        Err(Error::Api(err))
+                        Err(Error::Api(Box::new(err)))
                     }
                 }
             }
@@ -368,14 +368,14 @@ impl Session {
                     body: bytes,
                 });
             }
-            return Err(Error::Api(api_error(
+            return Err(Error::Api(Box::new(api_error(
                 service,
                 method.as_str(),
                 path,
                 status,
                 &bytes,
                 rid,
-            )));
+            ))));
         }
     }
 }
@@ -454,7 +454,7 @@ mod tests {
         );
         assert_eq!(e.status, 409);
         assert_eq!(e.kind, "IpAddressAlreadyAllocated");
-        let err = Error::Api(e);
+        let err = Error::Api(Box::new(e));
         assert!(err.is_conflict() && err.is_ip_already_allocated() && !err.is_not_found());
         assert!(err.to_string().contains("req-1"), "{err}");
     }

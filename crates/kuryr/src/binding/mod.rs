@@ -276,7 +276,10 @@ mod tests {
             ],
         };
         let s = e.to_string();
-        assert!(s.contains("del-port tapx") && s.contains("boom") && s.contains("t_cx"), "{s}");
+        assert!(
+            s.contains("del-port tapx") && s.contains("boom") && s.contains("t_cx"),
+            "{s}"
+        );
         assert_eq!(e.errno(), Some(libc::ENODEV));
     }
 

@@ -128,13 +128,12 @@ impl Netlink {
 
     /// Create a veth pair, both ends with `mtu`, the peer with its MAC, the
     /// first end up: one request, so no half-configured pair is visible.
+    /// (`spec.peer_up` is not applied here: the kernel opens the peer before
+    /// the pair is linked, and veth_open then fails with ENOTCONN.)
     pub async fn create_veth(&self, spec: &VethSpec<'_>) -> Result<(), BindError> {
         let mut peer = LinkUnspec::new_with_name(spec.peer).mtu(spec.mtu);
         if let Some(mac) = spec.peer_mac {
             peer = peer.address(mac.to_vec());
-        }
-        if spec.peer_up {
-            peer = peer.up();
         }
         let msg = LinkVeth::new(spec.name, spec.peer)
             .mtu(spec.mtu)

@@ -74,7 +74,11 @@ pub(crate) fn del_ports_args(cfg: &VethConfig, devs: &[String]) -> Vec<String> {
 }
 
 /// Run ovs-vsctl with `args`; `action` names the operation in errors.
-pub(crate) async fn run(cfg: &VethConfig, action: String, args: &[String]) -> Result<(), BindError> {
+pub(crate) async fn run(
+    cfg: &VethConfig,
+    action: String,
+    args: &[String],
+) -> Result<(), BindError> {
     let mut cmd = tokio::process::Command::new(&cfg.ovs_vsctl);
     cmd.args(args)
         .stdin(Stdio::null())
@@ -165,7 +169,10 @@ mod tests {
             ]
         );
         let args = add_port_args(&cfg, "br-x", "tapx", &IDS);
-        assert_eq!(&args[..4], ["--timeout=3", "--db=unix:/tmp/x/db.sock", "--no-wait", "--"]);
+        assert_eq!(
+            &args[..4],
+            ["--timeout=3", "--db=unix:/tmp/x/db.sock", "--no-wait", "--"]
+        );
     }
 
     #[test]
@@ -182,7 +189,10 @@ mod tests {
             .block_on(run(
                 &cfg,
                 "add-port tapx to br-int".into(),
-                &["-c".into(), "echo 'no bridge named br-int' >&2; exit 1".into()],
+                &[
+                    "-c".into(),
+                    "echo 'no bridge named br-int' >&2; exit 1".into(),
+                ],
             ))
             .unwrap_err();
         let s = err.to_string();

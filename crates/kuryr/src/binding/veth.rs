@@ -104,7 +104,10 @@ fn check_ifname(port_id: &str, what: &str, name: &str) -> Result<(), BindError> 
 
 fn check_names(port_id: &str, host: &str, container: &str) -> Result<(), BindError> {
     if !vif::is_plain_id(port_id) {
-        return Err(invalid(port_id, "the port ID has unexpected characters".into()));
+        return Err(invalid(
+            port_id,
+            "the port ID has unexpected characters".into(),
+        ));
     }
     check_ifname(port_id, "host interface name", host)?;
     check_ifname(port_id, "container interface name", container)?;
@@ -127,14 +130,19 @@ impl BindPlan {
         if !vif::is_plain_id(req.endpoint_id) {
             return Err(invalid(
                 &port.id,
-                format!("endpoint ID {:?} has unexpected characters", req.endpoint_id),
+                format!(
+                    "endpoint ID {:?} has unexpected characters",
+                    req.endpoint_id
+                ),
             ));
         }
-        let mac = vif::parse_mac(&port.mac_address).ok_or_else(|| {
-            invalid(&port.id, format!("bad MAC address {:?}", port.mac_address))
-        })?;
+        let mac = vif::parse_mac(&port.mac_address)
+            .ok_or_else(|| invalid(&port.id, format!("bad MAC address {:?}", port.mac_address)))?;
         if req.mtu < MIN_MTU {
-            return Err(invalid(&port.id, format!("MTU {} is below {MIN_MTU}", req.mtu)));
+            return Err(invalid(
+                &port.id,
+                format!("MTU {} is below {MIN_MTU}", req.mtu),
+            ));
         }
         let details = VifDetails::from_map(&port.vif_details);
         let plug = match VifType::parse(&port.vif_type) {
@@ -197,7 +205,8 @@ impl BindPlan {
                 td.ovs_ports.push(dev.clone());
             }
             if let Some(h) = hybrid {
-                td.links.extend([h.qvb.clone(), h.qvo.clone(), h.qbr.clone()]);
+                td.links
+                    .extend([h.qvb.clone(), h.qvo.clone(), h.qbr.clone()]);
             }
         }
         // `brq` is shared by the network and managed by the agent: kept.
@@ -260,7 +269,9 @@ impl VethBinder {
     }
 
     async fn netlink(&self) -> Result<&Netlink, BindError> {
-        self.nl.get_or_try_init(|| async { Netlink::connect() }).await
+        self.nl
+            .get_or_try_init(|| async { Netlink::connect() })
+            .await
     }
 
     pub(crate) async fn bind(&self, req: &BindRequest<'_>) -> Result<(), BindError> {
@@ -271,12 +282,15 @@ impl VethBinder {
                 // Nothing was created by this call, but a crashed earlier
                 // attempt may have left the pair: the endpoint must not
                 // keep devices after a failed CreateEndpoint.
-                let nl = self.netlink().await?;
-                let leftovers = TeardownPlan {
-                    ovs_ports: Vec::new(),
-                    links: vec![req.host_ifname.clone(), req.container_ifname.clone()],
-                };
-                self.log_rollback(port_id, self.teardown(nl, &leftovers).await);
+                // The vif_type error is the one worth reporting, even if
+                // netlink is unusable too.
+                if let Ok(nl) = self.netlink().await {
+                    let leftovers = TeardownPlan {
+                        ovs_ports: Vec::new(),
+                        links: vec![req.host_ifname.clone(), req.container_ifname.clone()],
+                    };
+                    self.log_rollback(port_id, self.teardown(nl, &leftovers).await);
+                }
                 return Err(e);
             }
             Err(e) => return Err(e),
@@ -464,7 +478,11 @@ async fn ensure_veth(nl: &Netlink, spec: &VethSpec<'_>) -> Result<(), BindError>
         if spec.peer_up && !p.up {
             nl.set_up(p).await?;
         }
-        tracing::debug!(host = spec.name, peer = spec.peer, "adopted existing veth pair");
+        tracing::debug!(
+            host = spec.name,
+            peer = spec.peer,
+            "adopted existing veth pair"
+        );
         return Ok(());
     }
     // A half pair, a pair with another peer, or another kind of device:
@@ -478,7 +496,12 @@ async fn ensure_veth(nl: &Netlink, spec: &VethSpec<'_>) -> Result<(), BindError>
         );
         nl.delete(&l.name).await?;
     }
-    nl.create_veth(spec).await
+    nl.create_veth(spec).await?;
+    if spec.peer_up {
+        let peer = must_link(nl, spec.peer).await?;
+        nl.set_up(&peer).await?;
+    }
+    Ok(())
 }
 
 /// Make the Linux bridge `name` exist and be up. An existing bridge (the
@@ -673,7 +696,10 @@ mod tests {
     #[test]
     fn unbind_plan() {
         let empty = Map::new();
-        let hybrid = json!({"ovs_hybrid_plug": true}).as_object().cloned().unwrap();
+        let hybrid = json!({"ovs_hybrid_plug": true})
+            .as_object()
+            .cloned()
+            .unwrap();
         let r = |vif_type, vif_details| UnbindRequest {
             port_id: PORT,
             network_id: NET,
