@@ -55,8 +55,10 @@ fn main() -> ExitCode {
     };
     let filter = EnvFilter::try_from_env("KURYR_LOG")
         .unwrap_or_else(|_| EnvFilter::new(format!("{level},hyper=warn,reqwest=warn")));
+    // Colours only on a terminal: the log usually goes to a file or journald.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
 

@@ -1,0 +1,209 @@
+//! The plugin API over a real unix socket, spoken the way dockerd speaks it
+//! (no Content-Type, empty bodies), plus broken clients. Needs the lab's
+//! Neutron (the driver checks it at start) but no dockerd.
+
+#[path = "support/docker.rs"]
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kuryr::binding::Binder;
+use kuryr::driver::{Driver, DriverConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+struct Server {
+    path: std::path::PathBuf,
+    _dir: TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn start_server() -> Server {
+    let dir = std::env::temp_dir().join(support::unique("kuryr-sock-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("plugins").join("kuryr.sock");
+    let driver = Driver::new(
+        support::neutron(),
+        DriverConfig {
+            host_id: support::host(),
+            ..Default::default()
+        },
+        Binder::Noop,
+    );
+    driver.start().await.expect("driver start against the lab");
+    let listener = kuryr::server::bind_unix(&path).await.expect("bind");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(kuryr::server::serve(
+        Arc::new(driver),
+        Some((listener, path.clone())),
+        None,
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    Server {
+        path,
+        _dir: TempDir(dir),
+        stop: Some(tx),
+        task,
+    }
+}
+
+/// Send raw bytes, read until the server closes; returns (status, body).
+async fn raw(path: &std::path::Path, request: &[u8]) -> (u16, String) {
+    let mut s = UnixStream::connect(path).await.expect("connect");
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .expect("the server answers")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    (status, body)
+}
+
+/// A request as Go's plugin client sends it: POST, Accept v1.2, no
+/// Content-Type, empty Host.
+fn docker_request(path: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: \r\nUser-Agent: Go-http-client/1.1\r\n\
+         Accept: application/vnd.docker.plugins.v1.2+json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn speaks_dockers_dialect_and_survives_broken_clients() {
+    let server = start_server().await;
+    let mode = std::fs::metadata(&server.path)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "root-only socket");
+
+    let (status, body) = raw(&server.path, &docker_request("/Plugin.Activate", "")).await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["Implements"],
+        serde_json::json!(["NetworkDriver", "IpamDriver"])
+    );
+
+    let (status, body) = raw(
+        &server.path,
+        &docker_request("/NetworkDriver.GetCapabilities", ""),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["Scope"].as_str(), v["ConnectivityScope"].as_str()),
+        (Some("local"), Some("local"))
+    );
+
+    let (status, body) = raw(
+        &server.path,
+        &docker_request("/IpamDriver.GetCapabilities", ""),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(body.contains("\"RequiresMACAddress\":false"), "{body}");
+
+    // Malformed JSON: 400 with an Err naming the problem.
+    let (status, body) = raw(
+        &server.path,
+        &docker_request("/NetworkDriver.CreateNetwork", "{\"NetworkID\":"),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.starts_with("{\"Err\":\"invalid request"), "{body}");
+
+    // A body shorter than its Content-Length, then a hang-up.
+    {
+        let mut s = UnixStream::connect(&server.path).await.unwrap();
+        s.write_all(b"POST /NetworkDriver.CreateNetwork HTTP/1.1\r\nHost: \r\nContent-Length: 500\r\n\r\n{\"Netw")
+            .await
+            .unwrap();
+        drop(s);
+    }
+    // Garbage that is not HTTP at all.
+    {
+        let mut s = UnixStream::connect(&server.path).await.unwrap();
+        s.write_all(b"\x00\x01\x02 not http\r\n\r\n").await.unwrap();
+        let mut sink = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut sink)).await;
+    }
+
+    // Unknown method: 404 JSON (only that makes optional calls optional).
+    let (status, body) = raw(
+        &server.path,
+        &docker_request("/NetworkDriver.NoSuchCall", "{}"),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert!(body.contains("\"Err\""), "{body}");
+    // Not POST: 405 JSON.
+    let (status, body) = raw(
+        &server.path,
+        b"GET /Plugin.Activate HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 405);
+    assert!(body.contains("\"Err\""), "{body}");
+
+    // Still serving after all that.
+    let (status, _) = raw(&server.path, &docker_request("/Plugin.Activate", "")).await;
+    assert_eq!(status, 200);
+
+    // A second daemon must not steal a live socket.
+    let err = kuryr::server::bind_unix(&server.path).await.unwrap_err();
+    assert!(err.to_string().contains("already listening"), "{err}");
+
+    let mut server = server;
+    let _ = server.stop.take().unwrap().send(());
+    tokio::time::timeout(Duration::from_secs(10), &mut server.task)
+        .await
+        .expect("stops on request")
+        .unwrap()
+        .unwrap();
+    assert!(!server.path.exists(), "socket file removed on shutdown");
+}
+
+#[tokio::test]
+async fn a_stale_socket_file_is_replaced() {
+    let dir = std::env::temp_dir().join(support::unique("kuryr-stale-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = TempDir(dir.clone());
+    let path = dir.join("kuryr.sock");
+    // A socket nobody listens on any more, as a crashed daemon leaves it.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+    let listener = kuryr::server::bind_unix(&path)
+        .await
+        .expect("stale socket replaced");
+    drop(listener);
+}
