@@ -26,18 +26,7 @@ async fn seed_scenario_end_to_end() {
     let name = unique("seed");
     let (subnet, prefix) = test_subnet(&name);
     let mut cleanup = Cleanup::new();
-    cleanup.networks.push(name.clone());
-    docker_ok(&[
-        "network",
-        "create",
-        "--driver",
-        "kuryr",
-        "--ipam-driver",
-        "kuryr",
-        "--subnet",
-        &subnet,
-        &name,
-    ]);
+    cleanup.kuryr_network(&name, Some(&subnet), &[]);
 
     let ls = docker_ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
     assert!(ls.lines().any(|l| l == format!("{name} kuryr")), "{ls}");
@@ -70,17 +59,7 @@ async fn seed_scenario_end_to_end() {
     assert_eq!(pool.name, format!("kuryrPool-{subnet}"));
 
     let c = format!("{name}-c");
-    cleanup.containers.push(c.clone());
-    docker_ok(&[
-        "run",
-        "-d",
-        "--name",
-        &c,
-        &format!("--net={name}"),
-        "busybox",
-        "sleep",
-        "600",
-    ]);
+    cleanup.container(&c, &name, &[]);
 
     let ports = kuryr_ports(&n, &net.id).await;
     assert_eq!(ports.len(), 1, "{ports:#?}");
@@ -159,19 +138,8 @@ async fn containers_on_one_network_ping_and_networks_are_isolated() {
     let (sa, _) = test_subnet(&a);
     let (sb, _) = test_subnet(&format!("{b}-other"));
     let mut cleanup = Cleanup::new();
-    cleanup.networks.extend([a.clone(), b.clone()]);
     for (net, cidr) in [(&a, &sa), (&b, &sb)] {
-        docker_ok(&[
-            "network",
-            "create",
-            "-d",
-            "kuryr",
-            "--ipam-driver",
-            "kuryr",
-            "--subnet",
-            cidr,
-            net,
-        ]);
+        cleanup.kuryr_network(net, Some(cidr), &[]);
     }
     let names = [format!("{a}-1"), format!("{a}-2"), format!("{b}-3")];
     cleanup.containers.extend(names.iter().cloned());
@@ -253,29 +221,8 @@ async fn connect_disconnect_and_fixed_ip() {
     let (sa, pa) = test_subnet(&a);
     let (sb, pb) = test_subnet(&format!("{b}-x"));
     let mut cleanup = Cleanup::new();
-    cleanup.networks.extend([a.clone(), b.clone()]);
-    docker_ok(&[
-        "network",
-        "create",
-        "-d",
-        "kuryr",
-        "--ipam-driver",
-        "kuryr",
-        "--subnet",
-        &sa,
-        &a,
-    ]);
-    docker_ok(&[
-        "network",
-        "create",
-        "-d",
-        "kuryr",
-        "--ipam-driver",
-        "kuryr",
-        "--subnet",
-        &sb,
-        &b,
-    ]);
+    cleanup.kuryr_network(&a, Some(&sa), &[]);
+    cleanup.kuryr_network(&b, Some(&sb), &[]);
     let c = format!("{a}-c");
     cleanup.containers.push(c.clone());
     let fixed = format!("{pa}.50");
@@ -338,34 +285,10 @@ async fn dual_stack_network() {
         & 0xffff;
     let s6 = format!("fd77:{h:x}::/64");
     let mut cleanup = Cleanup::new();
-    cleanup.networks.push(name.clone());
-    docker_ok(&[
-        "network",
-        "create",
-        "-d",
-        "kuryr",
-        "--ipam-driver",
-        "kuryr",
-        "--ipv6",
-        "--subnet",
-        &s4,
-        "--subnet",
-        &s6,
-        &name,
-    ]);
+    cleanup.kuryr_network(&name, Some(&s4), &["--ipv6", "--subnet", &s6]);
     let net = &neutron_network(&n, &network_id(&name)).await[0];
     let c = format!("{name}-c");
-    cleanup.containers.push(c.clone());
-    docker_ok(&[
-        "run",
-        "-d",
-        "--name",
-        &c,
-        &format!("--net={name}"),
-        "busybox",
-        "sleep",
-        "600",
-    ]);
+    cleanup.container(&c, &name, &[]);
     let ports = kuryr_ports(&n, &net.id).await;
     assert_eq!(ports.len(), 1, "one port holds both families: {ports:#?}");
     assert_eq!(ports[0].fixed_ips.len(), 2);
@@ -387,31 +310,10 @@ async fn driver_restart_between_create_and_run() {
     let name = unique("rs");
     let (subnet, _) = test_subnet(&name);
     let mut cleanup = Cleanup::new();
-    cleanup.networks.push(name.clone());
-    docker_ok(&[
-        "network",
-        "create",
-        "-d",
-        "kuryr",
-        "--ipam-driver",
-        "kuryr",
-        "--subnet",
-        &subnet,
-        &name,
-    ]);
+    cleanup.kuryr_network(&name, Some(&subnet), &[]);
     restart_daemon();
     let c = format!("{name}-c");
-    cleanup.containers.push(c.clone());
-    docker_ok(&[
-        "run",
-        "-d",
-        "--name",
-        &c,
-        &format!("--net={name}"),
-        "busybox",
-        "sleep",
-        "600",
-    ]);
+    cleanup.container(&c, &name, &[]);
     // And again while the container runs: stop and rm still clean up.
     restart_daemon();
     let docker_id = network_id(&name);
@@ -432,32 +334,9 @@ async fn expose_opens_a_security_group() {
     let name = unique("ex");
     let (subnet, _) = test_subnet(&name);
     let mut cleanup = Cleanup::new();
-    cleanup.networks.push(name.clone());
-    docker_ok(&[
-        "network",
-        "create",
-        "-d",
-        "kuryr",
-        "--ipam-driver",
-        "kuryr",
-        "--subnet",
-        &subnet,
-        &name,
-    ]);
+    cleanup.kuryr_network(&name, Some(&subnet), &[]);
     let c = format!("{name}-c");
-    cleanup.containers.push(c.clone());
-    docker_ok(&[
-        "run",
-        "-d",
-        "--name",
-        &c,
-        &format!("--net={name}"),
-        "--expose",
-        "8080",
-        "busybox",
-        "sleep",
-        "600",
-    ]);
+    cleanup.container(&c, &name, &["--expose", "8080"]);
     let net = &neutron_network(&n, &network_id(&name)).await[0];
     let port = kuryr_ports(&n, &net.id).await.remove(0);
     let sg_name = format!("{}-exposed_ports", port.id);
@@ -489,16 +368,7 @@ async fn network_without_subnet_uses_the_default_pool() {
     let n = neutron();
     let name = unique("dp");
     let mut cleanup = Cleanup::new();
-    cleanup.networks.push(name.clone());
-    docker_ok(&[
-        "network",
-        "create",
-        "-d",
-        "kuryr",
-        "--ipam-driver",
-        "kuryr",
-        &name,
-    ]);
+    cleanup.kuryr_network(&name, None, &[]);
     let docker_id = network_id(&name);
     let net = &neutron_network(&n, &docker_id).await[0];
     let subnets = n

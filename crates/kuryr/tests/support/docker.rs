@@ -225,3 +225,29 @@ impl Drop for Cleanup {
         }
     }
 }
+
+impl Cleanup {
+    /// `docker network create -d kuryr --ipam-driver kuryr [--subnet S] NAME
+    /// [extra...]`, removed at the end of the test.
+    pub fn kuryr_network(&mut self, name: &str, subnet: Option<&str>, extra: &[&str]) {
+        let mut args = vec!["network", "create", "-d", "kuryr", "--ipam-driver", "kuryr"];
+        if let Some(s) = subnet {
+            args.extend(["--subnet", s]);
+        }
+        args.extend_from_slice(extra);
+        args.push(name);
+        docker_ok(&args);
+        self.networks.push(name.to_string());
+    }
+
+    /// `docker run -d --name NAME --net=NET [extra...] busybox sleep 600`,
+    /// removed at the end of the test.
+    pub fn container(&mut self, name: &str, net: &str, extra: &[&str]) {
+        let net = format!("--net={net}");
+        let mut args = vec!["run", "-d", "--name", name, net.as_str()];
+        args.extend_from_slice(extra);
+        args.extend(["busybox", "sleep", "600"]);
+        self.containers.push(name.to_string());
+        docker_ok(&args);
+    }
+}
