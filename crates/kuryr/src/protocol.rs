@@ -99,7 +99,7 @@ impl std::fmt::Display for DockerId {
 impl<'de> Deserialize<'de> for DockerId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        DockerId::parse(&s).map_err(serde::de::Error::custom)
+        DockerId::parse(&s).map_err(|e| serde::de::Error::custom(e.0))
     }
 }
 

@@ -13,7 +13,7 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use super::index::{EndpointEntry, NetworkEntry};
-use super::ipam::is_kuryr_port;
+use super::ipam::{is_bound, is_kuryr_port};
 use super::{Driver, DriverError, Result};
 use crate::binding::{BindRequest, UnbindRequest};
 use crate::names;
@@ -38,7 +38,9 @@ pub(super) fn port_ranges(ports: &[ExposedPort]) -> Vec<(String, u16, u16)> {
             n => n.to_string(),
         };
         match out.last_mut() {
-            Some((last_proto, _, max)) if *last_proto == proto && u32::from(*max) + 1 == u32::from(p.port) => {
+            Some((last_proto, _, max))
+                if *last_proto == proto && u32::from(*max) + 1 == u32::from(p.port) =>
+            {
                 *max = p.port;
             }
             _ => out.push((proto, p.port, p.port)),
@@ -66,7 +68,10 @@ impl Driver {
     }
 
     fn bind_names(port_id: &str) -> (String, String) {
-        (names::host_ifname(port_id), names::container_ifname(port_id))
+        (
+            names::host_ifname(port_id),
+            names::container_ifname(port_id),
+        )
     }
 
     pub(super) async fn create_endpoint(
@@ -171,7 +176,7 @@ impl Driver {
         } else {
             // Dual stack through kuryr IPAM gives one port per family: keep
             // one (a user's first) and fold the other's address into it.
-            found.sort_by_key(|p| is_kuryr_port(p));
+            found.sort_by_key(is_kuryr_port);
             let mut keep = found.remove(0);
             for extra in &found {
                 if !is_kuryr_port(extra) {
@@ -219,6 +224,22 @@ impl Driver {
                 ips.extend(missing.into_iter().cloned());
                 update.fixed_ips = Some(ips);
             }
+            if update.mac_address.is_some() && is_bound(&keep) {
+                // Neutron refuses a new MAC on a bound port (409 PortBound),
+                // and IPAM ports are bound to this host from the start:
+                // unbind first; the update below binds it again.
+                keep = self
+                    .neutron
+                    .update_port(
+                        &keep.id,
+                        &PortUpdate {
+                            host_id: Some(String::new()),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                update.host_id = Some(self.config.host_id.clone());
+            }
             if !update.is_empty() {
                 keep = self.neutron.update_port(&keep.id, &update).await?;
             }
@@ -258,7 +279,12 @@ impl Driver {
         }
         if self.config.vif_plugging_is_fatal {
             match self.wait_active(&port.id).await {
-                Ok(p) => port = Port { tags: port.tags.clone(), ..p },
+                Ok(p) => {
+                    port = Port {
+                        tags: port.tags.clone(),
+                        ..p
+                    }
+                }
                 Err(e) => {
                     self.unbind_host(&net, &port).await;
                     self.undo_port(&port, created_here, &original_tags).await;
@@ -328,7 +354,11 @@ impl Driver {
         loop {
             let port = self.neutron.get_port(port_id).await?;
             if port.status == "ACTIVE" {
-                info!(port = port_id, ms = started.elapsed().as_millis() as u64, "port active");
+                info!(
+                    port = port_id,
+                    ms = started.elapsed().as_millis() as u64,
+                    "port active"
+                );
                 return Ok(port);
             }
             if started.elapsed() >= self.config.vif_plugging_timeout {
@@ -353,22 +383,33 @@ impl Driver {
                 "host_ifname".to_string(),
                 Value::String(names::host_ifname(&e.port.id)),
             );
-            value.insert("mac_address".to_string(), Value::String(e.port.mac_address.clone()));
+            value.insert(
+                "mac_address".to_string(),
+                Value::String(e.port.mac_address.clone()),
+            );
         }
         EndpointOperInfoResponse { value }
     }
 
     pub(super) async fn join(&self, req: JoinRequest) -> Result<JoinResponse> {
-        let ep = self.endpoint_entry(&req.endpoint_id).await?.ok_or_else(|| {
-            DriverError::NotFound(format!("no Neutron port for endpoint {}", req.endpoint_id))
-        })?;
+        let ep = self
+            .endpoint_entry(&req.endpoint_id)
+            .await?
+            .ok_or_else(|| {
+                DriverError::NotFound(format!("no Neutron port for endpoint {}", req.endpoint_id))
+            })?;
         let net = self.network_entry(&req.network_id).await?.ok_or_else(|| {
             DriverError::NotFound(format!(
                 "no Neutron network for Docker network {}",
                 req.network_id
             ))
         })?;
-        let subnet_ids: Vec<&str> = ep.port.fixed_ips.iter().map(|f| f.subnet_id.as_str()).collect();
+        let subnet_ids: Vec<&str> = ep
+            .port
+            .fixed_ips
+            .iter()
+            .map(|f| f.subnet_id.as_str())
+            .collect();
         let subnets: Vec<_> = net
             .subnets
             .iter()
@@ -458,9 +499,12 @@ impl Driver {
             return Ok(());
         }
         let _guard = self.lock(req.network_id.as_str()).await;
-        let ep = self.endpoint_entry(&req.endpoint_id).await?.ok_or_else(|| {
-            DriverError::NotFound(format!("no Neutron port for endpoint {}", req.endpoint_id))
-        })?;
+        let ep = self
+            .endpoint_entry(&req.endpoint_id)
+            .await?
+            .ok_or_else(|| {
+                DriverError::NotFound(format!("no Neutron port for endpoint {}", req.endpoint_id))
+            })?;
         let name = names::exposed_sg_name(&ep.port.id);
         let existing = self
             .neutron
@@ -479,7 +523,12 @@ impl Driver {
                     .await?;
                 let ethertypes: Vec<&str> = {
                     let mut e = Vec::new();
-                    if ep.port.fixed_ips.iter().any(|f| !f.ip_address.contains(':')) {
+                    if ep
+                        .port
+                        .fixed_ips
+                        .iter()
+                        .any(|f| !f.ip_address.contains(':'))
+                    {
                         e.push("IPv4");
                     }
                     if ep.port.fixed_ips.iter().any(|f| f.ip_address.contains(':')) {
@@ -494,7 +543,11 @@ impl Driver {
                             security_group_id: sg.id.clone(),
                             direction: "ingress".into(),
                             ethertype: Some((*ethertype).into()),
-                            protocol: Some(if icmp && *ethertype == "IPv6" { "ipv6-icmp".into() } else { proto.clone() }),
+                            protocol: Some(if icmp && *ethertype == "IPv6" {
+                                "ipv6-icmp".into()
+                            } else {
+                                proto.clone()
+                            }),
                             port_range_min: (!icmp).then_some(u32::from(min)),
                             port_range_max: (!icmp).then_some(u32::from(max)),
                             ..Default::default()
@@ -568,7 +621,12 @@ impl Driver {
 
     async fn drop_exposed_sg(&self, port: &Port, sg: &str) -> Result<()> {
         if port.security_groups.iter().any(|g| g == sg) {
-            let groups: Vec<String> = port.security_groups.iter().filter(|g| *g != sg).cloned().collect();
+            let groups: Vec<String> = port
+                .security_groups
+                .iter()
+                .filter(|g| *g != sg)
+                .cloned()
+                .collect();
             match self
                 .neutron
                 .update_port(

@@ -99,15 +99,22 @@ impl Index {
 
     /// The network whose subnet belongs to `pool` (or has its CIDR).
     pub fn network_of_pool(&self, pool: &PoolEntry) -> Option<(&NetworkEntry, &Subnet)> {
-        self.networks.values().find_map(|n| {
-            n.subnets
-                .iter()
-                .find(|s| {
-                    s.subnetpool_id.as_deref() == Some(pool.pool.id.as_str())
-                        || (pool.carved_from.is_some() && s.cidr == pool.cidr.to_string())
-                })
-                .map(|s| (n, s))
+        let cidr = pool.cidr.to_string();
+        let find = |matches: &dyn Fn(&NetworkEntry, &Subnet) -> bool| {
+            self.networks
+                .values()
+                .find_map(|n| n.subnets.iter().find(|s| matches(n, s)).map(|s| (n, s)))
+        };
+        find(&|_, s| {
+            s.subnetpool_id.as_deref() == Some(pool.pool.id.as_str())
+                // A pool made for `neutron.subnet.*` is tagged with the subnet ID.
+                || pool.pool.tags.contains(&s.id)
+                || (pool.carved_from.is_some() && s.cidr == cidr)
         })
+        // A user's subnet that CreateNetwork reused in an adopted network
+        // (`-o neutron.net.*`) was not allocated from the pool: it is the
+        // pool's by CIDR, as in kuryr-libnetwork.
+        .or_else(|| find(&|n, s| n.existing && s.subnetpool_id.is_none() && s.cidr == cidr))
     }
 
     pub fn put_pool(&mut self, entry: PoolEntry) {

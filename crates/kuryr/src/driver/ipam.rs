@@ -12,10 +12,13 @@ use super::index::PoolEntry;
 use super::{Driver, DriverError, Result, first_host, with_prefix};
 use crate::names;
 use crate::protocol::{
-    POOL_GATEWAY, ReleaseAddressRequest, RequestAddressRequest, RequestAddressResponse,
+    BadRequest, POOL_GATEWAY, ReleaseAddressRequest, RequestAddressRequest, RequestAddressResponse,
     RequestPoolRequest, RequestPoolResponse,
 };
 
+/// `device_id` of the ports reserving `--aux-address` values, so `--ip`
+/// never hands one to a container (an unclaimed IPAM port has none).
+pub(super) const AUX_DEVICE_ID: &str = "kuryr-aux-address";
 /// Lock key serializing pool creation in this daemon.
 const POOLS_LOCK: &str = "ipam-pools";
 /// Most candidates tried when carving a subnet out of a default pool.
@@ -39,6 +42,25 @@ fn family_matches(cidr: &IpNet, v6: bool) -> bool {
     matches!(cidr, IpNet::V6(_)) == v6
 }
 
+/// A PoolID is a Neutron subnet pool UUID. Checked before it is used in a
+/// URL, so `..` or `/` in a PoolID can never address another resource, and
+/// a garbled one is a 400 rather than a Neutron error.
+fn check_pool_id(id: &str) -> Result<()> {
+    let uuid = id.len() == 36
+        && id.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        });
+    if uuid {
+        Ok(())
+    } else {
+        Err(BadRequest(format!(
+            "PoolID {id:?} is not a Neutron subnet pool ID (a UUID)"
+        ))
+        .into())
+    }
+}
+
 /// Is this a port kuryr made (as opposed to a user's port)?
 pub(super) fn is_kuryr_port(port: &Port) -> bool {
     !port.tags.iter().any(|t| t == names::PORT_EXISTING_TAG)
@@ -47,20 +69,33 @@ pub(super) fn is_kuryr_port(port: &Port) -> bool {
             || port.name == names::UNBOUND_PORT_NAME)
 }
 
+/// Does Neutron consider the port bound (so its MAC cannot change)?
+pub(super) fn is_bound(port: &Port) -> bool {
+    !matches!(port.vif_type.as_str(), "" | "unbound" | "binding_failed")
+}
+
 /// Is a user's port already used by something?
 fn in_use(port: &Port) -> bool {
     !port.device_id.is_empty() || !port.device_owner.is_empty() || !port.host_id.is_empty()
 }
 
 impl Driver {
-    pub(super) async fn request_pool(&self, req: RequestPoolRequest) -> Result<RequestPoolResponse> {
+    pub(super) async fn request_pool(
+        &self,
+        req: RequestPoolRequest,
+    ) -> Result<RequestPoolResponse> {
         let v = if req.v6 { ".v6" } else { "" };
-        let opt = |k: &str| req.options.get(&format!("neutron.{k}")).filter(|s| !s.is_empty());
+        let opt = |k: &str| {
+            req.options
+                .get(&format!("neutron.{k}"))
+                .filter(|s| !s.is_empty())
+        };
         let pool_uuid = opt(&format!("pool{v}.uuid"));
         let pool_name = opt(&format!("pool{v}.name"));
         let subnet_uuid = opt(&format!("subnet{v}.uuid"));
         let subnet_name = opt(&format!("subnet{v}.name"));
-        let shared = parse_bool_option("neutron.net.shared", req.options.get("neutron.net.shared"))?;
+        let shared =
+            parse_bool_option("neutron.net.shared", req.options.get("neutron.net.shared"))?;
         for cidr in [req.pool, req.sub_pool].into_iter().flatten() {
             if !family_matches(&cidr, req.v6) {
                 return Err(DriverError::Invalid(format!(
@@ -82,9 +117,17 @@ impl Driver {
         let mut gateway: Option<String> = None;
         let mut entry = if pool_uuid.is_some() || pool_name.is_some() {
             let user = self.find_subnetpool(pool_uuid, pool_name).await?;
-            if !user.tags.iter().any(|t| t == names::SUBNETPOOL_EXISTING_TAG) {
+            if !user
+                .tags
+                .iter()
+                .any(|t| t == names::SUBNETPOOL_EXISTING_TAG)
+            {
                 self.neutron
-                    .add_tag(TagResource::SubnetPool, &user.id, names::SUBNETPOOL_EXISTING_TAG)
+                    .add_tag(
+                        TagResource::SubnetPool,
+                        &user.id,
+                        names::SUBNETPOOL_EXISTING_TAG,
+                    )
                     .await?;
             }
             match requested {
@@ -103,7 +146,10 @@ impl Driver {
         } else if subnet_uuid.is_some() || subnet_name.is_some() {
             let subnet = self.find_subnet(subnet_uuid, subnet_name).await?;
             let cidr: IpNet = subnet.cidr.parse().map_err(|_| {
-                DriverError::Invalid(format!("subnet {} has a bad cidr {}", subnet.id, subnet.cidr))
+                DriverError::Invalid(format!(
+                    "subnet {} has a bad cidr {}",
+                    subnet.id, subnet.cidr
+                ))
             })?;
             if requested.is_some_and(|r| r != cidr) {
                 return Err(DriverError::Invalid(format!(
@@ -126,13 +172,16 @@ impl Driver {
             } else {
                 &self.config.default_subnetpool_v4
             };
-            let default = self.find_subnetpool(None, Some(name)).await.map_err(|e| match e {
-                DriverError::NotFound(_) => DriverError::NotFound(format!(
-                    "no --subnet given and the default subnet pool {name:?} does not exist: \
+            let default = self
+                .find_subnetpool(None, Some(name))
+                .await
+                .map_err(|e| match e {
+                    DriverError::NotFound(_) => DriverError::NotFound(format!(
+                        "no --subnet given and the default subnet pool {name:?} does not exist: \
                      create it or pass --subnet"
-                )),
-                other => other,
-            })?;
+                    )),
+                    other => other,
+                })?;
             self.carve(&default, req.v6).await?
         };
         entry.ip_range = req.sub_pool;
@@ -205,7 +254,9 @@ impl Driver {
             .list_subnets(&Query::new().eq("name", name))
             .await?;
         match found.len() {
-            0 => Err(DriverError::NotFound(format!("subnet named {name:?} does not exist"))),
+            0 => Err(DriverError::NotFound(format!(
+                "subnet named {name:?} does not exist"
+            ))),
             1 => Ok(found.remove(0)),
             n => Err(DriverError::Invalid(format!(
                 "{n} subnets are named {name:?}: use neutron.subnet.uuid"
@@ -247,10 +298,13 @@ impl Driver {
                         ..Default::default()
                     })
                     .await?;
+                let mut pool = pool;
                 if let Some(tag) = subnet_tag {
                     self.neutron
                         .add_tag(TagResource::SubnetPool, &pool.id, tag)
                         .await?;
+                    // The index matches the pool to its subnet by this tag.
+                    pool.tags.push(tag.to_string());
                 }
                 info!(%name, id = %pool.id, "subnet pool created");
                 pool
@@ -275,7 +329,12 @@ impl Driver {
             .unwrap_or(if v6 { 64 } else { 24 });
         let mut taken: Vec<IpNet> = self
             .neutron
-            .list_subnets(&Query::new().eq("subnetpool_id", &parent.id).fields(&["id", "cidr", "network_id", "ip_version"]))
+            .list_subnets(&Query::new().eq("subnetpool_id", &parent.id).fields(&[
+                "id",
+                "cidr",
+                "network_id",
+                "ip_version",
+            ]))
             .await?
             .iter()
             .filter_map(|s| s.cidr.parse().ok())
@@ -291,7 +350,11 @@ impl Driver {
         taken.extend(self.index().carved_cidrs());
         let overlaps = |a: &IpNet, b: &IpNet| a.contains(&b.network()) || b.contains(&a.network());
         let mut chosen = None;
-        'outer: for prefix in parent.prefixes.iter().filter_map(|p| p.parse::<IpNet>().ok()) {
+        'outer: for prefix in parent
+            .prefixes
+            .iter()
+            .filter_map(|p| p.parse::<IpNet>().ok())
+        {
             if !family_matches(&prefix, v6) {
                 continue;
             }
@@ -331,8 +394,13 @@ impl Driver {
         let Some(cidr) = pool.prefixes.first().and_then(|p| p.parse::<IpNet>().ok()) else {
             return Ok(None);
         };
-        let owned = pool.name.starts_with(&format!("{}-", self.config.subnetpool_prefix))
-            && !pool.tags.iter().any(|t| t == names::SUBNETPOOL_EXISTING_TAG);
+        let owned = pool
+            .name
+            .starts_with(&format!("{}-", self.config.subnetpool_prefix))
+            && !pool
+                .tags
+                .iter()
+                .any(|t| t == names::SUBNETPOOL_EXISTING_TAG);
         let entry = PoolEntry {
             pool,
             cidr,
@@ -365,10 +433,15 @@ impl Driver {
                 .list_subnets(&Query::new().eq("cidr", entry.cidr.to_string()))
                 .await?;
         }
-        subnets.retain(|s| s.cidr == entry.cidr.to_string() || s.subnetpool_id.as_deref() == Some(entry.pool.id.as_str()));
+        subnets.retain(|s| {
+            s.cidr == entry.cidr.to_string()
+                || s.subnetpool_id.as_deref() == Some(entry.pool.id.as_str())
+        });
         // Several subnets share the CIDR in different networks: prefer the
         // one tagged with the pool, as kuryr-libnetwork does.
-        let tagged = subnets.iter().position(|s| s.tags.iter().any(|t| t == &entry.pool.id));
+        let tagged = subnets
+            .iter()
+            .position(|s| s.tags.iter().any(|t| t == &entry.pool.id));
         Ok(match tagged {
             Some(i) => Some(subnets.swap_remove(i)),
             None => subnets.into_iter().next(),
@@ -379,6 +452,7 @@ impl Driver {
         &self,
         req: RequestAddressRequest,
     ) -> Result<RequestAddressResponse> {
+        check_pool_id(&req.pool_id)?;
         let known = self.index().pool(&req.pool_id).is_some();
         let entry = self.pool_entry(&req.pool_id).await?.ok_or_else(|| {
             DriverError::NotFound(format!("pool {} does not exist in Neutron", req.pool_id))
@@ -413,7 +487,9 @@ impl Driver {
                 (None, Some(r)) => with_prefix(r, &entry.cidr),
                 (None, None) => first_host(&entry.cidr)
                     .map(|gw| with_prefix(gw, &entry.cidr))
-                    .ok_or_else(|| DriverError::Invalid(format!("pool {} has no host address", entry.cidr)))?,
+                    .ok_or_else(|| {
+                        DriverError::Invalid(format!("pool {} has no host address", entry.cidr))
+                    })?,
             };
             return Ok(RequestAddressResponse { address, data });
         }
@@ -433,13 +509,18 @@ impl Driver {
         };
         let port = match req.address {
             Some(ip) => self.claim_address(&subnet, ip).await?,
-            None => self.create_ipam_port(&subnet, None).await?,
+            None => self.create_ipam_port(&subnet, None, None).await?,
         };
         let ip = port
             .ips_in(&subnet.id)
             .next()
             .and_then(|ip| ip.parse::<IpAddr>().ok())
-            .ok_or_else(|| DriverError::Invalid(format!("port {} has no address in subnet {}", port.id, subnet.id)))?;
+            .ok_or_else(|| {
+                DriverError::Invalid(format!(
+                    "port {} has no address in subnet {}",
+                    port.id, subnet.id
+                ))
+            })?;
         self.index().put_port(port);
         Ok(RequestAddressResponse {
             address: with_prefix(ip, &entry.cidr),
@@ -447,13 +528,21 @@ impl Driver {
         })
     }
 
-    pub(super) async fn create_ipam_port(&self, subnet: &Subnet, ip: Option<IpAddr>) -> Result<Port> {
+    /// A `kuryr-unbound-port` holding `ip` (or any free address);
+    /// `device_id` marks a reservation no container may claim.
+    pub(super) async fn create_ipam_port(
+        &self,
+        subnet: &Subnet,
+        ip: Option<IpAddr>,
+        device_id: Option<&str>,
+    ) -> Result<Port> {
         let body = PortCreate {
             network_id: subnet.network_id.clone(),
             name: Some(names::UNBOUND_PORT_NAME.into()),
             admin_state_up: Some(true),
             device_owner: Some(names::DEVICE_OWNER.into()),
             host_id: Some(self.config.host_id.clone()),
+            device_id: device_id.map(str::to_string),
             fixed_ips: Some(vec![FixedIp {
                 subnet_id: subnet.id.clone(),
                 ip_address: ip.map(|i| i.to_string()).unwrap_or_default(),
@@ -468,7 +557,10 @@ impl Driver {
                     subnet.id
                 ))
             } else if e.is_conflict() {
-                DriverError::Invalid(format!("Neutron subnet {} has no free address: {e}", subnet.id))
+                DriverError::Invalid(format!(
+                    "Neutron subnet {} has no free address: {e}",
+                    subnet.id
+                ))
             } else {
                 e.into()
             }
@@ -483,17 +575,27 @@ impl Driver {
             Some(p) => Some(p),
             None => self
                 .neutron
-                .list_ports(&Query::new().fixed_ip_subnet(&subnet.id).fixed_ip(&ip.to_string()))
+                .list_ports(
+                    &Query::new()
+                        .fixed_ip_subnet(&subnet.id)
+                        .fixed_ip(&ip.to_string()),
+                )
                 .await?
                 .into_iter()
                 .next(),
         };
         let Some(port) = found else {
-            return self.create_ipam_port(subnet, Some(ip)).await;
+            return self.create_ipam_port(subnet, Some(ip), None).await;
         };
         if let Some(owner) = names::id_from_tags(&port.tags) {
             return Err(DriverError::Invalid(format!(
                 "address {ip} is in use by endpoint {owner} (port {})",
+                port.id
+            )));
+        }
+        if port.device_id == AUX_DEVICE_ID {
+            return Err(DriverError::Invalid(format!(
+                "address {ip} is reserved by --aux-address (port {})",
                 port.id
             )));
         }
@@ -519,6 +621,7 @@ impl Driver {
     }
 
     pub(super) async fn release_pool(&self, pool_id: &str) -> Result<()> {
+        check_pool_id(pool_id)?;
         let _guard = self.lock(POOLS_LOCK).await;
         let Some(entry) = self.pool_entry(pool_id).await? else {
             return Ok(());
@@ -545,8 +648,9 @@ impl Driver {
     }
 
     pub(super) async fn release_address(&self, req: &ReleaseAddressRequest) -> Result<()> {
+        check_pool_id(&req.pool_id)?;
         let Some(ip) = req.address else {
-            return Err(crate::protocol::BadRequest("Address is required".into()).into());
+            return Err(BadRequest("Address is required".into()).into());
         };
         let known = self.index().pool(&req.pool_id).is_some();
         let Some(entry) = self.pool_entry(&req.pool_id).await? else {
@@ -555,7 +659,12 @@ impl Driver {
         let Some(subnet) = self.pool_subnet(&entry, known).await? else {
             return Ok(());
         };
-        if subnet.gateway_ip.as_deref().and_then(|g| g.parse::<IpAddr>().ok()) == Some(ip) {
+        if subnet
+            .gateway_ip
+            .as_deref()
+            .and_then(|g| g.parse::<IpAddr>().ok())
+            == Some(ip)
+        {
             return Ok(());
         }
         let cached = self.index().port_by_ip(&subnet.id, ip).cloned();
@@ -563,12 +672,20 @@ impl Driver {
             Some(p) => vec![p],
             None => {
                 self.neutron
-                    .list_ports(&Query::new().fixed_ip_subnet(&subnet.id).fixed_ip(&ip.to_string()))
+                    .list_ports(
+                        &Query::new()
+                            .fixed_ip_subnet(&subnet.id)
+                            .fixed_ip(&ip.to_string()),
+                    )
                     .await?
             }
         };
         for port in ports {
-            if !port.fixed_ips.iter().any(|f| f.subnet_id == subnet.id && f.ip_address == ip.to_string()) {
+            if !port
+                .fixed_ips
+                .iter()
+                .any(|f| f.subnet_id == subnet.id && f.ip_address == ip.to_string())
+            {
                 continue;
             }
             if port.tags.iter().any(|t| t == names::PORT_EXISTING_TAG) {
@@ -599,13 +716,27 @@ impl Driver {
         if !port.host_id.is_empty() {
             update.host_id = Some(String::new());
         }
-        if let Some(mac) = port.tags.iter().find_map(|t| t.strip_prefix(names::TAG_ORIGINAL_MAC))
-            && mac != port.mac_address
-        {
-            update.mac_address = Some(mac.to_string());
+        let mac = port
+            .tags
+            .iter()
+            .find_map(|t| t.strip_prefix(names::TAG_ORIGINAL_MAC))
+            .filter(|mac| *mac != port.mac_address);
+        // Neutron refuses a new MAC on a bound port (409 PortBound): the
+        // update clearing binding:host_id goes first, the MAC after it.
+        let mut updates = vec![update];
+        if let Some(mac) = mac {
+            let mac = Some(mac.to_string());
+            if is_bound(port) && !updates[0].is_empty() {
+                updates.push(kuryr_openstack::neutron::PortUpdate {
+                    mac_address: mac,
+                    ..Default::default()
+                });
+            } else {
+                updates[0].mac_address = mac;
+            }
         }
-        if !update.is_empty() {
-            match self.neutron.update_port(&port.id, &update).await {
+        for update in updates.iter().filter(|u| !u.is_empty()) {
+            match self.neutron.update_port(&port.id, update).await {
                 Ok(_) => {}
                 Err(e) if e.is_not_found() => return Ok(()),
                 Err(e) => return Err(e.into()),

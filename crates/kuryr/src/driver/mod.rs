@@ -297,7 +297,9 @@ impl Driver {
                 })
             }
             "/NetworkDriver.FreeNetwork" => Reply::empty(),
-            "/NetworkDriver.CreateEndpoint" => Reply::ok(&self.create_endpoint(decode(body)?).await?),
+            "/NetworkDriver.CreateEndpoint" => {
+                Reply::ok(&self.create_endpoint(decode(body)?).await?)
+            }
             "/NetworkDriver.EndpointOperInfo" => {
                 let req: protocol::EndpointRequest = decode(body)?;
                 Reply::ok(&self.endpoint_oper_info(&req))

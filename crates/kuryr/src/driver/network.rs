@@ -15,23 +15,50 @@ use super::{Driver, DriverError, Result};
 use crate::names;
 use crate::protocol::{CreateNetworkRequest, DockerId, IpamData};
 
-/// First and last address of an `--ip-range`, as a Neutron allocation pool.
-fn allocation_pool(range: &IpNet) -> Option<AllocationPool> {
-    let (start, end) = match range {
-        IpNet::V4(n) => {
-            let mut hosts = n.hosts();
-            let first = hosts.next()?;
-            (IpAddr::V4(first), IpAddr::V4(hosts.last().unwrap_or(first)))
-        }
-        IpNet::V6(n) => (
-            IpAddr::V6((u128::from(n.network()) + 1).into()),
-            IpAddr::V6(n.broadcast()),
-        ),
+/// The Neutron allocation pools of an `--ip-range` in `subnet`.
+///
+/// Docker allocates from every address of the range except the subnet's
+/// network and (IPv4) broadcast addresses and the gateway; Neutron refuses
+/// pools holding those (the gateway too: "conflicts with allocation pool"),
+/// so the range is clipped to them and split around the gateway. `--subnet
+/// 10.0.0.0/24 --ip-range 10.0.0.0/25` with gateway 10.0.0.1 gives
+/// 10.0.0.2-10.0.0.127.
+fn allocation_pools(range: &IpNet, subnet: &IpNet, gateway: Option<IpAddr>) -> Vec<AllocationPool> {
+    let v4 = matches!(subnet, IpNet::V4(_));
+    let num = |ip: IpAddr| match ip {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
     };
-    Some(AllocationPool {
-        start: start.to_string(),
-        end: end.to_string(),
-    })
+    let addr = |n: u128| match u32::try_from(n) {
+        Ok(n) if v4 => IpAddr::V4(n.into()),
+        _ => IpAddr::V6(n.into()),
+    };
+    let first = num(subnet.network()) + 1;
+    let last = num(subnet.broadcast()) - u128::from(v4);
+    let (start, end) = (
+        num(range.network()).max(first),
+        num(range.broadcast()).min(last),
+    );
+    let mut runs = Vec::new();
+    if start <= end {
+        match gateway.map(num).filter(|g| (start..=end).contains(g)) {
+            Some(g) => {
+                if g > start {
+                    runs.push((start, g - 1));
+                }
+                if g < end {
+                    runs.push((g + 1, end));
+                }
+            }
+            None => runs.push((start, end)),
+        }
+    }
+    runs.into_iter()
+        .map(|(a, b)| AllocationPool {
+            start: addr(a).to_string(),
+            end: addr(b).to_string(),
+        })
+        .collect()
 }
 
 impl Driver {
@@ -82,7 +109,10 @@ impl Driver {
         let net_name = opts.get("neutron.net.name").filter(|s| !s.is_empty());
 
         let (network, existing) = if net_uuid.is_some() || net_name.is_some() {
-            (self.adopt_network(&id, net_uuid, net_name, shared).await?, true)
+            (
+                self.adopt_network(&id, net_uuid, net_name, shared).await?,
+                true,
+            )
         } else {
             let network = self
                 .neutron
@@ -248,7 +278,9 @@ impl Driver {
                     result.push(s.clone());
                     continue;
                 }
-                let subnet = self.create_subnet(data, v6, opts, network, existing).await?;
+                let subnet = self
+                    .create_subnet(data, v6, opts, network, existing)
+                    .await?;
                 created.push(subnet.id.clone());
                 self.reserve_aux_addresses(data, &subnet).await?;
                 result.push(subnet);
@@ -288,8 +320,12 @@ impl Driver {
             match cached {
                 Some(p) => Some(p),
                 None => {
-                    let uuid = opts.get(&format!("neutron.pool{v}.uuid")).filter(|s| !s.is_empty());
-                    let name = opts.get(&format!("neutron.pool{v}.name")).filter(|s| !s.is_empty());
+                    let uuid = opts
+                        .get(&format!("neutron.pool{v}.uuid"))
+                        .filter(|s| !s.is_empty());
+                    let name = opts
+                        .get(&format!("neutron.pool{v}.name"))
+                        .filter(|s| !s.is_empty());
                     let found = if uuid.is_some() || name.is_some() {
                         Some(self.find_subnetpool(uuid, name).await?)
                     } else {
@@ -313,23 +349,37 @@ impl Driver {
         let subnetpool_id = pool
             .as_ref()
             .map(|p| p.carved_from.clone().unwrap_or_else(|| p.pool.id.clone()));
+        let gateway = data.gateway.map(|g| g.addr());
+        let allocation_pools = match pool.as_ref().and_then(|p| p.ip_range) {
+            Some(range) => {
+                let pools = allocation_pools(&range, &cidr, gateway);
+                if pools.is_empty() {
+                    return Err(DriverError::Invalid(format!(
+                        "--ip-range {range} leaves no address to allocate in {cidr}"
+                    )));
+                }
+                Some(pools)
+            }
+            None => None,
+        };
         let body = SubnetCreate {
             network_id: network.id.clone(),
             ip_version: if v6 { 6 } else { 4 },
             name: Some(names::subnet_name(&cidr)),
             cidr: Some(cidr.to_string()),
             subnetpool_id,
-            gateway_ip: data.gateway.map(|g| Some(g.addr().to_string())),
+            gateway_ip: gateway.map(|g| Some(g.to_string())),
             enable_dhcp: Some(self.config.enable_dhcp),
-            allocation_pools: pool
-                .as_ref()
-                .and_then(|p| p.ip_range)
-                .and_then(|r| allocation_pool(&r))
-                .map(|p| vec![p]),
+            allocation_pools,
             ..Default::default()
         };
         let subnet = self.neutron.create_subnet(&body).await.map_err(|e| {
-            if e.is_conflict() || e.status() == Some(400) {
+            // Neutron answers 500 SubnetAllocationError when the CIDR is
+            // already allocated from the pool (the same --subnet twice).
+            if e.is_conflict()
+                || e.status() == Some(400)
+                || e.kind() == Some("SubnetAllocationError")
+            {
                 DriverError::Invalid(format!("cannot create subnet {cidr} in Neutron: {e}"))
             } else {
                 e.into()
@@ -339,7 +389,11 @@ impl Driver {
             // Mark what we add to a user's network, so only that goes later.
             let tags = self
                 .neutron
-                .replace_tags(TagResource::Subnet, &subnet.id, &[names::TAG_CREATED_SUBNET])
+                .replace_tags(
+                    TagResource::Subnet,
+                    &subnet.id,
+                    &[names::TAG_CREATED_SUBNET],
+                )
                 .await?;
             return Ok(Subnet { tags, ..subnet });
         }
@@ -354,8 +408,12 @@ impl Driver {
                 .split('/')
                 .next()
                 .and_then(|ip| ip.parse::<IpAddr>().ok())
-                .ok_or_else(|| DriverError::Invalid(format!("aux address {value:?} is not an IP")))?;
-            let port = self.create_ipam_port(subnet, Some(ip)).await?;
+                .ok_or_else(|| {
+                    DriverError::Invalid(format!("aux address {value:?} is not an IP"))
+                })?;
+            let port = self
+                .create_ipam_port(subnet, Some(ip), Some(super::ipam::AUX_DEVICE_ID))
+                .await?;
             self.index().put_port(port);
         }
         Ok(())
@@ -439,10 +497,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ip_range_becomes_allocation_pool() {
-        let p = allocation_pool(&"10.0.0.0/28".parse().unwrap()).unwrap();
-        assert_eq!((p.start.as_str(), p.end.as_str()), ("10.0.0.1", "10.0.0.14"));
-        let p = allocation_pool(&"fd00::/120".parse().unwrap()).unwrap();
-        assert_eq!((p.start.as_str(), p.end.as_str()), ("fd00::1", "fd00::ff"));
+    fn ip_range_becomes_allocation_pools() {
+        let pools = |range: &str, subnet: &str, gw: Option<&str>| {
+            allocation_pools(
+                &range.parse().unwrap(),
+                &subnet.parse().unwrap(),
+                gw.map(|g| g.parse().unwrap()),
+            )
+            .into_iter()
+            .map(|p| (p.start, p.end))
+            .collect::<Vec<_>>()
+        };
+        let p = |a: &str, b: &str| (a.to_string(), b.to_string());
+        let gw = Some("10.0.0.1");
+        assert_eq!(
+            pools("10.0.0.128/25", "10.0.0.0/24", gw),
+            [p("10.0.0.128", "10.0.0.254")]
+        );
+        assert_eq!(
+            pools("10.0.0.0/25", "10.0.0.0/24", gw),
+            [p("10.0.0.2", "10.0.0.127")]
+        );
+        assert_eq!(
+            pools("10.0.0.0/24", "10.0.0.0/24", Some("10.0.0.100")),
+            [p("10.0.0.1", "10.0.0.99"), p("10.0.0.101", "10.0.0.254")]
+        );
+        assert_eq!(
+            pools("10.0.0.0/28", "10.0.0.0/24", None),
+            [p("10.0.0.1", "10.0.0.15")]
+        );
+        assert!(pools("10.0.0.1/32", "10.0.0.0/24", gw).is_empty());
+        assert_eq!(
+            pools("fd00::/120", "fd00::/64", Some("fd00::1")),
+            [p("fd00::2", "fd00::ff")]
+        );
     }
 }

@@ -204,15 +204,15 @@ pub struct Lab {
 }
 
 /// Each test has a slot; its CIDRs are /24s in 10.200.0.0/13 inside block
-/// `slot` (128 /24s each), at a random offset per run, so tests running in
-/// parallel never share a CIDR and a leftover of an earlier run is never
-/// reused.
-const SLOT_SIZE: u32 = 128;
+/// `slot` (64 /24s each), at a random offset per run, so tests running in
+/// parallel never share a CIDR and a leftover of an earlier run is rarely
+/// met again.
+const SLOT_SIZE: u32 = 64;
 const PER_TEST: u32 = 8;
 
 impl Lab {
     fn new(slot: u32) -> Lab {
-        assert!(slot < 16, "10.200.0.0/13 holds 16 slots");
+        assert!(slot < 32, "10.200.0.0/13 holds 32 slots");
         let offset = (random_u64() % u64::from(SLOT_SIZE - PER_TEST)) as u32;
         let r = random_u64();
         Lab {
@@ -246,7 +246,10 @@ impl Lab {
     /// This test's random `fd00:....::/64`, number `k`.
     pub fn cidr6(&self, k: u32) -> String {
         let (a, b, c) = self.v6;
-        let cidr = format!("fd00:{a:x}:{b:x}:{:x}::/64", c.wrapping_add(k as u16));
+        let cidr = format!("fd00:{a:x}:{b:x}:{:x}::/64", c.wrapping_add(k as u16))
+            .parse::<ipnet::IpNet>()
+            .expect("v6 cidr")
+            .to_string();
         self.tracked().cidrs.insert(cidr.clone());
         cidr
     }
@@ -264,6 +267,12 @@ impl Lab {
 
     pub fn api<'a>(&'a self, driver: &'a Driver) -> Api<'a> {
         Api { lab: self, driver }
+    }
+
+    /// A CIDR outside 10.200.0.0/13 (Docker's default IPAM picks those):
+    /// tracked for the leftover checks and cleanup.
+    pub fn track_cidr(&self, cidr: &str) {
+        self.tracked().cidrs.insert(cidr.to_string());
     }
 
     pub fn track_user_network(&self, id: &str) {
@@ -295,7 +304,11 @@ impl Lab {
     /// The one Neutron network of a Docker network.
     pub async fn network_of(&self, nid: &str) -> Network {
         let mut found = self.networks_of(nid).await;
-        assert_eq!(found.len(), 1, "Neutron networks tagged for {nid}: {found:#?}");
+        assert_eq!(
+            found.len(),
+            1,
+            "Neutron networks tagged for {nid}: {found:#?}"
+        );
         found.remove(0)
     }
 
@@ -367,7 +380,12 @@ impl Lab {
         let mut out = Vec::new();
         for nid in &networks {
             for n in self.networks_of(nid).await {
-                out.push(format!("network {} ({}) tagged {}", n.id, n.name, &nid[..12]));
+                out.push(format!(
+                    "network {} ({}) tagged {}",
+                    n.id,
+                    n.name,
+                    &nid[..12]
+                ));
             }
         }
         for eid in &endpoints {
@@ -555,7 +573,8 @@ impl Api<'_> {
             let mut t = self.lab.tracked();
             t.pools
                 .extend(reply.json["PoolID"].as_str().map(str::to_string));
-            t.cidrs.extend(reply.json["Pool"].as_str().map(str::to_string));
+            t.cidrs
+                .extend(reply.json["Pool"].as_str().map(str::to_string));
         }
         reply
     }
@@ -715,8 +734,11 @@ impl Api<'_> {
             docker::release_address(&net.pool_id, plain_ip(&net.gateway)),
         )
         .await;
-        self.ok("/IpamDriver.ReleasePool", docker::release_pool(&net.pool_id))
-            .await;
+        self.ok(
+            "/IpamDriver.ReleasePool",
+            docker::release_pool(&net.pool_id),
+        )
+        .await;
         self.ok("/NetworkDriver.DeleteNetwork", docker::network(&net.nid))
             .await;
     }
