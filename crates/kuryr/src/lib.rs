@@ -8,8 +8,10 @@
 //! - [`binding`] — the host side (veth, Open vSwitch, Linux bridge, ...)
 //! - [`config`] — `/etc/kuryr/kuryr.conf`
 //! - [`names`] — the names and tags shared with kuryr-libnetwork
+//! - [`cluster`] — Swarm cluster integration: templates, node setup, node check
 
 pub mod binding;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod driver;

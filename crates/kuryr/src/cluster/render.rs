@@ -1,0 +1,519 @@
+//! Pure rendering: a validated template, the cluster parameters, the node's
+//! role and a few facts about the node in; every file the node needs (path
+//! → mode, group, bytes) and the service steps out. Nothing here touches
+//! the machine, so all of it is tested with exact expected files.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use super::Problem;
+use super::labels::{AgentType, KuryrMode};
+use super::params::{CaBundle, ClusterParams, CredentialKind, DatapathType, Installer, PluginMode};
+use super::systemd;
+use super::template::{ClusterTemplate, KURYR};
+use crate::config::oslo::Writer;
+use crate::config::{BindingDriverKind, PortDriverKind};
+
+pub const KURYR_CONF: &str = "/etc/kuryr/kuryr.conf";
+pub const CA_PEM: &str = "/etc/kuryr/ca.pem";
+pub const PLUGIN_SPEC: &str = "/usr/lib/docker/plugins/kuryr/kuryr.spec";
+pub const KURYR_UNIT_NAME: &str = "kuryr.service";
+pub const KURYR_UNIT: &str = "/etc/systemd/system/kuryr.service";
+pub const DOCKER_DROPIN: &str = "/etc/systemd/system/docker.service.d/kuryr.conf";
+pub const OVS_AGENT_INI: &str = "/etc/neutron/plugins/ml2/openvswitch_agent.ini";
+pub const LINUXBRIDGE_AGENT_INI: &str = "/etc/neutron/plugins/ml2/linuxbridge_agent.ini";
+/// The integration bridge: the binder always plugs into `br-int`.
+pub const INTEGRATION_BRIDGE: &str = "br-int";
+/// Systemd unit files live under here; a change there needs a reload.
+pub const SYSTEMD_DIR: &str = "/etc/systemd/system";
+
+/// The node's role in the swarm. Managers and workers get the same driver
+/// configuration today (managers run tasks too); the role is recorded in
+/// the generated files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    Manager,
+    Worker,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Manager => "manager",
+            Role::Worker => "worker",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What rendering needs to know about the node itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeFacts {
+    /// The machine's host name (or the `--hostname` override).
+    pub hostname: String,
+    /// The tunnel endpoint address (agent mode with tunnels).
+    pub local_ip: Option<IpAddr>,
+}
+
+/// One file as it must be on the node.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FileSpec {
+    /// Absolute path on the node (under `--root` when applied).
+    pub path: PathBuf,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owning group, when not root's (the Neutron agents read their files
+    /// as group `neutron`). The owner is always root.
+    pub group: Option<&'static str>,
+    pub contents: Vec<u8>,
+}
+
+impl fmt::Debug for FileSpec {
+    /// The contents may hold secrets: never printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileSpec")
+            .field("path", &self.path)
+            .field("mode", &format_args!("{:04o}", self.mode))
+            .field("group", &self.group)
+            .field("bytes", &self.contents.len())
+            .finish()
+    }
+}
+
+/// A service step, run after the files are in place (installation runs
+/// before them, so packages do not find our files as foreign conffiles).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Install packages that are missing.
+    Install {
+        installer: Installer,
+        packages: Vec<String>,
+    },
+    /// `systemctl enable --now UNIT`, and `systemctl restart UNIT` when one
+    /// of `restart_when_changed` was created or updated.
+    Service {
+        unit: String,
+        restart_when_changed: Vec<PathBuf>,
+    },
+    /// Create the Open vSwitch bridge if it is missing.
+    OvsBridge {
+        bridge: String,
+        datapath_type: DatapathType,
+    },
+}
+
+/// Everything a node needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub role: Role,
+    /// The node's `binding:host_id` (and the L2 agent's `host`).
+    pub binding_host: String,
+    pub files: BTreeMap<PathBuf, FileSpec>,
+    /// Files that must not exist, with the reason.
+    pub absent: Vec<(PathBuf, String)>,
+    pub steps: Vec<Step>,
+    /// Things worth saying that are not errors.
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    fn add(&mut self, path: &str, mode: u32, group: Option<&'static str>, contents: String) {
+        let path = PathBuf::from(path);
+        self.files.insert(
+            path.clone(),
+            FileSpec {
+                path,
+                mode,
+                group,
+                contents: contents.into_bytes(),
+            },
+        );
+    }
+
+    /// The text of a rendered file.
+    pub fn text(&self, path: &str) -> Option<&str> {
+        self.files
+            .get(Path::new(path))
+            .and_then(|f| std::str::from_utf8(&f.contents).ok())
+    }
+}
+
+/// The port and binding drivers of a mode.
+pub fn drivers_for(mode: KuryrMode) -> (PortDriverKind, BindingDriverKind) {
+    match mode {
+        KuryrMode::Agent => (PortDriverKind::Veth, BindingDriverKind::Veth),
+        KuryrMode::Nested => (PortDriverKind::Nested, BindingDriverKind::Macvlan),
+        KuryrMode::Vlan => (PortDriverKind::Vlan, BindingDriverKind::Vlan),
+    }
+}
+
+/// Render everything. Fails only on inconsistencies between the template,
+/// the parameters and the facts (each reported).
+pub fn render(
+    template: &ClusterTemplate,
+    params: &ClusterParams,
+    role: Role,
+    facts: &NodeFacts,
+) -> Result<Plan, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let k = &template.kuryr;
+    if !template.uses_kuryr() {
+        let how = if template.network_driver_defaulted {
+            " (the operator's default swarm_default_network_driver)"
+        } else {
+            ""
+        };
+        problems.push(Problem::new(
+            "network_driver",
+            format!(
+                "the template's network_driver is {}{how}: kuryr node setup configures clusters whose \
+                 network_driver is {KURYR}",
+                template.network_driver
+            ),
+        ));
+    }
+    let agent = &params.agent;
+    let agent_mode = k.mode == KuryrMode::Agent;
+    if agent_mode && k.agent_type == AgentType::LinuxBridge {
+        if let Some(t) = agent.tunnel_types.iter().find(|t| *t != "vxlan") {
+            problems.push(Problem::new(
+                "agent.tunnel_types",
+                format!("agent.tunnel_types: the linuxbridge agent supports vxlan only, not {t}"),
+            ));
+        }
+        if !agent.bridge_mappings.is_empty() {
+            problems.push(Problem::new(
+                "agent.bridge_mappings",
+                "agent.bridge_mappings is for the ovs agent; the linuxbridge agent uses \
+                 agent.physical_interface_mappings",
+            ));
+        }
+    }
+    if agent_mode && k.agent_type == AgentType::Ovs && !agent.physical_interface_mappings.is_empty()
+    {
+        problems.push(Problem::new(
+            "agent.physical_interface_mappings",
+            "agent.physical_interface_mappings is for the linuxbridge agent; the ovs agent uses \
+             agent.bridge_mappings",
+        ));
+    }
+    let tunnels = agent_mode && !agent.tunnel_types.is_empty();
+    if tunnels && facts.local_ip.is_none() {
+        problems.push(Problem::new(
+            "agent.local_ip",
+            "agent.local_ip is missing: the tunnel endpoint address of this node is needed",
+        ));
+    }
+    let binding_host = params.binding_host.apply(&facts.hostname);
+    if binding_host.is_empty() || binding_host.len() > 255 {
+        problems.push(Problem::new(
+            "binding_host",
+            format!("the binding host {binding_host:?} must have 1 to 255 characters"),
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+
+    let mut plan = Plan {
+        role,
+        binding_host: binding_host.clone(),
+        files: BTreeMap::new(),
+        absent: Vec::new(),
+        steps: Vec::new(),
+        notes: Vec::new(),
+    };
+    let mode_desc = if agent_mode {
+        format!("kuryr_mode agent/{}", k.agent_type)
+    } else {
+        format!("kuryr_mode {}", k.mode)
+    };
+    let header = format!(
+        "Generated by `kuryr node setup` from cluster template \"{}\"\n\
+         (coe {}, {mode_desc}) for a {role} node.\n\
+         Re-run node setup to change it: edits here are overwritten.",
+        template.display_name(),
+        template.coe,
+    );
+
+    // --- kuryr.conf ---
+    let cafile = match &params.keystone.ca {
+        None => None,
+        Some(CaBundle::Path(p)) => Some(p.to_string_lossy().into_owned()),
+        Some(CaBundle::Pem(pem)) => {
+            plan.add(CA_PEM, 0o644, None, pem.clone());
+            Some(CA_PEM.to_string())
+        }
+    };
+    plan.add(
+        KURYR_CONF,
+        0o600,
+        None,
+        kuryr_conf(template, params, &header, &binding_host, cafile.as_deref())?,
+    );
+
+    // --- how Docker finds the driver ---
+    match params.driver.plugin {
+        PluginMode::Socket => plan.absent.push((
+            PathBuf::from(PLUGIN_SPEC),
+            "socket mode: Docker finds the driver by its socket".into(),
+        )),
+        PluginMode::Tcp => plan.add(
+            PLUGIN_SPEC,
+            0o644,
+            None,
+            format!("{}\n", params.driver.tcp_uri),
+        ),
+    }
+
+    // --- the L2 agent ---
+    let mut after_units = Vec::new();
+    if agent_mode {
+        let ini = agent_ini(params, k.agent_type, &header, &binding_host, facts.local_ip)?;
+        let path = match k.agent_type {
+            AgentType::Ovs => OVS_AGENT_INI,
+            AgentType::LinuxBridge => LINUXBRIDGE_AGENT_INI,
+        };
+        plan.add(path, 0o640, Some("neutron"), ini);
+        if agent.install != Installer::None {
+            plan.steps.push(Step::Install {
+                installer: agent.install,
+                packages: agent.packages_for(k.agent_type),
+            });
+        }
+        if k.agent_type == AgentType::Ovs {
+            let ovs = agent.openvswitch_unit();
+            plan.steps.push(Step::Service {
+                unit: ovs.clone(),
+                restart_when_changed: vec![],
+            });
+            plan.steps.push(Step::OvsBridge {
+                bridge: INTEGRATION_BRIDGE.into(),
+                datapath_type: agent.datapath_type,
+            });
+            after_units.push(unit_file_name(&ovs));
+        }
+        let agent_unit = agent.agent_unit(k.agent_type);
+        plan.steps.push(Step::Service {
+            unit: agent_unit.clone(),
+            restart_when_changed: vec![PathBuf::from(path)],
+        });
+        after_units.push(unit_file_name(&agent_unit));
+        if agent.transport_url.is_none() {
+            plan.notes.push(format!(
+                "agent.transport_url is not set: the {} agent must find Neutron's message bus in \
+                 /etc/neutron/neutron.conf ([DEFAULT] transport_url)",
+                k.agent_type
+            ));
+        }
+    }
+
+    // --- systemd ---
+    plan.add(
+        KURYR_UNIT,
+        0o644,
+        None,
+        systemd::kuryr_service(
+            &header,
+            &params.driver.binary,
+            Path::new(KURYR_CONF),
+            &after_units,
+        ),
+    );
+    plan.add(DOCKER_DROPIN, 0o644, None, systemd::docker_dropin(&header));
+    let mut kuryr_inputs = vec![PathBuf::from(KURYR_CONF), PathBuf::from(KURYR_UNIT)];
+    if plan.files.contains_key(Path::new(CA_PEM)) {
+        kuryr_inputs.push(PathBuf::from(CA_PEM));
+    }
+    plan.steps.push(Step::Service {
+        unit: KURYR_UNIT_NAME.into(),
+        restart_when_changed: kuryr_inputs,
+    });
+
+    // --- notes ---
+    if params.credential.kind == CredentialKind::Password {
+        plan.notes.push(
+            "the node credential is a password: anyone who reads kuryr.conf on any node can use the \
+             account for everything it may do; an application credential restricted by access rules \
+             limits that to the driver's Neutron calls (docs/security.md)"
+                .into(),
+        );
+    }
+    if params.keystone.auth_url.starts_with("http://") {
+        plan.notes.push(
+            "keystone.auth_url is plain http: the node credential and tokens cross the network unencrypted"
+                .into(),
+        );
+    }
+    if k.mtu.is_some() {
+        plan.notes.push(
+            "label kuryr_mtu is validated but not applied by this version: containers get the MTU of \
+             their Neutron network"
+                .into(),
+        );
+    }
+    Ok(plan)
+}
+
+/// `neutron-openvswitch-agent` → `neutron-openvswitch-agent.service`.
+fn unit_file_name(unit: &str) -> String {
+    if unit.contains('.') {
+        unit.to_string()
+    } else {
+        format!("{unit}.service")
+    }
+}
+
+fn kuryr_conf(
+    template: &ClusterTemplate,
+    params: &ClusterParams,
+    header: &str,
+    binding_host: &str,
+    cafile: Option<&str>,
+) -> Result<String, Vec<Problem>> {
+    let k = &template.kuryr;
+    let (port, binding) = drivers_for(k.mode);
+    let mut w = Writer::new();
+    w.comment(header);
+    let d = "DEFAULT";
+    w.set(d, "capability_scope", k.scope.as_str());
+    match params.driver.plugin {
+        PluginMode::Socket => {
+            w.set(d, "plugin_socket", params.driver.socket.to_string_lossy());
+        }
+        PluginMode::Tcp => {
+            w.set(d, "plugin_socket", "");
+            w.set(d, "kuryr_uri", params.driver.tcp_uri.clone());
+        }
+    }
+    w.set(d, "host", binding_host);
+    if params.driver.debug {
+        w.set(d, "debug", "true");
+    }
+    w.set(d, "default_port_driver", port.module_path());
+    w.set_list(d, "enabled_port_drivers", [port.module_path()]);
+
+    let n = "neutron";
+    w.set(n, "auth_url", params.keystone.auth_url.clone());
+    w.set(n, "auth_type", params.credential.kind.auth_type());
+    for (key, value) in &params.credential.options {
+        w.set(n, key, value.clone());
+    }
+    w.set(
+        n,
+        params.credential.kind.secret_option(),
+        params.credential.expose(),
+    );
+    if let Some(region) = &params.keystone.region_name {
+        w.set(n, "region_name", region.clone());
+    }
+    w.set(n, "endpoint_type", params.keystone.interface.as_str());
+    if let Some(cafile) = cafile {
+        w.set(n, "cafile", cafile);
+    }
+    if let Some(pool) = &k.subnetpool {
+        w.set(n, "default_subnetpool_v4", pool.clone());
+    }
+    match k.vif_plugging_timeout {
+        None => {}
+        Some(0) => {
+            w.set(n, "vif_plugging_is_fatal", "false");
+        }
+        Some(secs) => {
+            w.set(n, "vif_plugging_is_fatal", "true");
+            w.set(n, "vif_plugging_timeout", secs.to_string());
+        }
+    }
+
+    let b = "binding";
+    w.set(b, "default_driver", binding.module_path());
+    w.set_list(b, "enabled_drivers", [binding.module_path()]);
+    if let Some(iface) = &k.link_iface {
+        w.set(b, "link_iface", iface.clone());
+    }
+    render_error(w.render(), "kuryr.conf")
+}
+
+fn agent_ini(
+    params: &ClusterParams,
+    agent_type: AgentType,
+    header: &str,
+    binding_host: &str,
+    local_ip: Option<IpAddr>,
+) -> Result<String, Vec<Problem>> {
+    use secrecy::ExposeSecret;
+    let a = &params.agent;
+    let mut w = Writer::new();
+    w.comment(header);
+    w.set("DEFAULT", "host", binding_host);
+    if let Some(url) = &a.transport_url {
+        w.set("DEFAULT", "transport_url", url.expose_secret());
+    }
+    let mappings = |m: &BTreeMap<String, String>| {
+        m.iter()
+            .map(|(k, v)| format!("{k}:{v}"))
+            .collect::<Vec<_>>()
+    };
+    match agent_type {
+        AgentType::Ovs => {
+            if !a.tunnel_types.is_empty() {
+                w.set_list("agent", "tunnel_types", a.tunnel_types.clone());
+            }
+            w.set("agent", "l2_population", a.l2_population.to_string());
+            w.set("ovs", "integration_bridge", INTEGRATION_BRIDGE);
+            w.set("ovs", "datapath_type", a.datapath_type.as_str());
+            if let Some(ip) = local_ip.filter(|_| !a.tunnel_types.is_empty()) {
+                w.set("ovs", "local_ip", ip.to_string());
+            }
+            if !a.bridge_mappings.is_empty() {
+                w.set_list("ovs", "bridge_mappings", mappings(&a.bridge_mappings));
+            }
+            w.set("securitygroup", "firewall_driver", "openvswitch");
+            w.set("securitygroup", "enable_security_group", "true");
+        }
+        AgentType::LinuxBridge => {
+            if !a.physical_interface_mappings.is_empty() {
+                w.set_list(
+                    "linux_bridge",
+                    "physical_interface_mappings",
+                    mappings(&a.physical_interface_mappings),
+                );
+            }
+            let vxlan = a.tunnel_types.iter().any(|t| t == "vxlan");
+            w.set("vxlan", "enable_vxlan", vxlan.to_string());
+            if let Some(ip) = local_ip.filter(|_| vxlan) {
+                w.set("vxlan", "local_ip", ip.to_string());
+                w.set("vxlan", "l2_population", a.l2_population.to_string());
+            }
+            w.set("securitygroup", "firewall_driver", "iptables");
+            w.set("securitygroup", "enable_security_group", "true");
+        }
+    }
+    render_error(w.render(), "the agent configuration")
+}
+
+/// A rendering error names the option, never its value (it may be secret).
+fn render_error(
+    rendered: Result<String, crate::config::oslo::RenderError>,
+    what: &str,
+) -> Result<String, Vec<Problem>> {
+    rendered.map_err(|e| {
+        vec![Problem::new(
+            format!("{}.{}", e.section, e.key),
+            format!(
+                "cannot write [{}] {} to {what}: {}",
+                e.section, e.key, e.reason
+            ),
+        )]
+    })
+}
+
+#[cfg(test)]
+mod tests;
