@@ -7,8 +7,8 @@ use std::time::Duration;
 use kuryr_openstack::{Neutron, Session};
 use tracing::{error, info, warn};
 
-use crate::binding::{Binder, VethConfig};
-use crate::config::{Config, PortDriverKind};
+use crate::binding::{Binder, NestedConfig, NestedKind, VethConfig};
+use crate::config::{BindingDriverKind, Config, PortDriverKind};
 use crate::driver::{Driver, DriverConfig};
 use crate::server;
 
@@ -19,8 +19,19 @@ pub enum DaemonError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Client(#[from] kuryr_openstack::Error),
-    #[error("port driver {0} is not available in this build")]
+    #[error(
+        "port driver {0} is not supported by this driver (supported: veth, nested, vlan); \
+         set [DEFAULT] default_port_driver accordingly"
+    )]
     UnsupportedPortDriver(String),
+    #[error(
+        "the kernel of this node cannot create {kind} devices (\"Unknown device type\"), which \
+         [binding] default_driver needs: load the {module} module or choose another binding driver"
+    )]
+    KernelLacks {
+        kind: &'static str,
+        module: &'static str,
+    },
     #[error("start-up: {0}")]
     Startup(#[from] crate::driver::DriverError),
     #[error(transparent)]
@@ -60,6 +71,52 @@ pub fn driver_config(config: &Config) -> DriverConfig {
         process_external_connectivity: d.process_external_connectivity,
         vif_plugging_is_fatal: config.neutron.vif_plugging_is_fatal,
         vif_plugging_timeout: config.vif_plugging_timeout(),
+        port_driver: d.default_port_driver,
+        link_iface: config.binding.link_iface.clone(),
+        link_netns: None,
+    }
+}
+
+/// The host binding for the configured port driver and `[binding]
+/// default_driver` (whose compatibility `Config` already checked).
+pub fn binder(config: &Config) -> Result<Binder, DaemonError> {
+    let nested = |kind| Binder::nested(NestedConfig::new(kind));
+    Ok(match config.default.default_port_driver {
+        PortDriverKind::Veth => Binder::veth(VethConfig::default()),
+        PortDriverKind::Nested => match config.binding.default_driver {
+            BindingDriverKind::Ipvlan => nested(NestedKind::Ipvlan),
+            _ => nested(NestedKind::Macvlan),
+        },
+        PortDriverKind::Vlan => nested(NestedKind::Vlan),
+        PortDriverKind::Sriov => {
+            return Err(DaemonError::UnsupportedPortDriver(
+                PortDriverKind::Sriov.as_str().into(),
+            ));
+        }
+    })
+}
+
+/// Nested modes: can this kernel make the configured sub-interfaces?
+/// Tried once at start-up, so a missing module is one clear error instead
+/// of a failure at every `docker run`.
+fn check_kernel(binder: &Binder) -> Result<(), DaemonError> {
+    let Binder::Nested(b) = binder else {
+        return Ok(());
+    };
+    let kind = b.config().kind;
+    match crate::binding::probe_link_kind(kind) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(DaemonError::KernelLacks {
+            kind: kind.as_str(),
+            module: match kind {
+                NestedKind::Vlan => "8021q",
+                other => other.as_str(),
+            },
+        }),
+        Err(e) => {
+            warn!(kind = %kind, error = %e, "cannot probe the kernel for {kind} support; going on");
+            Ok(())
+        }
     }
 }
 
@@ -67,11 +124,7 @@ pub fn driver_config(config: &Config) -> DriverConfig {
 pub fn build_driver(config: &Config) -> Result<Driver, DaemonError> {
     let session = Session::new(config.session_config()?)?;
     let neutron = Neutron::new(session);
-    let binder = match config.default.default_port_driver {
-        PortDriverKind::Veth => Binder::veth(VethConfig::default()),
-        other => return Err(DaemonError::UnsupportedPortDriver(other.as_str().into())),
-    };
-    Ok(Driver::new(neutron, driver_config(config), binder))
+    Ok(Driver::new(neutron, driver_config(config), binder(config)?))
 }
 
 /// Check Neutron and rebuild the index, retrying while Neutron is not up
@@ -114,7 +167,13 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         warn!("{w}");
     }
     let driver = Arc::new(build_driver(&config)?);
-    info!(host_id = %driver.config().host_id, scope = %driver.config().scope, "kuryr starting");
+    check_kernel(driver.binder())?;
+    info!(
+        host_id = %driver.config().host_id,
+        scope = %driver.config().scope,
+        port_driver = %driver.config().port_driver,
+        "kuryr starting"
+    );
     // Listen first: dockerd's plugin client gives up after ~15 s of
     // connection errors, and Neutron may take longer at boot.
     let unix = match &config.default.plugin_socket {
@@ -139,4 +198,91 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     }
     server::serve(driver, unix, tcp, shutdown_signal()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conf(text: &str) -> Config {
+        text.parse()
+            .unwrap_or_else(|e| panic!("{e}\n--- config:\n{text}"))
+    }
+
+    fn nested_kind(b: &Binder) -> Option<NestedKind> {
+        match b {
+            Binder::Nested(n) => Some(n.config().kind),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_port_driver_picks_the_binder() {
+        let c = conf("");
+        assert!(matches!(binder(&c).unwrap(), Binder::Veth(_)));
+        assert_eq!(driver_config(&c).port_driver, PortDriverKind::Veth);
+        assert_eq!(driver_config(&c).link_iface, None);
+
+        let cases = [
+            (
+                "[DEFAULT]\nport_driver = nested\nenabled_port_drivers = nested\n\
+                 [binding]\ndefault_driver = kuryr.lib.binding.drivers.macvlan\n\
+                 enabled_drivers = kuryr.lib.binding.drivers.macvlan\nlink_iface = ens3\n",
+                PortDriverKind::Nested,
+                NestedKind::Macvlan,
+                Some("ens3"),
+            ),
+            (
+                "[DEFAULT]\ndefault_port_driver = kuryr_libnetwork.port_driver.drivers.nested\n\
+                 enabled_port_drivers = kuryr_libnetwork.port_driver.drivers.nested\n\
+                 [binding]\ndefault_driver = ipvlan\nenabled_drivers = ipvlan\n",
+                PortDriverKind::Nested,
+                NestedKind::Ipvlan,
+                None,
+            ),
+            (
+                "[DEFAULT]\ndefault_port_driver = vlan\nenabled_port_drivers = vlan\n\
+                 [binding]\ndriver = kuryr.lib.binding.drivers.vlan\nenabled_drivers = vlan\n\
+                 link_iface = eth0\n",
+                PortDriverKind::Vlan,
+                NestedKind::Vlan,
+                Some("eth0"),
+            ),
+        ];
+        for (text, port_driver, kind, link) in cases {
+            let c = conf(text);
+            assert_eq!(nested_kind(&binder(&c).unwrap()), Some(kind), "{text}");
+            let d = driver_config(&c);
+            assert_eq!(d.port_driver, port_driver);
+            assert_eq!(d.link_iface.as_deref(), link);
+            assert_eq!(d.link_netns, None);
+        }
+    }
+
+    #[test]
+    fn sriov_is_refused_with_a_clear_message() {
+        let c = conf(
+            "[DEFAULT]\ndefault_port_driver = sriov\nenabled_port_drivers = sriov\n\
+             [binding]\nenabled_drivers = veth,hw_veb\n",
+        );
+        let e = binder(&c).unwrap_err();
+        assert!(matches!(e, DaemonError::UnsupportedPortDriver(ref d) if d == "sriov"));
+        let s = e.to_string();
+        assert!(
+            s.contains("sriov") && s.contains("veth, nested, vlan"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn a_kernel_without_the_link_kind_is_named() {
+        let s = DaemonError::KernelLacks {
+            kind: "vlan",
+            module: "8021q",
+        }
+        .to_string();
+        assert!(s.contains("cannot create vlan devices"), "{s}");
+        assert!(s.contains("load the 8021q module"), "{s}");
+        assert!(s.contains("[binding] default_driver"), "{s}");
+    }
 }

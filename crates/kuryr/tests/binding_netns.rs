@@ -83,6 +83,8 @@ fn bind_req(p: &Port, mtu: u32) -> BindRequest<'_> {
         mtu,
         host_ifname: binding::vif::host_ifname(&p.id),
         container_ifname: binding::vif::container_ifname(&p.id),
+        link_iface: None,
+        vlan_id: None,
     }
 }
 

@@ -254,7 +254,9 @@ async fn neutron_round_trips_per_docker_operation() {
         let (_, rm) = api.neutron_calls(api.remove_network(&net)).await;
 
         let rows = [
-            ("network create", &create, 5),
+            // 6: the subnet is tagged with its PoolID, as kuryr-libnetwork
+            // needs to release addresses (tests/interop_python.rs).
+            ("network create", &create, 6),
             ("container start", &start, 3),
             ("container stop", &stop, 2),
             ("2nd container start", &start2, 3),

@@ -1,7 +1,15 @@
-//! Host-side binding of Neutron ports: what kuryr-lib's veth binding driver
-//! and its per-`binding:vif_type` scripts (`/usr/libexec/kuryr/*`) do.
+//! Host-side binding of Neutron ports: what kuryr-lib's binding drivers
+//! and the veth driver's per-`binding:vif_type` scripts
+//! (`/usr/libexec/kuryr/*`) do.
 //!
-//! For every endpoint, [`Binder::bind`] creates a veth pair in the host
+//! Two binders, picked at start-up from the port driver:
+//! - [`Binder::Veth`] (port driver `veth`, a node running a Neutron L2
+//!   agent), described below;
+//! - [`Binder::Nested`] (port drivers `nested` and `vlan`, a node that is a
+//!   VM): a macvlan, ipvlan or VLAN sub-interface of the node's NIC, see
+//!   [`NestedBinder`].
+//!
+//! For every endpoint, the veth binder creates a veth pair in the host
 //! network namespace: the host end `tap<port[:11]>` and the container end
 //! `t_c<port[:11]>` that Docker moves into the sandbox at Join (Docker never
 //! touches the MTU, so both ends get the Neutron network MTU here). The host
@@ -19,9 +27,11 @@
 //! crashed or retried call left, unbind treats "already gone" as success,
 //! and a failed bind removes what it created.
 //!
-//! Only the host namespace is ever touched: Docker moves the container end.
+//! The veth binder only touches the host namespace, the nested binder only
+//! the namespace holding the node's NIC: Docker moves the container end.
 
 mod ethtool_ioctl;
+mod nested;
 mod netlink;
 mod ovs;
 mod veth;
@@ -33,6 +43,9 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 
 pub use ethtool_ioctl::{set_tx_checksum, tx_checksum};
+pub use nested::{
+    HostLink, NestedBinder, NestedConfig, NestedKind, VLAN_IDS, host_links, probe_link_kind,
+};
 pub use veth::VethBinder;
 pub use vif::{VifDetails, VifType};
 
@@ -50,6 +63,11 @@ pub struct BindRequest<'a> {
     pub host_ifname: String,
     /// Container end of the veth: `t_c` + `port_id[..11]` (Docker's SrcName).
     pub container_ifname: String,
+    /// Nested bindings: the node's NIC the sub-interface hangs off
+    /// (`[binding] link_iface`, or the one found by the VM port's MAC).
+    pub link_iface: Option<&'a str>,
+    /// VLAN binding: the 802.1Q id of the port's trunk subport.
+    pub vlan_id: Option<u16>,
 }
 
 /// What to unbind. Carries the port's binding as it was at bind time (or as
@@ -89,6 +107,22 @@ pub enum BindError {
     /// The rtnetlink socket could not be opened.
     #[error("cannot open a netlink socket: {0}")]
     NetlinkSocket(#[source] std::io::Error),
+    /// The network namespace of a nested binder could not be entered.
+    #[error("cannot open a netlink socket in network namespace {path}: {source}")]
+    Netns {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kernel cannot create links of this kind (module missing).
+    #[error(
+        "the kernel cannot create {kind} devices (\"Unknown device type\": \
+         no {kind} support or module on this host)"
+    )]
+    UnsupportedLinkKind { kind: &'static str },
+    /// The node's NIC a nested binding hangs off is not there.
+    #[error("the link interface {ifname:?} does not exist in {netns}")]
+    LinkNotFound { ifname: String, netns: String },
     /// A netlink request failed; `action` says which, `ifname` on what.
     #[error("netlink: cannot {action} {ifname}: {source}")]
     Netlink {
@@ -146,7 +180,9 @@ impl BindError {
             BindError::Netlink { source, .. } => netlink::errno(source),
             BindError::Ethtool { source, .. }
             | BindError::NetlinkSocket(source)
+            | BindError::Netns { source, .. }
             | BindError::OvsSpawn { source, .. } => source.raw_os_error(),
+            BindError::UnsupportedLinkKind { .. } => Some(libc::EOPNOTSUPP),
             BindError::Teardown { errors, .. } => errors.iter().find_map(BindError::errno),
             _ => None,
         }
@@ -202,6 +238,9 @@ impl Default for VethConfig {
 pub enum Binder {
     /// veth pair + per-vif_type plug (kuryr-lib's `veth` driver).
     Veth(VethBinder),
+    /// macvlan / ipvlan / VLAN sub-interface of the node's NIC (kuryr-lib's
+    /// `macvlan`, `ipvlan` and `vlan` drivers), for nodes that are VMs.
+    Nested(NestedBinder),
     /// Does nothing and always succeeds (tests without root, dry runs).
     Noop,
 }
@@ -213,12 +252,26 @@ impl Binder {
         Binder::Veth(VethBinder::new(cfg))
     }
 
+    /// A nested binder; its netlink socket is opened lazily too (inside
+    /// `cfg.netns` if set).
+    pub fn nested(cfg: NestedConfig) -> Binder {
+        Binder::Nested(NestedBinder::new(cfg))
+    }
+
+    /// Whether the container interface carries the node NIC's MAC rather
+    /// than the port's (ipvlan): the VM port's allowed address pairs and
+    /// Docker must then be given that MAC.
+    pub fn shares_link_mac(&self) -> bool {
+        matches!(self, Binder::Nested(b) if b.config().kind == NestedKind::Ipvlan)
+    }
+
     /// Create and plug the host side of `req.port`. Idempotent: a second
     /// call with the same request converges to the same state. On failure
     /// nothing of this endpoint is left behind.
     pub async fn bind(&self, req: &BindRequest<'_>) -> Result<(), BindError> {
         match self {
             Binder::Veth(b) => b.bind(req).await,
+            Binder::Nested(b) => b.bind(req).await,
             Binder::Noop => Ok(()),
         }
     }
@@ -228,6 +281,7 @@ impl Binder {
     pub async fn unbind(&self, req: &UnbindRequest<'_>) -> Result<(), BindError> {
         match self {
             Binder::Veth(b) => b.unbind(req).await,
+            Binder::Nested(b) => b.unbind(req).await,
             Binder::Noop => Ok(()),
         }
     }
@@ -302,6 +356,8 @@ mod tests {
                 mtu: 1500,
                 host_ifname: "tap0123456789a".into(),
                 container_ifname: "t_c0123456789a".into(),
+                link_iface: None,
+                vlan_id: None,
             })
             .await
             .unwrap();

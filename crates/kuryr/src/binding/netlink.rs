@@ -2,9 +2,14 @@
 //! the device, and "not found" folded into `Option`/`bool` where the caller
 //! wants idempotence.
 
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::path::Path;
+
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::link::{
-    BridgeStpState, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    BridgeStpState, InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVeth, InfoVlan, IpVlanMode,
+    LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
 };
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth};
 
@@ -37,6 +42,12 @@ pub(crate) struct Link {
     pub link_netnsid: Option<i32>,
     /// IFLA_MASTER.
     pub master: Option<u32>,
+    /// `macvlan` mode.
+    pub macvlan_mode: Option<MacVlanMode>,
+    /// `ipvlan` mode.
+    pub ipvlan_mode: Option<IpVlanMode>,
+    /// `vlan` (802.1Q) id.
+    pub vlan_id: Option<u16>,
 }
 
 impl Link {
@@ -51,6 +62,9 @@ impl Link {
             link: None,
             link_netnsid: None,
             master: None,
+            macvlan_mode: None,
+            ipvlan_mode: None,
+            vlan_id: None,
         };
         for attr in msg.attributes {
             match attr {
@@ -62,8 +76,10 @@ impl Link {
                 LinkAttribute::Controller(i) if i != 0 => l.master = Some(i),
                 LinkAttribute::LinkInfo(infos) => {
                     for info in infos {
-                        if let LinkInfo::Kind(k) = info {
-                            l.kind = Some(k);
+                        match info {
+                            LinkInfo::Kind(k) => l.kind = Some(k),
+                            LinkInfo::Data(data) => l.read_info_data(data),
+                            _ => {}
                         }
                     }
                 }
@@ -71,6 +87,33 @@ impl Link {
             }
         }
         l
+    }
+
+    fn read_info_data(&mut self, data: InfoData) {
+        match data {
+            InfoData::MacVlan(infos) => {
+                for i in infos {
+                    if let InfoMacVlan::Mode(m) = i {
+                        self.macvlan_mode = Some(m);
+                    }
+                }
+            }
+            InfoData::IpVlan(infos) => {
+                for i in infos {
+                    if let InfoIpVlan::Mode(m) = i {
+                        self.ipvlan_mode = Some(m);
+                    }
+                }
+            }
+            InfoData::Vlan(infos) => {
+                for i in infos {
+                    if let InfoVlan::Id(id) = i {
+                        self.vlan_id = Some(id);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
     pub fn is_kind(&self, kind: &InfoKind) -> bool {
@@ -109,6 +152,71 @@ impl Netlink {
         let (conn, handle, _) = rtnetlink::new_connection().map_err(BindError::NetlinkSocket)?;
         tokio::spawn(conn);
         Ok(Netlink { handle })
+    }
+
+    /// Open the socket inside the network namespace at `netns` (a
+    /// `/run/netns/NAME` or `/proc/PID/ns/net` path), or in the calling
+    /// thread's namespace when `None`, and spawn its connection task.
+    ///
+    /// The namespace is entered by a short-lived thread of its own, which
+    /// creates the socket there and hands its descriptor back: a socket
+    /// stays in the namespace it was made in, and no tokio thread ever
+    /// changes namespace.
+    pub fn connect_in(netns: Option<&Path>) -> Result<Netlink, BindError> {
+        let Some(path) = netns else {
+            return Netlink::connect();
+        };
+        let fd = socket_in_netns(path).map_err(|source| BindError::Netns {
+            path: path.display().to_string(),
+            source,
+        })?;
+        // SAFETY: `fd` is a netlink socket this process just created and
+        // owns; TokioSocket takes over ownership and closes it.
+        let socket = unsafe { rtnetlink::sys::TokioSocket::from_raw_fd(fd.into_raw_fd()) };
+        let (conn, handle, _) = rtnetlink::from_socket(socket);
+        tokio::spawn(conn);
+        Ok(Netlink { handle })
+    }
+
+    /// Every link of the namespace.
+    pub async fn links(&self) -> Result<Vec<Link>, BindError> {
+        let msgs: Vec<LinkMessage> = self
+            .handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|source| BindError::Netlink {
+                action: "list",
+                ifname: "links".to_string(),
+                source,
+            })?;
+        Ok(msgs.into_iter().map(Link::from_message).collect())
+    }
+
+    /// Create a link from a prepared RTM_NEWLINK message. `Ok(false)`:
+    /// a link with that name already exists (EEXIST). A kind the kernel
+    /// does not know (EOPNOTSUPP: "Unknown device type") is reported as
+    /// [`BindError::UnsupportedLinkKind`].
+    pub async fn create(
+        &self,
+        kind: &'static str,
+        ifname: &str,
+        msg: LinkMessage,
+    ) -> Result<bool, BindError> {
+        match self.handle.link().add(msg).execute().await {
+            Ok(()) => Ok(true),
+            Err(e) if is_errno(&e, libc::EEXIST) => Ok(false),
+            Err(e) if is_errno(&e, libc::EOPNOTSUPP) => {
+                Err(BindError::UnsupportedLinkKind { kind })
+            }
+            Err(source) => Err(BindError::Netlink {
+                action: "create",
+                ifname: ifname.to_string(),
+                source,
+            }),
+        }
     }
 
     /// The link called `name`, or `None` if there is none.
@@ -201,6 +309,23 @@ impl Netlink {
         self.set("set the MAC address of", link, msg).await
     }
 
+    pub async fn set_mtu_and_mac(
+        &self,
+        link: &Link,
+        mtu: Option<u32>,
+        mac: Option<[u8; 6]>,
+    ) -> Result<(), BindError> {
+        let mut msg = LinkUnspec::new_with_index(link.index);
+        if let Some(mtu) = mtu {
+            msg = msg.mtu(mtu);
+        }
+        if let Some(mac) = mac {
+            msg = msg.address(mac.to_vec());
+        }
+        self.set("set the MTU and MAC address of", link, msg.build())
+            .await
+    }
+
     pub async fn set_up(&self, link: &Link) -> Result<(), BindError> {
         let msg = LinkUnspec::new_with_index(link.index).up().build();
         self.set("bring up", link, msg).await
@@ -242,4 +367,36 @@ impl Netlink {
             }),
         }
     }
+}
+
+/// Create an `AF_NETLINK`/`NETLINK_ROUTE` socket inside the namespace at
+/// `path`, from a thread that exists only for that.
+fn socket_in_netns(path: &Path) -> io::Result<OwnedFd> {
+    let ns = std::fs::File::open(path)?;
+    std::thread::Builder::new()
+        .name("kuryr-netns".into())
+        .spawn(move || {
+            // SAFETY: setns only changes this thread's network namespace;
+            // `ns` is an open namespace file that outlives the call. The
+            // thread ends right after, so no other code runs in it.
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: plain syscall with constant arguments; the result is
+            // checked before use.
+            let fd = unsafe {
+                libc::socket(
+                    libc::AF_NETLINK,
+                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                    libc::NETLINK_ROUTE,
+                )
+            };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `fd` is a fresh descriptor nothing else owns.
+            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        })?
+        .join()
+        .map_err(|_| io::Error::other("the netns thread panicked"))?
 }

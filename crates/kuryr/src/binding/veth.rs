@@ -555,6 +555,8 @@ mod tests {
             mtu: 1450,
             host_ifname: vif::host_ifname(&p.id),
             container_ifname: vif::container_ifname(&p.id),
+            link_iface: None,
+            vlan_id: None,
         }
     }
 

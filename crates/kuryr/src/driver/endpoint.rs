@@ -87,16 +87,21 @@ impl Driver {
         })?;
         let eid = req.endpoint_id.clone();
         let requested_mac = req.interface.mac_address.clone();
+        // ipvlan devices keep the node NIC's MAC and cannot take another:
+        // Docker must not try to set one.
+        let report_mac = requested_mac.is_none() && !self.binder.shares_link_mac();
         let respond = |port: &Port| CreateEndpointResponse {
             interface: CreateEndpointInterface {
-                mac_address: requested_mac.is_none().then(|| port.mac_address.clone()),
+                mac_address: report_mac.then(|| port.mac_address.clone()),
             },
         };
 
-        // A retried call: the endpoint exists; make sure the host side does.
+        // A retried call: the endpoint exists; make sure the Neutron side
+        // behind the VM port and the host side do.
         let known = self.index().endpoint(eid.as_str()).cloned();
         if let Some(entry) = known {
-            self.bind_host(&net, &entry.port, &eid).await?;
+            let vlan_id = self.attach_to_node(&entry.port, &eid).await?;
+            self.bind_host(&net, &entry.port, &eid, vlan_id).await?;
             return Ok(respond(&entry.port));
         }
 
@@ -166,9 +171,11 @@ impl Driver {
                     admin_state_up: Some(true),
                     mac_address: requested_mac.clone(),
                     fixed_ips: Some(wanted.clone()),
-                    device_id: Some(eid.to_string()),
+                    // A trunk refuses subports that have a device: in vlan
+                    // mode the device ID is set once the port is a subport.
+                    device_id: (!self.trunk_mode()).then(|| eid.to_string()),
                     device_owner: Some(names::DEVICE_OWNER.into()),
-                    host_id: Some(self.config.host_id.clone()),
+                    host_id: self.bind_host_id(),
                     ..Default::default()
                 })
                 .await?;
@@ -194,14 +201,16 @@ impl Driver {
             }
             let original_tags = keep.tags.clone();
             let mut update = PortUpdate::default();
-            if keep.device_id != eid.as_str() {
+            if keep.device_id != eid.as_str() && !self.trunk_mode() {
                 update.device_id = Some(eid.to_string());
             }
             if keep.device_owner != names::DEVICE_OWNER {
                 update.device_owner = Some(names::DEVICE_OWNER.into());
             }
-            if keep.host_id != self.config.host_id {
-                update.host_id = Some(self.config.host_id.clone());
+            if let Some(host) = self.bind_host_id()
+                && keep.host_id != host
+            {
+                update.host_id = Some(host);
             }
             if !keep.admin_state_up {
                 update.admin_state_up = Some(true);
@@ -238,7 +247,7 @@ impl Driver {
                         },
                     )
                     .await?;
-                update.host_id = Some(self.config.host_id.clone());
+                update.host_id = self.bind_host_id();
             }
             if !update.is_empty() {
                 keep = self.neutron.update_port(&keep.id, &update).await?;
@@ -273,11 +282,28 @@ impl Driver {
             }
         }
 
-        if let Err(e) = self.bind_host(&net, &port, &eid).await {
+        let vlan_id = match self.attach_to_node(&port, &eid).await {
+            Ok(v) => {
+                if self.trunk_mode() {
+                    port.device_id = eid.to_string();
+                }
+                v
+            }
+            Err(e) => {
+                // Half done is possible (a subport added, its device ID
+                // not): undoing is idempotent.
+                self.undo_node(&port).await;
+                self.undo_port(&port, created_here, &original_tags).await;
+                return Err(e);
+            }
+        };
+        if let Err(e) = self.bind_host(&net, &port, &eid, vlan_id).await {
+            self.undo_node(&port).await;
             self.undo_port(&port, created_here, &original_tags).await;
             return Err(e);
         }
-        if self.config.vif_plugging_is_fatal {
+        // Nested modes bind no port to a host: there is no agent to wait for.
+        if self.config.vif_plugging_is_fatal && !self.nested_mode() {
             match self.wait_active(&port.id).await {
                 Ok(p) => {
                     port = Port {
@@ -315,7 +341,20 @@ impl Driver {
         }
     }
 
-    async fn bind_host(&self, net: &NetworkEntry, port: &Port, eid: &DockerId) -> Result<()> {
+    /// Undo [`Driver::attach_to_node`] after a later step failed.
+    async fn undo_node(&self, port: &Port) {
+        if let Err(e) = self.detach_from_node(port).await {
+            warn!(port = %port.id, error = %e, "rollback behind the VM port failed");
+        }
+    }
+
+    async fn bind_host(
+        &self,
+        net: &NetworkEntry,
+        port: &Port,
+        eid: &DockerId,
+        vlan_id: Option<u16>,
+    ) -> Result<()> {
         let (host_ifname, container_ifname) = Self::bind_names(&port.id);
         self.binder
             .bind(&BindRequest {
@@ -324,6 +363,8 @@ impl Driver {
                 mtu: net.network.mtu.unwrap_or(1500),
                 host_ifname,
                 container_ifname,
+                link_iface: self.node().map(|n| n.link.as_str()),
+                vlan_id,
             })
             .await?;
         Ok(())
@@ -469,6 +510,9 @@ impl Driver {
             }
             None => Ok(()),
         };
+        // The pairs / the subport go before the port may be deleted
+        // (Neutron refuses to delete a subport's port).
+        self.detach_from_node(&port).await?;
         if port.name == names::endpoint_port_name(&req.endpoint_id) {
             // Made in CreateEndpoint (Docker's IPAM): no ReleaseAddress will
             // reach us for it.

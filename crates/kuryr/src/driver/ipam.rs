@@ -541,7 +541,7 @@ impl Driver {
             name: Some(names::UNBOUND_PORT_NAME.into()),
             admin_state_up: Some(true),
             device_owner: Some(names::DEVICE_OWNER.into()),
-            host_id: Some(self.config.host_id.clone()),
+            host_id: self.bind_host_id(),
             device_id: device_id.map(str::to_string),
             fixed_ips: Some(vec![FixedIp {
                 subnet_id: subnet.id.clone(),

@@ -10,13 +10,16 @@ mod error;
 mod index;
 mod ipam;
 mod network;
+mod node;
 
 pub use error::{DriverError, Result};
 pub use index::Index;
+pub use node::Node;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -25,6 +28,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::binding::Binder;
+use crate::config::PortDriverKind;
 use crate::names;
 use crate::protocol::{self, ErrorResponse};
 
@@ -51,6 +55,16 @@ pub struct DriverConfig {
     /// Wait for the port to become ACTIVE before CreateEndpoint returns.
     pub vif_plugging_is_fatal: bool,
     pub vif_plugging_timeout: Duration,
+    /// `[DEFAULT] default_port_driver`: `veth` (agent on the node),
+    /// `nested` (macvlan/ipvlan behind the VM port's allowed address
+    /// pairs) or `vlan` (trunk subports). `sriov` is refused at start.
+    pub port_driver: PortDriverKind,
+    /// `[binding] link_iface`: the node's NIC holding the VM port (nested
+    /// modes); `None` finds it by MAC.
+    pub link_iface: Option<String>,
+    /// Network namespace where the node's NIC lives, for finding the VM
+    /// port (`None`: the daemon's own). Give the nested binder the same.
+    pub link_netns: Option<PathBuf>,
 }
 
 impl Default for DriverConfig {
@@ -69,6 +83,9 @@ impl Default for DriverConfig {
             process_external_connectivity: true,
             vif_plugging_is_fatal: false,
             vif_plugging_timeout: Duration::from_secs(300),
+            port_driver: PortDriverKind::Veth,
+            link_iface: None,
+            link_netns: None,
         }
     }
 }
@@ -116,6 +133,8 @@ pub struct Driver {
     /// Set once the index is rebuilt; stateful calls wait for it, so a
     /// request racing the start-up never sees an empty index.
     ready: tokio::sync::watch::Sender<bool>,
+    /// Nested modes: the VM port of this node, found by `start()`.
+    node: OnceLock<Node>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -135,6 +154,7 @@ impl Driver {
             index: Mutex::new(Index::default()),
             locks: Mutex::new(HashMap::new()),
             ready: tokio::sync::watch::channel(false).0,
+            node: OnceLock::new(),
         }
     }
 
@@ -144,6 +164,17 @@ impl Driver {
 
     pub fn config(&self) -> &DriverConfig {
         &self.config
+    }
+
+    /// The host binding in use.
+    pub fn binder(&self) -> &Binder {
+        &self.binder
+    }
+
+    /// Nested modes: the VM port this node's containers sit behind (set by
+    /// [`Driver::start`]).
+    pub fn vm_node(&self) -> Option<&Node> {
+        self.node()
     }
 
     /// Copy of the Neutron call counters.
@@ -180,6 +211,33 @@ impl Driver {
                 "Neutron has no subnet_allocation extension (subnet pools)".into(),
             ));
         }
+        match self.config.port_driver {
+            PortDriverKind::Veth => {}
+            PortDriverKind::Nested => {
+                if !has("allowed-address-pairs") {
+                    return Err(DriverError::Invalid(
+                        "the nested port driver needs Neutron's allowed-address-pairs extension"
+                            .into(),
+                    ));
+                }
+                self.discover_node().await?;
+            }
+            PortDriverKind::Vlan => {
+                if !has("trunk") || !has("trunk-details") {
+                    return Err(DriverError::Invalid(
+                        "the vlan port driver needs Neutron's trunk and trunk-details extensions \
+                         (service_plugins = trunk)"
+                            .into(),
+                    ));
+                }
+                self.discover_node().await?;
+            }
+            PortDriverKind::Sriov => {
+                return Err(DriverError::Invalid(
+                    "the sriov port driver is not supported by this driver".into(),
+                ));
+            }
+        }
         self.rebuild_index().await?;
         self.ready.send_replace(true);
         Ok(())
@@ -199,14 +257,20 @@ impl Driver {
             }
             subnets = self.neutron.list_subnets(&q).await?;
         }
-        let ports = self
-            .neutron
-            .list_ports(
-                &Query::new()
-                    .eq("device_owner", names::DEVICE_OWNER)
-                    .eq("binding:host_id", &self.config.host_id),
-            )
-            .await?;
+        // Veth mode: our ports are bound to this host. Nested modes bind
+        // none: ours are those behind our VM port (pairs, trunk subports).
+        let mut q = Query::new().eq("device_owner", names::DEVICE_OWNER);
+        if let Some(host) = self.bind_host_id() {
+            q = q.eq("binding:host_id", host);
+        } else if let Some(node) = self.node()
+            && node.trunk_id.is_none()
+        {
+            q = q.eq("network_id", &node.vm_port.network_id);
+        }
+        let mut ports = self.neutron.list_ports(&q).await?;
+        if let Some(ours) = self.node_port_filter().await? {
+            ports.retain(|p| names::id_from_tags(&p.tags).is_none() || ours(p));
+        }
         let mut index = self.index();
         for net in ours {
             if let Some(id) = names::id_from_tags(&net.tags) {

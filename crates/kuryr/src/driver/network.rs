@@ -105,14 +105,39 @@ impl Driver {
         }
         let opts = req.generic_options();
         let shared = parse_bool_option("neutron.net.shared", opts.get("neutron.net.shared"))?;
-        let net_uuid = opts.get("neutron.net.uuid").filter(|s| !s.is_empty());
+        let mut net_uuid = opts
+            .get("neutron.net.uuid")
+            .filter(|s| !s.is_empty())
+            .cloned();
         let net_name = opts.get("neutron.net.name").filter(|s| !s.is_empty());
+        // Nested (macvlan/ipvlan): containers leave through the VM port, so
+        // their network is the VM port's, adopted like a user's network
+        // (tagged, never deleted).
+        let vm_network = self
+            .node()
+            .filter(|n| n.trunk_id.is_none())
+            .map(|n| n.vm_port.network_id.clone());
+        if let Some(vm_net) = &vm_network
+            && net_uuid.is_none()
+            && net_name.is_none()
+        {
+            net_uuid = Some(vm_net.clone());
+        }
+        let net_uuid = net_uuid.as_ref();
 
         let (network, existing) = if net_uuid.is_some() || net_name.is_some() {
-            (
-                self.adopt_network(&id, net_uuid, net_name, shared).await?,
-                true,
-            )
+            let network = self.adopt_network(&id, net_uuid, net_name, shared).await?;
+            if let Some(vm_net) = &vm_network
+                && network.id != *vm_net
+            {
+                let _ = self.release_adopted(&id, &network).await;
+                return Err(DriverError::Invalid(format!(
+                    "nested port driver: containers can only join the VM port's network {vm_net}, \
+                     not Neutron network {}",
+                    network.id
+                )));
+            }
+            (network, true)
         } else {
             let network = self
                 .neutron
@@ -385,19 +410,31 @@ impl Driver {
                 e.into()
             }
         })?;
+        // Tagged with the Docker PoolID, as kuryr-libnetwork does: its
+        // ReleaseAddress only deletes ports of subnets carrying that tag.
+        let mut tags: Vec<&str> = pool.iter().map(|p| p.pool.id.as_str()).collect();
         if existing {
             // Mark what we add to a user's network, so only that goes later.
-            let tags = self
-                .neutron
-                .replace_tags(
-                    TagResource::Subnet,
-                    &subnet.id,
-                    &[names::TAG_CREATED_SUBNET],
-                )
-                .await?;
-            return Ok(Subnet { tags, ..subnet });
+            tags.push(names::TAG_CREATED_SUBNET);
         }
-        Ok(subnet)
+        if tags.is_empty() {
+            return Ok(subnet);
+        }
+        match self
+            .neutron
+            .replace_tags(TagResource::Subnet, &subnet.id, &tags)
+            .await
+        {
+            Ok(tags) => Ok(Subnet { tags, ..subnet }),
+            Err(e) => {
+                if let Err(err) = self.neutron.delete_subnet(&subnet.id).await
+                    && !err.is_not_found()
+                {
+                    warn!(subnet = %subnet.id, error = %err, "rollback: subnet not deleted");
+                }
+                Err(e.into())
+            }
+        }
     }
 
     /// `--aux-address` values are reserved as ports so Neutron never hands
