@@ -335,7 +335,7 @@ fn check_rendered_config(plan: &Plan) -> Result<Config, ClusterError> {
 }
 
 /// Say so when this build's daemon would refuse the configured port driver
-/// (nested and vlan modes may not be built yet).
+/// (sriov is not supported; a kernel may lack ipvlan or 8021q).
 fn unsupported_mode_note(config: &Config) -> Option<String> {
     let mut probe = config.clone();
     probe.neutron.cafile = None;

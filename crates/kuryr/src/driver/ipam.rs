@@ -23,6 +23,22 @@ pub(super) const AUX_DEVICE_ID: &str = "kuryr-aux-address";
 const POOLS_LOCK: &str = "ipam-pools";
 /// Most candidates tried when carving a subnet out of a default pool.
 const MAX_CARVE_CANDIDATES: usize = 65_536;
+/// How many free blocks a carve chooses among.
+const CARVE_CHOICES: usize = 16;
+
+/// A random index below `n`, from the standard library's per-process
+/// random hash keys (no RNG dependency for one choice).
+fn random_index(n: usize) -> usize {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    (h.finish() % n.max(1) as u64) as usize
+}
 
 /// Parse a boolean option the way oslo and kuryr-libnetwork accept them.
 pub(super) fn parse_bool_option(key: &str, value: Option<&String>) -> Result<Option<bool>> {
@@ -349,25 +365,30 @@ impl Driver {
         );
         taken.extend(self.index().carved_cidrs());
         let overlaps = |a: &IpNet, b: &IpNet| a.contains(&b.network()) || b.contains(&a.network());
-        let mut chosen = None;
-        'outer: for prefix in parent
+        // Pick among the first free blocks at random rather than always the
+        // first: two hosts carving at once then rarely collide (Neutron
+        // refuses the loser's subnet, and its `docker network create` fails).
+        let mut free: Vec<IpNet> = Vec::new();
+        for prefix in parent
             .prefixes
             .iter()
             .filter_map(|p| p.parse::<IpNet>().ok())
+            .filter(|p| family_matches(p, v6))
         {
-            if !family_matches(&prefix, v6) {
-                continue;
-            }
             let Ok(candidates) = prefix.subnets(prefixlen) else {
                 continue;
             };
-            for candidate in candidates.take(MAX_CARVE_CANDIDATES) {
-                if !taken.iter().any(|t| overlaps(t, &candidate)) {
-                    chosen = Some(candidate);
-                    break 'outer;
-                }
+            free.extend(
+                candidates
+                    .take(MAX_CARVE_CANDIDATES)
+                    .filter(|c| !taken.iter().any(|t| overlaps(t, c)))
+                    .take(CARVE_CHOICES - free.len()),
+            );
+            if free.len() >= CARVE_CHOICES {
+                break;
             }
         }
+        let chosen = (!free.is_empty()).then(|| free[random_index(free.len())]);
         let cidr = chosen.ok_or_else(|| {
             DriverError::Invalid(format!(
                 "subnet pool {} has no free /{prefixlen} left",
