@@ -11,6 +11,7 @@
 //! - [`cluster`] — Swarm cluster integration: templates, node setup, node check
 
 pub mod binding;
+pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod daemon;
