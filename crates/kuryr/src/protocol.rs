@@ -252,6 +252,11 @@ pub struct AllocateNetworkRequest {
     pub network_id: String,
     #[serde(rename = "Options", default, deserialize_with = "null_as_default")]
     pub options: BTreeMap<String, String>,
+    /// The pools the manager's IPAM allocated (`AddressSpace` is empty).
+    #[serde(rename = "IPv4Data", default, deserialize_with = "null_as_default")]
+    pub ipv4_data: Vec<IpamData>,
+    #[serde(rename = "IPv6Data", default, deserialize_with = "null_as_default")]
+    pub ipv6_data: Vec<IpamData>,
 }
 
 #[derive(Debug, Clone, Serialize)]

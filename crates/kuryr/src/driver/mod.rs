@@ -11,6 +11,7 @@ mod index;
 mod ipam;
 mod network;
 mod node;
+mod swarm;
 
 pub use error::{DriverError, Result};
 pub use index::Index;
@@ -351,16 +352,17 @@ impl Driver {
             }
             "/NetworkDriver.DeleteNetwork" => {
                 let req: protocol::NetworkIdRequest = decode(body)?;
-                self.delete_network(&req.network_id).await?;
+                self.delete_network_on_node(&req.network_id).await?;
                 Reply::empty()
             }
             "/NetworkDriver.AllocateNetwork" => {
-                let req: protocol::AllocateNetworkRequest = decode(body)?;
-                Reply::ok(&protocol::AllocateNetworkResponse {
-                    options: req.options,
-                })
+                Reply::ok(&self.allocate_network(decode(body)?).await?)
             }
-            "/NetworkDriver.FreeNetwork" => Reply::empty(),
+            "/NetworkDriver.FreeNetwork" => {
+                let req: protocol::NetworkIdRequest = decode(body)?;
+                self.free_network(&req.network_id).await?;
+                Reply::empty()
+            }
             "/NetworkDriver.CreateEndpoint" => {
                 Reply::ok(&self.create_endpoint(decode(body)?).await?)
             }

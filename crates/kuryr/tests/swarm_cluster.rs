@@ -1,0 +1,786 @@
+//! A whole Docker Swarm cluster on one machine, networked by kuryr.
+//!
+//! Three nodes `node1`..`node3`, each a "Nova VM" simulated the way
+//! `modes_nested` does it: a network namespace whose `eth0` is one end of
+//! a veth plugged into the lab's `br-int` for a real Neutron port (bound to
+//! the lab's OVS agent, port security on, the project's default security
+//! group, which admits traffic from its own members: Swarm's 2377/7946/4789
+//! between the nodes pass the OVS firewall). All three ports are on one
+//! Neutron network the test makes.
+//!
+//! Each node runs its own dockerd (and, supervised by it, its own
+//! containerd) inside its namespace (`lab/swarm-nodes`). `kuryr node setup
+//! --role manager|worker --hostname nodeN` writes the node's kuryr.conf
+//! (nested mode, `link_iface = eth0`, scope global) into the node's root,
+//! and the managed v2 plugin built by `lab/kuryr-plugin build` is created
+//! on the node's dockerd with that directory as its `/etc/kuryr` mount.
+//! Keystone and Neutron are at 127.0.0.1 in kuryr.conf; in a node's
+//! namespace that is the node's own loopback, bridged to the lab by socat
+//! through unix sockets.
+//!
+//! Then: `docker swarm init/join` over the nodes' own addresses; `docker
+//! network create -d kuryr/kuryr:latest --ipam-driver kuryr/kuryr:latest
+//! --scope swarm` on the manager; a service of 3 replicas, one per node,
+//! each task with an address Neutron allocated (a port in the VMs' subnet,
+//! allowed on that node's VM port); the task on node1 pings the task on
+//! node3 through the real OVS firewall; removing the service and the
+//! network leaves Neutron as it was.
+//!
+//! Not here: agent mode across nodes needs one Open vSwitch per node, and
+//! this machine runs one userspace (netdev) ovs-vswitchd only (a second
+//! gets EBUSY on ovs-netdev); agent mode on one node, with the legacy
+//! socket plugin and the lab's dockerd, is `docker_scenario` (the seed's
+//! standalone scenario).
+//!
+//! `swarm_calls_on_the_manager_and_a_worker` drives the same swarm calls
+//! in-process (two drivers, scope global, no Docker) and checks Neutron
+//! after each.
+//!
+//! Needs root and the lab: `eval "$(lab/env kuryr)"`. Takes about a
+//! minute; its steps and their timings are printed.
+
+#[path = "common/driver.rs"]
+mod lab;
+#[path = "common/netns.rs"]
+mod netns;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use kuryr::binding::{self, BindRequest, Binder, VethConfig};
+use kuryr::driver::{Driver, DriverConfig};
+use kuryr_openstack::Query;
+use kuryr_openstack::neutron::{NetworkCreate, Port, PortCreate, SubnetCreate};
+use lab::{Lab, docker};
+use netns::NetNs;
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kuryr");
+const DIR: &str = "/run/kuryr-swarm";
+const PLUGIN: &str = "kuryr/kuryr:latest";
+const NODES: [&str; 3] = ["node1", "node2", "node3"];
+const NET: &str = "kswarm-net";
+const SERVICE: &str = "kswarm-svc";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run `sudo lab/up` and `eval \"$(lab/env kuryr)\"`")
+    })
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn swarm_nodes(args: &[&str]) -> Command {
+    let mut c = Command::new(repo().join("lab/swarm-nodes"));
+    c.args(args);
+    c
+}
+
+/// The docker CLI against one node's dockerd.
+fn dk(node: &str, args: &[&str]) -> Output {
+    Command::new("/usr/bin/docker")
+        .arg("-H")
+        .arg(format!("unix://{DIR}/{node}/docker.sock"))
+        .args(args)
+        .output()
+        .expect("run docker")
+}
+
+fn dk_ok(node: &str, args: &[&str]) -> String {
+    let out = dk(node, args);
+    assert!(
+        out.status.success(),
+        "{node}: docker {} failed: {}",
+        args.join(" "),
+        text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Wait for `f` to return `Some`, up to `secs`.
+async fn eventually<T>(what: &str, secs: u64, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out after {secs} s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+struct Clock(Instant, Instant);
+
+impl Clock {
+    fn step(&mut self, what: &str) {
+        let now = Instant::now();
+        println!(
+            "swarm_cluster: {what}: {:.1} s (total {:.1} s)",
+            (now - self.1).as_secs_f64(),
+            (now - self.0).as_secs_f64()
+        );
+        self.1 = now;
+    }
+}
+
+// ---------------------------------------------------------------- the nodes
+
+/// A VM simulated as a namespace whose `eth0` is plugged into br-int for a
+/// real Neutron port. Dropping it unplugs it.
+struct VmNode {
+    ns: NetNs,
+    port: Port,
+    tap: String,
+}
+
+impl VmNode {
+    fn ip(&self) -> &str {
+        &self.port.fixed_ips[0].ip_address
+    }
+}
+
+impl Drop for VmNode {
+    fn drop(&mut self) {
+        let _ = Command::new("ovs-vsctl")
+            .args(["--timeout=10", "--if-exists", "del-port", &self.tap])
+            .output();
+        let _ = netns::ip(&["link", "del", &self.tap]);
+    }
+}
+
+async fn vm_node(lab: &Lab, network_id: &str, prefix_len: u8, mtu: u32, name: &str) -> VmNode {
+    let port = lab
+        .neutron
+        .create_port(&PortCreate {
+            network_id: network_id.to_string(),
+            name: Some(format!("kt-swarm-{name}")),
+            admin_state_up: Some(true),
+            device_owner: Some("compute:kt-swarm".into()),
+            device_id: Some(format!("kt-swarm-{name}")),
+            host_id: Some(lab.host.clone()),
+            ..Default::default()
+        })
+        .await
+        .expect("create the VM port");
+    lab.track_user_port(&port.id);
+    assert_eq!(
+        port.vif_type, "ovs",
+        "the VM port is bound to the OVS agent"
+    );
+    let tap = binding::vif::host_ifname(&port.id);
+    let tc = binding::vif::container_ifname(&port.id);
+    let node = VmNode {
+        ns: NetNs::new(name),
+        port: port.clone(),
+        tap: tap.clone(),
+    };
+    Binder::veth(VethConfig::default())
+        .bind(&BindRequest {
+            port: &port,
+            endpoint_id: &lab::docker_id(),
+            mtu,
+            host_ifname: tap,
+            container_ifname: tc.clone(),
+            link_iface: None,
+            vlan_id: None,
+        })
+        .await
+        .expect("plug the VM port");
+    netns::move_link(None, &tc, Some(&node.ns), "eth0");
+    node.ns
+        .configure("eth0", &format!("{}/{prefix_len}", node.ip()));
+    let id = port.id.clone();
+    eventually(&format!("VM port {id} ACTIVE"), 90, async || {
+        lab.port(&id).await.filter(|p| p.status == "ACTIVE")
+    })
+    .await;
+    node
+}
+
+/// What a run killed before its cleanup left: the VM ports (by name),
+/// their OVS ports, what kuryr left on their network, the network and the
+/// `kuryrPool-<cidr>` of its subnet. (The namespaces are replaced by
+/// [`NetNs::new`].)
+async fn remove_killed_run(lab: &Lab) {
+    let n = &lab.neutron;
+    let mut networks = std::collections::BTreeSet::new();
+    for name in NODES {
+        let Ok(ports) = n
+            .list_ports(&Query::new().eq("name", format!("kt-swarm-{name}")))
+            .await
+        else {
+            continue;
+        };
+        for port in ports {
+            let _ = Command::new("ovs-vsctl")
+                .args(["--timeout=10", "--if-exists", "del-port"])
+                .arg(binding::vif::host_ifname(&port.id))
+                .output();
+            networks.insert(port.network_id.clone());
+        }
+    }
+    for id in networks {
+        if let Ok(ports) = n.list_ports(&Query::new().eq("network_id", &id)).await {
+            for p in ports {
+                let _ = n.delete_port(&p.id).await;
+            }
+        }
+        let cidrs: Vec<String> = lab
+            .subnets_in(&id)
+            .await
+            .into_iter()
+            .map(|s| s.cidr)
+            .collect();
+        let _ = n.delete_network(&id).await;
+        for cidr in cidrs {
+            for pool in lab.pools_named(&format!("kuryrPool-{cidr}")).await {
+                let _ = n.delete_subnetpool(&pool.id).await;
+            }
+        }
+        println!("swarm_cluster: removed Neutron network {id} of a killed run");
+    }
+}
+
+/// Everything `lab/swarm-nodes` started (dockerds, their containerds and
+/// plugins, socat bridges) is stopped when this is dropped, first thing.
+struct Daemons;
+
+impl Drop for Daemons {
+    fn drop(&mut self) {
+        // The daemons' logs (the plugins log into their dockerd's) outlive
+        // the run, for a failure's post-mortem.
+        let logs = std::env::temp_dir().join("kuryr-swarm-logs");
+        let _ = std::fs::remove_dir_all(&logs);
+        let _ = std::fs::create_dir_all(&logs);
+        for node in NODES {
+            let _ = std::fs::copy(
+                format!("{DIR}/{node}/dockerd.log"),
+                logs.join(format!("{node}-dockerd.log")),
+            );
+        }
+        let _ = swarm_nodes(&["down", DIR]).output();
+    }
+}
+
+fn write_json(path: &Path, v: &Value) -> String {
+    std::fs::write(path, serde_json::to_string_pretty(v).unwrap()).unwrap();
+    path.display().to_string()
+}
+
+/// The IP and container of the task running on `node`.
+fn task_on(node: &str) -> Option<(String, String)> {
+    let ids = dk_ok(
+        node,
+        &[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.swarm.service.name={SERVICE}"),
+        ],
+    );
+    let id = ids.lines().next()?.to_string();
+    let ip = dk_ok(
+        node,
+        &[
+            "inspect",
+            "-f",
+            &format!("{{{{(index .NetworkSettings.Networks \"{NET}\").IPAddress}}}}"),
+            &id,
+        ],
+    );
+    (!ip.is_empty()).then_some((id, ip))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swarm_service_on_a_kuryr_network_spans_three_nodes() {
+    assert!(
+        netns::is_root(),
+        "this test needs root (namespaces, dockerd)"
+    );
+    lab::run(31, async |lab: &Lab| {
+        let mut clock = Clock(Instant::now(), Instant::now());
+        // A killed earlier run: its daemons go first, then its nodes.
+        let _ = swarm_nodes(&["down", DIR]).output();
+        remove_killed_run(lab).await;
+
+        // ---- the VMs' network and the three nodes
+        let n = &lab.neutron;
+        let cidr = lab.cidr4(0);
+        let prefix_len: u8 = cidr.rsplit('/').next().unwrap().parse().unwrap();
+        let vm_net = n
+            .create_network(&NetworkCreate {
+                name: Some(format!("kt-swarm-{:x}", lab::random_u64())),
+                admin_state_up: Some(true),
+                ..Default::default()
+            })
+            .await
+            .expect("create the nodes' network");
+        lab.track_user_network(&vm_net.id);
+        assert_ne!(vm_net.port_security_enabled, Some(false));
+        let vm_subnet = n
+            .create_subnet(&SubnetCreate {
+                network_id: vm_net.id.clone(),
+                ip_version: 4,
+                name: Some(format!("{}-subnet", vm_net.name)),
+                cidr: Some(cidr.clone()),
+                enable_dhcp: Some(false),
+                ..Default::default()
+            })
+            .await
+            .expect("create the nodes' subnet");
+        let mtu = vm_net.mtu.unwrap_or(1500);
+        let mut nodes = Vec::new();
+        for name in NODES {
+            nodes.push(vm_node(lab, &vm_net.id, prefix_len, mtu, name).await);
+        }
+        let vm_ports: Vec<String> = nodes.iter().map(|v| v.port.id.clone()).collect();
+        assert!(
+            nodes[0].ns.pings(nodes[2].ip(), Duration::from_secs(30)),
+            "node1 reaches node3 over the Neutron network"
+        );
+        clock.step("3 nodes plugged into br-int, Neutron ports ACTIVE");
+
+        // ---- the plugin and the node configuration
+        let _daemons = Daemons;
+        std::fs::create_dir_all(DIR).unwrap();
+        let plugin_dir = format!("{DIR}/plugin");
+        run_ok(Command::new(repo().join("lab/kuryr-plugin")).args(["build", BIN, &plugin_dir]));
+        let config: Value = serde_json::from_str(
+            &std::fs::read_to_string(format!("{plugin_dir}/config.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            config["interface"]["types"],
+            json!(["docker.networkdriver/1.0", "docker.ipamdriver/1.0"])
+        );
+        assert_eq!(config["network"]["type"], "host");
+        assert_eq!(config["linux"]["capabilities"], json!(["CAP_NET_ADMIN"]));
+        assert_eq!(
+            config["entrypoint"],
+            json!([
+                "/usr/bin/kuryr",
+                "--config-file",
+                "/etc/kuryr/kuryr.conf",
+                "server"
+            ])
+        );
+        let template = write_json(
+            &Path::new(DIR).join("template.json"),
+            &json!({"name": "kswarm", "coe": "swarm-mode", "network_driver": "kuryr",
+                    "labels": {"kuryr_mode": "nested", "kuryr_link_iface": "eth0",
+                               "kuryr_scope": "global"}}),
+        );
+        let password = var("KURYR_LAB_KURYR_PASSWORD");
+        let params = write_json(
+            &Path::new(DIR).join("params.json"),
+            &json!({
+                "keystone": {"auth_url": var("OS_AUTH_URL"), "region_name": var("OS_REGION_NAME"),
+                             "interface": "public"},
+                "credential": {"type": "password", "username": var("KURYR_LAB_KURYR_USERNAME"),
+                               "user_domain_name": "Default", "password": password,
+                               "project_name": var("KURYR_LAB_KURYR_PROJECT"),
+                               "project_domain_name": "Default"}
+            }),
+        );
+        run_ok(&mut swarm_nodes(&["bridges", DIR]));
+        for (i, name) in NODES.iter().enumerate() {
+            let role = if i == 0 { "manager" } else { "worker" };
+            run_ok(&mut swarm_nodes(&[
+                "node-up",
+                DIR,
+                name,
+                BIN,
+                &template,
+                &params,
+                role,
+                &plugin_dir,
+            ]));
+            let conf =
+                std::fs::read_to_string(format!("{DIR}/{name}/root/etc/kuryr/kuryr.conf")).unwrap();
+            assert!(conf.contains("\nlink_iface = eth0\n"), "{conf}");
+            assert!(conf.contains("\ncapability_scope = global\n"), "{conf}");
+            assert!(conf.contains(&format!("\nhost = {name}\n")), "{conf}");
+        }
+        clock.step("3 dockerds up, node setup done, plugin enabled, busybox loaded");
+
+        // No secret in the plugin's settings.
+        let inspect = dk_ok("node1", &["plugin", "inspect", PLUGIN]);
+        assert!(
+            !inspect.contains(&password),
+            "the password is in docker plugin inspect"
+        );
+        let plugin: Value = serde_json::from_str(&inspect).unwrap();
+        assert_eq!(plugin[0]["Enabled"], true, "{inspect}");
+        assert_eq!(plugin[0]["Settings"]["Env"], json!([]), "{inspect}");
+        assert_eq!(
+            plugin[0]["Settings"]["Mounts"][0]["Source"],
+            format!("{DIR}/node1/root/etc/kuryr")
+        );
+
+        // ---- the swarm, over the nodes' own addresses
+        let manager_ip = nodes[0].ip().to_string();
+        dk_ok(
+            "node1",
+            &[
+                "swarm",
+                "init",
+                "--advertise-addr",
+                &manager_ip,
+                "--listen-addr",
+                &format!("{manager_ip}:2377"),
+            ],
+        );
+        let token = dk_ok("node1", &["swarm", "join-token", "-q", "worker"]);
+        for (i, name) in NODES.iter().enumerate().skip(1) {
+            let ip = nodes[i].ip().to_string();
+            dk_ok(
+                name,
+                &[
+                    "swarm",
+                    "join",
+                    "--token",
+                    &token,
+                    "--advertise-addr",
+                    &ip,
+                    &format!("{manager_ip}:2377"),
+                ],
+            );
+        }
+        eventually("3 Ready swarm nodes", 60, async || {
+            let ls = dk_ok(
+                "node1",
+                &["node", "ls", "--format", "{{.Hostname}} {{.Status}}"],
+            );
+            let ready: Vec<&str> = ls.lines().filter(|l| l.ends_with(" Ready")).collect();
+            (ready.len() == 3).then_some(())
+        })
+        .await;
+        clock.step("swarm of 3 nodes (init + 2 joins) Ready");
+
+        // ---- a swarm-scope kuryr network
+        let gateway = lab.ip4(0, 1);
+        dk_ok(
+            "node1",
+            &[
+                "network",
+                "create",
+                "-d",
+                PLUGIN,
+                "--ipam-driver",
+                PLUGIN,
+                "--scope",
+                "swarm",
+                "--attachable",
+                "--subnet",
+                &cidr,
+                "--gateway",
+                &gateway,
+                NET,
+            ],
+        );
+        let net_id = dk_ok("node1", &["network", "inspect", "-f", "{{.Id}}", NET]);
+        println!("swarm_cluster: docker network {NET} = {net_id}");
+        lab.track_network(&net_id);
+        // AllocateNetwork on the manager (the allocator runs after the API
+        // call returns) adopted the VMs' network.
+        let tagged = eventually(
+            "the VMs' network tagged for the swarm network",
+            30,
+            async || {
+                let found = lab.networks_of(&net_id).await;
+                (!found.is_empty()).then_some(found)
+            },
+        )
+        .await;
+        assert_eq!(tagged.len(), 1, "{tagged:#?}");
+        assert_eq!(tagged[0].id, vm_net.id);
+        clock.step("docker network create --scope swarm");
+
+        // ---- a service, one task per node
+        dk_ok(
+            "node1",
+            &[
+                "service",
+                "create",
+                "--detach",
+                "--name",
+                SERVICE,
+                "--replicas",
+                "3",
+                "--placement-pref",
+                "spread=node.id",
+                "--network",
+                NET,
+                "--endpoint-mode",
+                "dnsrr",
+                // `sleep` ignores SIGTERM: do not wait 10 s for it at rm.
+                "--stop-grace-period",
+                "1s",
+                "--no-resolve-image",
+                "busybox:latest",
+                "sleep",
+                "600",
+            ],
+        );
+        let mut tasks = Vec::new();
+        for name in NODES {
+            let t = eventually(&format!("the task on {name}"), 120, async || task_on(name)).await;
+            println!("swarm_cluster: {name}: task {} has {}", &t.0[..12], t.1);
+            tasks.push(t);
+        }
+        clock.step("service of 3 replicas running, one task per node");
+        let net: ipnet::IpNet = cidr.parse().unwrap();
+        for (i, (_, ip)) in tasks.iter().enumerate() {
+            let addr: std::net::IpAddr = ip.parse().unwrap();
+            assert!(net.contains(&addr), "{ip} in {cidr}");
+            let ports = lab.port_with_ip(ip).await;
+            let ports: Vec<&Port> = ports.iter().filter(|p| p.network_id == vm_net.id).collect();
+            assert_eq!(ports.len(), 1, "one Neutron port holds {ip}: {ports:#?}");
+            assert!(!vm_ports.contains(&ports[0].id));
+            // Nested mode: the address is allowed on that node's VM port.
+            let vm = lab.port(&nodes[i].port.id).await.unwrap();
+            assert!(
+                vm.allowed_address_pairs.iter().any(|p| p.ip_address == *ip),
+                "{ip} allowed on {}'s VM port: {:?}",
+                NODES[i],
+                vm.allowed_address_pairs
+            );
+        }
+
+        // ---- node1's task reaches node3's
+        let (c1, _) = &tasks[0];
+        let (_, ip3) = &tasks[2];
+        eventually(&format!("node1's task pings {ip3}"), 30, async || {
+            dk("node1", &["exec", c1, "ping", "-c", "1", "-W", "1", ip3])
+                .status
+                .success()
+                .then_some(())
+        })
+        .await;
+        clock.step("task on node1 pings the task on node3");
+
+        // ---- removing the service and the network leaves Neutron as it was
+        dk_ok("node1", &["service", "rm", SERVICE]);
+        for name in NODES {
+            eventually(&format!("no task left on {name}"), 60, async || {
+                task_on(name).is_none().then_some(())
+            })
+            .await;
+        }
+        dk_ok("node1", &["network", "rm", NET]);
+        let vm_net_id = vm_net.id.clone();
+        eventually(
+            "Neutron back to the 3 VM ports, no tags, no pool",
+            60,
+            async || {
+                let ports = n
+                    .list_ports(&Query::new().eq("network_id", &vm_net_id))
+                    .await
+                    .ok()?;
+                let net = n.get_network(&vm_net_id).await.ok()?;
+                let pools = lab.pools_named(&format!("kuryrPool-{cidr}")).await;
+                let subnets = lab.subnets_in(&vm_net_id).await;
+                (ports.len() == 3
+                    && net.tags.is_empty()
+                    && pools.is_empty()
+                    && subnets.len() == 1
+                    && subnets[0].id == vm_subnet.id
+                    && lab.networks_of(&net_id).await.is_empty())
+                .then_some(())
+            },
+        )
+        .await;
+        for node in &nodes {
+            let vm = lab.port(&node.port.id).await.unwrap();
+            assert!(
+                vm.allowed_address_pairs.is_empty(),
+                "{:?}",
+                vm.allowed_address_pairs
+            );
+        }
+        clock.step("service rm + network rm: Neutron as it was");
+    })
+    .await;
+}
+
+/// A started driver in global scope (what `capability_scope = global` gives).
+async fn global_driver(lab: &Lab) -> Driver {
+    let config = DriverConfig {
+        host_id: lab.host.clone(),
+        scope: "global".into(),
+        ..Default::default()
+    };
+    let driver = Driver::new(lab::neutron(), config, Binder::Noop);
+    driver.start().await.expect("driver start against the lab");
+    driver
+}
+
+/// What swarm mode sends, in its order: the manager's allocator
+/// (RequestPool, AllocateNetwork, RequestAddress for a task before any
+/// CreateNetwork), then a worker (RequestPool, CreateNetwork with the
+/// allocated options, RequestAddress of the manager-chosen address), then
+/// the way back (the worker's ReleaseAddress, DeleteNetwork, ReleasePool;
+/// the manager's ReleaseAddress, FreeNetwork, ReleasePool).
+#[tokio::test]
+async fn swarm_calls_on_the_manager_and_a_worker() {
+    lab::run(23, async |lab: &Lab| {
+        let manager = global_driver(lab).await;
+        let worker = global_driver(lab).await;
+        let (m, w) = (lab.api(&manager), lab.api(&worker));
+        // A swarm network ID: 25 lowercase alphanumerics.
+        let nid = format!("{:025x}", lab::random_u64())[..25].to_string();
+        lab.track_network(&nid);
+        let cidr = lab.cidr4(0);
+        let gateway = format!("{}/24", lab.ip4(0, 1));
+
+        let pool = m
+            .ok(
+                "/IpamDriver.RequestPool",
+                docker::request_pool(&cidr, "", false, json!({})),
+            )
+            .await;
+        let pool_id = pool["PoolID"].as_str().unwrap().to_string();
+        lab.track_pool(&pool_id);
+        let allocated = m
+            .ok(
+                "/NetworkDriver.AllocateNetwork",
+                json!({"NetworkID": nid, "Options": {"neutron.net.shared": "false"},
+                       "IPv4Data": [{"AddressSpace": "", "Pool": cidr, "Gateway": gateway}],
+                       "IPv6Data": null}),
+            )
+            .await;
+        assert_eq!(allocated["Options"], json!({"neutron.net.shared": "false"}));
+        let networks = lab.networks_of(&nid).await;
+        assert_eq!(
+            networks.len(),
+            1,
+            "AllocateNetwork made the Neutron network"
+        );
+        let network = networks[0].clone();
+        let subnets = lab.subnets_in(&network.id).await;
+        assert_eq!(subnets.len(), 1);
+        assert_eq!(subnets[0].cidr, cidr);
+
+        // The manager allocates a task's address before any CreateNetwork.
+        let task = m
+            .ok(
+                "/IpamDriver.RequestAddress",
+                docker::request_address(&pool_id, ""),
+            )
+            .await;
+        let task_ip = lab::plain_ip(task["Address"].as_str().unwrap()).to_string();
+        assert_eq!(lab.port_with_ip(&task_ip).await.len(), 1);
+
+        // A worker: the same network, the same port.
+        let wpool = w
+            .ok(
+                "/IpamDriver.RequestPool",
+                docker::request_pool(&cidr, "", false, json!({})),
+            )
+            .await;
+        assert_eq!(wpool["PoolID"], pool["PoolID"]);
+        w.ok(
+            "/NetworkDriver.CreateNetwork",
+            docker::create_network(
+                &nid,
+                allocated["Options"].clone(),
+                vec![docker::ipam_data(&cidr, &gateway)],
+                vec![],
+            ),
+        )
+        .await;
+        assert_eq!(lab.networks_of(&nid).await.len(), 1, "no second network");
+        assert_eq!(
+            lab.subnets_in(&network.id).await.len(),
+            1,
+            "no second subnet"
+        );
+        let claimed = w
+            .ok(
+                "/IpamDriver.RequestAddress",
+                docker::request_address(&pool_id, &task_ip),
+            )
+            .await;
+        assert_eq!(lab::plain_ip(claimed["Address"].as_str().unwrap()), task_ip);
+        assert_eq!(
+            lab.port_with_ip(&task_ip).await.len(),
+            1,
+            "the manager's port, reused"
+        );
+
+        // The way back.
+        w.ok(
+            "/IpamDriver.ReleaseAddress",
+            docker::release_address(&pool_id, &task_ip),
+        )
+        .await;
+        assert!(lab.port_with_ip(&task_ip).await.is_empty());
+        w.ok("/NetworkDriver.DeleteNetwork", docker::network(&nid))
+            .await;
+        // Other nodes may still have tasks: a node's DeleteNetwork leaves
+        // the Neutron network to the manager's FreeNetwork.
+        assert_eq!(lab.networks_of(&nid).await.len(), 1, "kept for FreeNetwork");
+        w.ok("/IpamDriver.ReleasePool", docker::release_pool(&pool_id))
+            .await;
+        m.ok(
+            "/IpamDriver.ReleaseAddress",
+            docker::release_address(&pool_id, &task_ip),
+        )
+        .await;
+        m.ok("/NetworkDriver.FreeNetwork", docker::network(&nid))
+            .await;
+        m.ok("/IpamDriver.ReleasePool", docker::release_pool(&pool_id))
+            .await;
+        assert!(lab.networks_of(&nid).await.is_empty());
+        assert!(lab.pool(&pool_id).await.is_none());
+        lab.assert_clean().await;
+
+        // FreeNetwork alone (no worker ever had a task) deletes it too.
+        let nid2 = format!("{:025x}", lab::random_u64())[..25].to_string();
+        lab.track_network(&nid2);
+        let cidr2 = lab.cidr4(1);
+        let pool2 = m
+            .ok(
+                "/IpamDriver.RequestPool",
+                docker::request_pool(&cidr2, "", false, json!({})),
+            )
+            .await;
+        let pool2_id = pool2["PoolID"].as_str().unwrap().to_string();
+        lab.track_pool(&pool2_id);
+        m.ok(
+            "/NetworkDriver.AllocateNetwork",
+            json!({"NetworkID": nid2, "Options": {},
+                   "IPv4Data": [{"AddressSpace": "", "Pool": cidr2,
+                                 "Gateway": format!("{}/24", lab.ip4(1, 1))}]}),
+        )
+        .await;
+        assert_eq!(lab.networks_of(&nid2).await.len(), 1);
+        m.ok("/NetworkDriver.FreeNetwork", docker::network(&nid2))
+            .await;
+        m.ok("/IpamDriver.ReleasePool", docker::release_pool(&pool2_id))
+            .await;
+        assert!(lab.networks_of(&nid2).await.is_empty());
+        lab.assert_clean().await;
+    })
+    .await;
+}
