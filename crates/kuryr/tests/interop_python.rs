@@ -91,6 +91,12 @@ impl Python {
                     return;
                 }
                 let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lab/kuryr-python");
+                // A server that is up but does not answer (seen once under
+                // heavy netlink churn from other tests) is restarted.
+                let _ = tokio::process::Command::new(&script)
+                    .arg("down")
+                    .output()
+                    .await;
                 let out = tokio::process::Command::new(&script)
                     .arg("up")
                     .output()
@@ -112,7 +118,7 @@ impl Python {
 
     async fn activate(&self) -> Result<(), String> {
         let reply = self
-            .raw("/Plugin.Activate", b"{}")
+            .raw_within("/Plugin.Activate", b"{}", 20)
             .await
             .map_err(|e| e.to_string())?;
         if reply.status == 200 && reply.json["Implements"] == json!(["NetworkDriver", "IpamDriver"])
@@ -125,6 +131,10 @@ impl Python {
 
     /// One plugin call: HTTP/1.0 POST, so the reply ends with the connection.
     async fn raw(&self, path: &str, body: &[u8]) -> std::io::Result<Reply> {
+        self.raw_within(path, body, 120).await
+    }
+
+    async fn raw_within(&self, path: &str, body: &[u8], secs: u64) -> std::io::Result<Reply> {
         let exchange = async {
             let mut stream = TcpStream::connect(PY_ADDR).await?;
             let head = format!(
@@ -138,9 +148,9 @@ impl Python {
             stream.read_to_end(&mut buf).await?;
             Ok::<_, std::io::Error>(buf)
         };
-        let buf = tokio::time::timeout(Duration::from_secs(120), exchange)
+        let buf = tokio::time::timeout(Duration::from_secs(secs), exchange)
             .await
-            .map_err(|_| std::io::Error::other(format!("{path}: no reply within 120 s")))??;
+            .map_err(|_| std::io::Error::other(format!("{path}: no reply within {secs} s")))??;
         let split = buf
             .windows(4)
             .position(|w| w == b"\r\n\r\n")
