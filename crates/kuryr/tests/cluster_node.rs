@@ -3,6 +3,9 @@
 //! on the configuration it wrote, against the running lab (Keystone,
 //! Neutron, the OVS agent, the kuryr daemon and dockerd).
 
+#[path = "support/docker.rs"]
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -300,6 +303,8 @@ fn setup_and_check(name: &str, credential: Value) -> (Output, String) {
     let t = s.write("t.json", &agent_template());
     let p = s.write("p.json", &lab_params(credential));
     setup(&s, &t, &p, &["--hostname", &var("KURYR_LAB_HOST")]);
+    // The check asks the lab's driver daemon: make sure this build runs.
+    support::ensure_daemon();
     let conf = s.path("root/etc/kuryr/kuryr.conf").display().to_string();
     let check = || {
         kuryr(&[
