@@ -86,6 +86,10 @@ enum NodeCommand {
         /// Use this host name instead of the machine's.
         #[arg(long, value_name = "NAME")]
         hostname: Option<String>,
+        /// Managed plugin mode: install the plugin into this dockerd
+        /// (`docker -H URL`), even when --root is not `/`.
+        #[arg(long, value_name = "URL")]
+        docker_host: Option<String>,
     },
     /// Report this node's health, one line per check; exit 1 if any fails.
     Check {
@@ -113,6 +117,7 @@ fn cluster_command(cli: &Cli, command: &Command) -> Option<ExitCode> {
             root,
             dry_run,
             hostname,
+            docker_host,
         }) => cli::node_setup(&crate::cluster::setup::SetupOptions {
             template: template.clone(),
             params: params.clone(),
@@ -120,6 +125,7 @@ fn cluster_command(cli: &Cli, command: &Command) -> Option<ExitCode> {
             root: root.clone(),
             dry_run: *dry_run,
             hostname: hostname.clone(),
+            docker_host: docker_host.clone(),
         }),
         Command::Node(NodeCommand::Check { docker_host }) => {
             let mut opts = crate::cluster::check::CheckOptions {

@@ -11,9 +11,11 @@
 //! Each node runs its own dockerd (and, supervised by it, its own
 //! containerd) inside its namespace (`lab/swarm-nodes`). `kuryr node setup
 //! --role manager|worker --hostname nodeN` writes the node's kuryr.conf
-//! (nested mode, `link_iface = eth0`, scope global) into the node's root,
-//! and the managed v2 plugin built by `lab/kuryr-plugin build` is created
-//! on the node's dockerd with that directory as its `/etc/kuryr` mount.
+//! (nested mode, `link_iface = eth0`, scope global) and the managed v2
+//! plugin's bundle into the node's root, and with `driver.plugin managed`
+//! and `--docker-host unix://<node>/docker.sock` creates and enables the
+//! plugin on the node's dockerd, `<root>/etc/kuryr` as its `/etc/kuryr`
+//! mount; a second run changes nothing.
 //! Keystone and Neutron are at 127.0.0.1 in kuryr.conf; in a node's
 //! namespace that is the node's own loopback, bridged to the lab by socat
 //! through unix sockets.
@@ -363,8 +365,41 @@ async fn swarm_service_on_a_kuryr_network_spans_three_nodes() {
         // ---- the plugin and the node configuration
         let _daemons = Daemons;
         std::fs::create_dir_all(DIR).unwrap();
-        let plugin_dir = format!("{DIR}/plugin");
-        run_ok(Command::new(repo().join("lab/kuryr-plugin")).args(["build", BIN, &plugin_dir]));
+        let template = write_json(
+            &Path::new(DIR).join("template.json"),
+            &json!({"name": "kswarm", "coe": "swarm-mode", "network_driver": "kuryr",
+                    "labels": {"kuryr_mode": "nested", "kuryr_link_iface": "eth0",
+                               "kuryr_scope": "global"}}),
+        );
+        let password = var("KURYR_LAB_KURYR_PASSWORD");
+        let params = write_json(
+            &Path::new(DIR).join("params.json"),
+            &json!({
+                "keystone": {"auth_url": var("OS_AUTH_URL"), "region_name": var("OS_REGION_NAME"),
+                             "interface": "public"},
+                "credential": {"type": "password", "username": var("KURYR_LAB_KURYR_USERNAME"),
+                               "user_domain_name": "Default", "password": password,
+                               "project_name": var("KURYR_LAB_KURYR_PROJECT"),
+                               "project_domain_name": "Default"},
+                "driver": {"plugin": "managed"}
+            }),
+        );
+        run_ok(&mut swarm_nodes(&["bridges", DIR]));
+        for (i, name) in NODES.iter().enumerate() {
+            let role = if i == 0 { "manager" } else { "worker" };
+            run_ok(&mut swarm_nodes(&[
+                "node-up", DIR, name, BIN, &template, &params, role,
+            ]));
+            let conf =
+                std::fs::read_to_string(format!("{DIR}/{name}/root/etc/kuryr/kuryr.conf")).unwrap();
+            assert!(conf.contains("\nlink_iface = eth0\n"), "{conf}");
+            assert!(conf.contains("\ncapability_scope = global\n"), "{conf}");
+            assert!(conf.contains(&format!("\nhost = {name}\n")), "{conf}");
+        }
+        clock.step("3 dockerds up, node setup done, plugin enabled, busybox loaded");
+
+        // The bundle node setup wrote, and a second run that changes nothing.
+        let plugin_dir = format!("{DIR}/node1/root/var/lib/kuryr/plugin");
         let config: Value = serde_json::from_str(
             &std::fs::read_to_string(format!("{plugin_dir}/config.json")).unwrap(),
         )
@@ -384,44 +419,29 @@ async fn swarm_service_on_a_kuryr_network_spans_three_nodes() {
                 "server"
             ])
         );
-        let template = write_json(
-            &Path::new(DIR).join("template.json"),
-            &json!({"name": "kswarm", "coe": "swarm-mode", "network_driver": "kuryr",
-                    "labels": {"kuryr_mode": "nested", "kuryr_link_iface": "eth0",
-                               "kuryr_scope": "global"}}),
+        assert!(!config.to_string().contains(&password));
+        let again = run_ok(Command::new(BIN).args([
+            "node",
+            "setup",
+            "--template",
+            &template,
+            "--params",
+            &params,
+            "--role",
+            "manager",
+            "--root",
+            &format!("{DIR}/node1/root"),
+            "--hostname",
+            "node1",
+            "--docker-host",
+            &format!("unix://{DIR}/node1/docker.sock"),
+        ]));
+        assert!(
+            again.contains("\nunchanged: plugin kuryr/kuryr:latest is installed and enabled\n"),
+            "{again}"
         );
-        let password = var("KURYR_LAB_KURYR_PASSWORD");
-        let params = write_json(
-            &Path::new(DIR).join("params.json"),
-            &json!({
-                "keystone": {"auth_url": var("OS_AUTH_URL"), "region_name": var("OS_REGION_NAME"),
-                             "interface": "public"},
-                "credential": {"type": "password", "username": var("KURYR_LAB_KURYR_USERNAME"),
-                               "user_domain_name": "Default", "password": password,
-                               "project_name": var("KURYR_LAB_KURYR_PROJECT"),
-                               "project_domain_name": "Default"}
-            }),
-        );
-        run_ok(&mut swarm_nodes(&["bridges", DIR]));
-        for (i, name) in NODES.iter().enumerate() {
-            let role = if i == 0 { "manager" } else { "worker" };
-            run_ok(&mut swarm_nodes(&[
-                "node-up",
-                DIR,
-                name,
-                BIN,
-                &template,
-                &params,
-                role,
-                &plugin_dir,
-            ]));
-            let conf =
-                std::fs::read_to_string(format!("{DIR}/{name}/root/etc/kuryr/kuryr.conf")).unwrap();
-            assert!(conf.contains("\nlink_iface = eth0\n"), "{conf}");
-            assert!(conf.contains("\ncapability_scope = global\n"), "{conf}");
-            assert!(conf.contains(&format!("\nhost = {name}\n")), "{conf}");
-        }
-        clock.step("3 dockerds up, node setup done, plugin enabled, busybox loaded");
+        assert!(again.contains(" 0 created, 0 updated, "), "{again}");
+        assert!(!again.contains("\nrun: "), "{again}");
 
         // No secret in the plugin's settings.
         let inspect = dk_ok("node1", &["plugin", "inspect", PLUGIN]);

@@ -800,7 +800,7 @@ async fn check_docker(r: &mut Report, listener: &Listener, docker_host: &str, ti
     if swarm == "active" {
         msg.push_str(
             "; swarm mode is active: `docker run` works on kuryr networks, swarm services need the managed \
-             v2 plugin, which is not built yet",
+             v2 plugin (driver.plugin managed in the cluster parameters)",
         );
     }
     r.push("docker", Status::Ok, msg);

@@ -199,6 +199,9 @@ pub enum PluginMode {
     /// kuryr-libnetwork's way: HTTP on loopback, announced by
     /// `/usr/lib/docker/plugins/kuryr/kuryr.spec`.
     Tcp,
+    /// A managed (v2) Docker plugin, built by node setup from this binary
+    /// and run by dockerd (swarm services need it).
+    Managed,
 }
 
 impl PluginMode {
@@ -206,6 +209,7 @@ impl PluginMode {
         match self {
             PluginMode::Socket => "socket",
             PluginMode::Tcp => "tcp",
+            PluginMode::Managed => "managed",
         }
     }
 }
@@ -222,7 +226,12 @@ pub struct DriverParams {
     pub tcp_uri: String,
     /// `[DEFAULT] debug`.
     pub debug: bool,
+    /// Managed mode: the plugin reference (`docker plugin create NAME`).
+    pub plugin_ref: String,
 }
+
+/// The default managed plugin reference.
+pub const DEFAULT_PLUGIN_REF: &str = "kuryr/kuryr:latest";
 
 impl Default for DriverParams {
     fn default() -> Self {
@@ -232,6 +241,7 @@ impl Default for DriverParams {
             socket: PathBuf::from(SOCKET_PATHS[0]),
             tcp_uri: "http://127.0.0.1:23750".into(),
             debug: false,
+            plugin_ref: DEFAULT_PLUGIN_REF.into(),
         }
     }
 }
@@ -740,7 +750,14 @@ fn read_driver(f: &mut Fields<'_>) -> DriverParams {
     };
     let mut g = Fields::new(obj, "driver", f.out);
     g.reject_unknown(
-        &["binary", "plugin", "socket", "tcp_uri", "debug"],
+        &[
+            "binary",
+            "plugin",
+            "plugin_ref",
+            "socket",
+            "tcp_uri",
+            "debug",
+        ],
         "driver",
     );
     if let Some(b) = g.opt_str("binary") {
@@ -756,14 +773,30 @@ fn read_driver(f: &mut Fields<'_>) -> DriverParams {
     match g.opt_str("plugin").as_deref() {
         None | Some("socket") => {}
         Some("tcp") => d.plugin = PluginMode::Tcp,
+        Some("managed") => d.plugin = PluginMode::Managed,
         Some(other) => g.problem(
             "plugin",
             format!(
                 "driver.plugin {other:?} is not supported: socket (the driver serves \
-                 /run/docker/plugins/kuryr.sock) or tcp (kuryr-libnetwork's kuryr.spec on loopback); \
-                 the managed v2 plugin for swarm services is not built yet"
+                 /run/docker/plugins/kuryr.sock), tcp (kuryr-libnetwork's kuryr.spec on loopback) \
+                 or managed (a v2 Docker plugin, for swarm services)"
             ),
         ),
+    }
+    if let Some(r) = g.opt_str("plugin_ref") {
+        let ok = !r.is_empty()
+            && r.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/:._-".contains(c));
+        if ok {
+            d.plugin_ref = r;
+        } else {
+            g.problem(
+                "plugin_ref",
+                format!(
+                    "driver.plugin_ref {r:?} is not a plugin reference like kuryr/kuryr:latest"
+                ),
+            );
+        }
     }
     if let Some(s) = g.opt_str("socket") {
         if SOCKET_PATHS.contains(&s.as_str()) {
@@ -1312,9 +1345,9 @@ mod tests {
             ),
             (
                 "/driver",
-                json!({"plugin": "managed"}),
-                "driver.plugin \"managed\" is not supported: socket (the driver serves /run/docker/plugins/kuryr.sock) \
-                 or tcp (kuryr-libnetwork's kuryr.spec on loopback); the managed v2 plugin for swarm services is not built yet",
+                json!({"plugin": "v1"}),
+                "driver.plugin \"v1\" is not supported: socket (the driver serves /run/docker/plugins/kuryr.sock), \
+                 tcp (kuryr-libnetwork's kuryr.spec on loopback) or managed (a v2 Docker plugin, for swarm services)",
             ),
             (
                 "/driver",

@@ -28,6 +28,46 @@ pub const LINUXBRIDGE_AGENT_INI: &str = "/etc/neutron/plugins/ml2/linuxbridge_ag
 pub const INTEGRATION_BRIDGE: &str = "br-int";
 /// Systemd unit files live under here; a change there needs a reload.
 pub const SYSTEMD_DIR: &str = "/etc/systemd/system";
+/// Managed mode: the plugin bundle (`config.json` and `rootfs/`).
+pub const PLUGIN_BUNDLE: &str = "/var/lib/kuryr/plugin";
+/// Managed mode: the bundle's `config.json`.
+pub const PLUGIN_CONFIG: &str = "/var/lib/kuryr/plugin/config.json";
+/// Managed mode: a digest of the bundle, compared to decide a re-install.
+pub const PLUGIN_DIGEST: &str = "/var/lib/kuryr/plugin.digest";
+/// Managed mode: where the driver listens, inside the plugin.
+pub const MANAGED_SOCKET: &str = "/run/docker/plugins/kuryr.sock";
+
+/// The managed plugin's `config.json`: a network and IPAM driver on host
+/// networking with CAP_NET_ADMIN, the node's kuryr configuration mounted
+/// read-only from `etc_kuryr` (settable), and no secret anywhere.
+pub fn plugin_config_json(etc_kuryr: &str) -> String {
+    let v = serde_json::json!({
+        "description": "Kuryr: OpenStack Neutron network and IPAM driver for Docker (kuryr-rs)",
+        "documentation": "https://docs.openstack.org/kuryr-libnetwork/",
+        "entrypoint": ["/usr/bin/kuryr", "--config-file", "/etc/kuryr/kuryr.conf", "server"],
+        "workdir": "/",
+        "interface": {
+            "types": ["docker.networkdriver/1.0", "docker.ipamdriver/1.0"],
+            "socket": "kuryr.sock"
+        },
+        "network": {"type": "host"},
+        "linux": {"capabilities": ["CAP_NET_ADMIN"]},
+        "mounts": [{
+            "name": "etc-kuryr",
+            "description": "the node's kuryr configuration (kuryr.conf, written by kuryr node setup)",
+            "source": etc_kuryr,
+            "destination": "/etc/kuryr",
+            "type": "bind",
+            "options": ["rbind", "ro"],
+            "settable": ["source"]
+        }],
+        "env": [],
+        "args": {"name": "args", "description": "", "settable": null, "value": null}
+    });
+    let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
+    s.push('\n');
+    s
+}
 
 /// The node's role in the swarm. Managers and workers get the same driver
 /// configuration today (managers run tasks too); the role is recorded in
@@ -106,6 +146,14 @@ pub enum Step {
     OvsBridge {
         bridge: String,
         datapath_type: DatapathType,
+    },
+    /// (Re-)create and enable the managed plugin `reference` from the
+    /// bundle directory when it is missing or the bundle changed.
+    ManagedPlugin {
+        reference: String,
+        bundle: PathBuf,
+        /// The node path of the kuryr configuration (`etc-kuryr.source`).
+        etc_kuryr: PathBuf,
     },
 }
 
@@ -265,6 +313,13 @@ pub fn render(
             PathBuf::from(PLUGIN_SPEC),
             "socket mode: Docker finds the driver by its socket".into(),
         )),
+        PluginMode::Managed => {
+            plan.absent.push((
+                PathBuf::from(PLUGIN_SPEC),
+                "managed mode: Docker runs the plugin".into(),
+            ));
+            plan.add(PLUGIN_CONFIG, 0o644, None, plugin_config_json("/etc/kuryr"));
+        }
         PluginMode::Tcp => plan.add(
             PLUGIN_SPEC,
             0o644,
@@ -315,7 +370,23 @@ pub fn render(
         }
     }
 
-    // --- systemd ---
+    // --- systemd (managed mode: Docker runs the driver) ---
+    if params.driver.plugin == PluginMode::Managed {
+        plan.absent.push((
+            PathBuf::from(KURYR_UNIT),
+            "managed mode: Docker runs the driver".into(),
+        ));
+        plan.absent.push((
+            PathBuf::from(DOCKER_DROPIN),
+            "managed mode: Docker runs the driver".into(),
+        ));
+        plan.steps.push(Step::ManagedPlugin {
+            reference: params.driver.plugin_ref.clone(),
+            bundle: PathBuf::from(PLUGIN_BUNDLE),
+            etc_kuryr: PathBuf::from("/etc/kuryr"),
+        });
+        return Ok(finish_notes(plan, template, params));
+    }
     plan.add(
         KURYR_UNIT,
         0o644,
@@ -337,7 +408,11 @@ pub fn render(
         restart_when_changed: kuryr_inputs,
     });
 
-    // --- notes ---
+    Ok(finish_notes(plan, template, params))
+}
+
+fn finish_notes(mut plan: Plan, template: &ClusterTemplate, params: &ClusterParams) -> Plan {
+    let k = &template.kuryr;
     if params.credential.kind == CredentialKind::Password {
         plan.notes.push(
             "the node credential is a password: anyone who reads kuryr.conf on any node can use the \
@@ -359,7 +434,7 @@ pub fn render(
                 .into(),
         );
     }
-    Ok(plan)
+    plan
 }
 
 /// `neutron-openvswitch-agent` → `neutron-openvswitch-agent.service`.
@@ -387,6 +462,9 @@ fn kuryr_conf(
     match params.driver.plugin {
         PluginMode::Socket => {
             w.set(d, "plugin_socket", params.driver.socket.to_string_lossy());
+        }
+        PluginMode::Managed => {
+            w.set(d, "plugin_socket", MANAGED_SOCKET);
         }
         PluginMode::Tcp => {
             w.set(d, "plugin_socket", "");

@@ -10,7 +10,12 @@
 //! 4. Service steps (`systemctl enable --now ...`, `systemctl restart ...`
 //!    for changed configuration, the OVS bridge, package installation) run
 //!    only on the live root (`--root /`) and not in a dry run; with another
-//!    root they are printed as `skipped (not the live root)`.
+//!    root they are printed as `skipped (not the live root)`. Managed
+//!    plugin mode adds the plugin bundle (config.json, a rootfs from this
+//!    binary, its `ldd` libraries and the CA bundle) and its digest to the
+//!    files, and `docker plugin rm/create/set/enable` when the plugin is
+//!    absent or the bundle changed; `--docker-host URL` runs those against
+//!    that dockerd even off the live root.
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};
@@ -34,6 +39,9 @@ pub struct SetupOptions {
     pub dry_run: bool,
     /// Use this host name instead of the machine's.
     pub hostname: Option<String>,
+    /// Managed plugin mode: run the `docker plugin` steps against this
+    /// dockerd (`docker -H URL`), even when the root is not `/`.
+    pub docker_host: Option<String>,
 }
 
 /// What happened to one file.
@@ -130,6 +138,7 @@ pub fn run(opts: &SetupOptions, out: &mut dyn Write) -> Result<Outcome, ClusterE
         });
     }
     let live = root == Path::new("/");
+    add_plugin_bundle(&mut plan, &root)?;
     let w = |out: &mut dyn Write, line: String| -> Result<(), ClusterError> {
         writeln!(out, "{line}").map_err(|source| ClusterError::Write {
             path: PathBuf::from("<stdout>"),
@@ -185,6 +194,8 @@ pub fn run(opts: &SetupOptions, out: &mut dyn Write) -> Result<Outcome, ClusterE
     let runner = Runner {
         live,
         dry_run: opts.dry_run,
+        docker_host: opts.docker_host.clone(),
+        root: root.clone(),
     };
 
     // Packages first: a package must not find our files as foreign
@@ -452,10 +463,103 @@ fn apply(
     result
 }
 
+/// Managed plugin mode: add the bundle's rootfs (this binary, the shared
+/// libraries `ldd` lists for it, the system CA bundle) and the bundle's
+/// digest to the plan, and point `etc-kuryr.source` at the root's
+/// `/etc/kuryr`.
+fn add_plugin_bundle(plan: &mut Plan, root: &Path) -> Result<(), ClusterError> {
+    let Some(Step::ManagedPlugin { etc_kuryr, .. }) = plan
+        .steps
+        .iter_mut()
+        .find(|s| matches!(s, Step::ManagedPlugin { .. }))
+    else {
+        return Ok(());
+    };
+    *etc_kuryr = under_root(root, Path::new("/etc/kuryr"));
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| ClusterError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let exe = std::env::current_exe().map_err(|source| ClusterError::Read {
+        path: PathBuf::from("/proc/self/exe"),
+        source,
+    })?;
+    let rootfs = Path::new(render::PLUGIN_BUNDLE).join("rootfs");
+    let mut add = |node_path: &Path, mode: u32, contents: Vec<u8>| {
+        let path = rootfs.join(node_path.strip_prefix("/").unwrap_or(node_path));
+        plan.files.insert(
+            path.clone(),
+            FileSpec {
+                path,
+                mode,
+                group: None,
+                contents,
+            },
+        );
+    };
+    add(Path::new("/usr/bin/kuryr"), 0o755, read(&exe)?);
+    for lib in shared_libraries(&exe) {
+        add(&lib, 0o755, read(&lib)?);
+    }
+    let ca = Path::new("/etc/ssl/certs/ca-certificates.crt");
+    if ca.is_file() {
+        add(ca, 0o644, read(ca)?);
+    }
+    // FNV-1a over every bundle file's path and contents.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let bundle = Path::new(render::PLUGIN_BUNDLE);
+    for spec in plan.files.values().filter(|f| f.path.starts_with(bundle)) {
+        let path = spec.path.to_string_lossy();
+        let mode = spec.mode.to_le_bytes();
+        for b in path
+            .as_bytes()
+            .iter()
+            .chain(&[0])
+            .chain(&mode)
+            .chain(&spec.contents)
+        {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    let path = PathBuf::from(render::PLUGIN_DIGEST);
+    plan.files.insert(
+        path.clone(),
+        FileSpec {
+            path,
+            mode: 0o644,
+            group: None,
+            contents: format!("fnv1a64:{h:016x}\n").into_bytes(),
+        },
+    );
+    Ok(())
+}
+
+/// The absolute paths `ldd` lists for `exe` (none for a static binary).
+fn shared_libraries(exe: &Path) -> Vec<PathBuf> {
+    let Ok(out) = Command::new("ldd").arg(exe).output() else {
+        return vec![];
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut libs: Vec<PathBuf> = text
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+        .collect();
+    libs.sort();
+    libs.dedup();
+    libs
+}
+
 /// Runs (or reports) service steps.
 struct Runner {
     live: bool,
     dry_run: bool,
+    docker_host: Option<String>,
+    root: PathBuf,
 }
 
 /// A command line, for display and execution.
@@ -533,8 +637,18 @@ impl Runner {
         out: &mut dyn Write,
         outcome: &mut Outcome,
     ) -> Result<bool, ClusterError> {
+        self.execute_as(self.live, cmds, out, outcome)
+    }
+
+    fn execute_as(
+        &self,
+        live: bool,
+        cmds: &[Cmd],
+        out: &mut dyn Write,
+        outcome: &mut Outcome,
+    ) -> Result<bool, ClusterError> {
         for cmd in cmds {
-            if !self.live {
+            if !live {
                 Self::say(out, format!("skipped (not the live root): {}", cmd.show()))?;
             } else if self.dry_run {
                 Self::say(out, format!("would run: {}", cmd.show()))?;
@@ -628,6 +742,54 @@ impl Runner {
                 }
                 self.execute(&cmds, out, outcome)
             }
+            Step::ManagedPlugin {
+                reference,
+                bundle,
+                etc_kuryr,
+            } => {
+                let live = self.live || self.docker_host.is_some();
+                let docker = |args: &[&str]| {
+                    let mut a = vec!["docker"];
+                    if let Some(h) = &self.docker_host {
+                        a.extend(["-H", h.as_str()]);
+                    }
+                    a.extend(args);
+                    Cmd::new(&a)
+                };
+                let bundle_changed = changed
+                    .iter()
+                    .any(|p| p.starts_with(bundle) || p == Path::new(render::PLUGIN_DIGEST));
+                let enabled = if live {
+                    docker(&["plugin", "inspect", "-f", "{{.Enabled}}", reference]).output()
+                } else {
+                    None
+                };
+                let mut cmds = Vec::new();
+                if enabled.is_none() || bundle_changed {
+                    if enabled.is_some() || !live {
+                        cmds.push(docker(&["plugin", "rm", "-f", reference]));
+                    }
+                    // The docker client reads the bundle: the one under --root.
+                    let dir = under_root(&self.root, bundle);
+                    if live && !self.dry_run {
+                        make_rootfs_dirs(&dir);
+                    }
+                    let dir = dir.to_string_lossy();
+                    cmds.push(docker(&["plugin", "create", reference, &dir]));
+                    let source = format!("etc-kuryr.source={}", etc_kuryr.display());
+                    cmds.push(docker(&["plugin", "set", reference, &source]));
+                    cmds.push(docker(&["plugin", "enable", reference]));
+                } else if enabled.as_deref() != Some("true") {
+                    cmds.push(docker(&["plugin", "enable", reference]));
+                } else {
+                    Self::say(
+                        out,
+                        format!("unchanged: plugin {reference} is installed and enabled"),
+                    )?;
+                    return Ok(true);
+                }
+                self.execute_as(live, &cmds, out, outcome)
+            }
             Step::OvsBridge {
                 bridge,
                 datapath_type,
@@ -678,6 +840,23 @@ impl Runner {
     }
 }
 
+/// The mount points and runtime directories the plugin's rootfs needs.
+fn make_rootfs_dirs(bundle: &Path) {
+    for d in [
+        "etc/kuryr",
+        "run/docker/plugins",
+        "tmp",
+        "proc",
+        "sys",
+        "dev",
+    ] {
+        let _ = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(bundle.join("rootfs").join(d));
+    }
+}
+
 fn package_installed(installer: Installer, package: &str) -> bool {
     match installer {
         Installer::Dnf => Cmd::new(&["rpm", "-q", package]).succeeds(),
@@ -720,6 +899,7 @@ mod tests {
                 root: self.dir.join("root"),
                 dry_run,
                 hostname: Some("node-1".into()),
+                docker_host: None,
             }
         }
 
@@ -981,6 +1161,104 @@ mod tests {
         assert!(
             !s.root().join("etc/neutron").exists(),
             "no agent in nested mode"
+        );
+    }
+
+    fn managed_params() -> serde_json::Value {
+        let mut p = agent_params();
+        p["driver"] = json!({"plugin": "managed"});
+        p
+    }
+
+    fn nested_template() -> serde_json::Value {
+        json!({"name": "t", "coe": "swarm-mode", "network_driver": "kuryr",
+               "labels": {"kuryr_mode": "nested", "kuryr_link_iface": "eth0"}})
+    }
+
+    #[test]
+    fn managed_mode_writes_the_bundle_idempotently() {
+        let s = Scratch::new("managed", nested_template(), managed_params());
+        let (dry, text) = s.run(true);
+        assert!(s.snapshot().is_empty(), "{text}");
+        assert!(
+            text.contains("\ncreate /var/lib/kuryr/plugin/config.json (0644)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\ncreate /var/lib/kuryr/plugin/rootfs/usr/bin/kuryr (0755)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\ncreate /var/lib/kuryr/plugin.digest (0644)\n"),
+            "{text}"
+        );
+        assert!(!text.contains("kuryr.service"), "{text}");
+        assert!(!text.contains("docker.service.d"), "{text}");
+        let root = s.root();
+        let create = format!(
+            "\nskipped (not the live root): docker plugin create kuryr/kuryr:latest {}/var/lib/kuryr/plugin\n",
+            std::fs::canonicalize(&root).unwrap().display()
+        );
+        assert!(text.contains(&create), "{text}");
+        assert!(
+            text.contains(&format!(
+                "\nskipped (not the live root): docker plugin set kuryr/kuryr:latest etc-kuryr.source={}/etc/kuryr\n",
+                std::fs::canonicalize(&root).unwrap().display()
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "\nskipped (not the live root): docker plugin enable kuryr/kuryr:latest\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(dry.commands_run, 0);
+
+        let (first, text) = s.run(false);
+        assert!(first.changed() >= 4, "{text}");
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        assert_eq!(
+            std::fs::read(root.join("var/lib/kuryr/plugin/rootfs/usr/bin/kuryr")).unwrap(),
+            exe
+        );
+        let config =
+            std::fs::read_to_string(root.join("var/lib/kuryr/plugin/config.json")).unwrap();
+        assert_eq!(config, render::plugin_config_json("/etc/kuryr"));
+        assert!(!config.contains("s3cr3t"), "{config}");
+        let conf = std::fs::read_to_string(root.join("etc/kuryr/kuryr.conf")).unwrap();
+        assert!(
+            conf.contains("\nplugin_socket = /run/docker/plugins/kuryr.sock\n"),
+            "{conf}"
+        );
+        assert!(!root.join("etc/systemd").exists());
+
+        let before = s.snapshot();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let (second, text) = s.run(false);
+        assert_eq!(second.changed(), 0, "{text}");
+        assert_eq!(s.snapshot(), before, "mtimes, modes and bytes untouched");
+        let (dry, text) = s.run(true);
+        assert_eq!(dry.changed(), 0, "{text}");
+    }
+
+    #[test]
+    fn managed_mode_uses_the_docker_host() {
+        let s = Scratch::new("managed-host", nested_template(), managed_params());
+        let mut opts = s.opts(true);
+        // Nothing listens there: the plugin is absent, so all four steps.
+        opts.docker_host = Some("unix:///nonexistent/docker.sock".into());
+        let mut out = Vec::new();
+        let outcome = run(&opts, &mut out).expect("setup runs");
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(outcome.commands_run, 0, "dry run: {text}");
+        assert!(
+            text.contains("\nwould run: docker -H unix:///nonexistent/docker.sock plugin create kuryr/kuryr:latest "),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nwould run: docker -H unix:///nonexistent/docker.sock plugin enable kuryr/kuryr:latest\n"),
+            "{text}"
         );
     }
 

@@ -616,3 +616,106 @@ fn contrib_files_match_the_renderer() {
         "the TCP-mode spec file"
     );
 }
+
+#[test]
+fn managed_plugin_config_json_golden() {
+    assert_eq!(
+        plugin_config_json("/srv/node1/etc/kuryr"),
+        r#"{
+  "args": {
+    "description": "",
+    "name": "args",
+    "settable": null,
+    "value": null
+  },
+  "description": "Kuryr: OpenStack Neutron network and IPAM driver for Docker (kuryr-rs)",
+  "documentation": "https://docs.openstack.org/kuryr-libnetwork/",
+  "entrypoint": [
+    "/usr/bin/kuryr",
+    "--config-file",
+    "/etc/kuryr/kuryr.conf",
+    "server"
+  ],
+  "env": [],
+  "interface": {
+    "socket": "kuryr.sock",
+    "types": [
+      "docker.networkdriver/1.0",
+      "docker.ipamdriver/1.0"
+    ]
+  },
+  "linux": {
+    "capabilities": [
+      "CAP_NET_ADMIN"
+    ]
+  },
+  "mounts": [
+    {
+      "description": "the node's kuryr configuration (kuryr.conf, written by kuryr node setup)",
+      "destination": "/etc/kuryr",
+      "name": "etc-kuryr",
+      "options": [
+        "rbind",
+        "ro"
+      ],
+      "settable": [
+        "source"
+      ],
+      "source": "/srv/node1/etc/kuryr",
+      "type": "bind"
+    }
+  ],
+  "network": {
+    "type": "host"
+  },
+  "workdir": "/"
+}
+"#
+    );
+}
+
+#[test]
+fn managed_mode_plan() {
+    let t = template(json!({
+        "name": "swarm-kuryr", "coe": "swarm-mode", "network_driver": "kuryr",
+        "labels": {"kuryr_mode": "nested", "kuryr_link_iface": "eth0"}
+    }));
+    let p = params(json!({
+        "keystone": {"auth_url": "https://keystone.example.com:5000/v3"},
+        "credential": {"type": "password", "username": "kuryr", "user_domain_name": "Default",
+                       "password": "pa$$word", "project_name": "service", "project_domain_name": "Default"},
+        "driver": {"plugin": "managed", "plugin_ref": "example/kuryr:1.0"}
+    }));
+    let plan = render(&t, &p, Role::Worker, &facts()).expect("renders");
+    let paths: Vec<&Path> = plan.files.keys().map(PathBuf::as_path).collect();
+    assert_eq!(
+        paths,
+        vec![Path::new(KURYR_CONF), Path::new(PLUGIN_CONFIG)],
+        "no systemd unit, no docker drop-in"
+    );
+    let absent: Vec<&Path> = plan.absent.iter().map(|(p, _)| p.as_path()).collect();
+    assert_eq!(
+        absent,
+        vec![
+            Path::new(PLUGIN_SPEC),
+            Path::new(KURYR_UNIT),
+            Path::new(DOCKER_DROPIN)
+        ]
+    );
+    let c = load(&plan);
+    assert_eq!(
+        c.default.plugin_socket.as_deref(),
+        Some(Path::new(MANAGED_SOCKET))
+    );
+    let config = plan.text(PLUGIN_CONFIG).unwrap();
+    assert!(!config.contains("pa$$word"), "{config}");
+    assert_eq!(config, plugin_config_json("/etc/kuryr"));
+    assert_eq!(
+        plan.steps,
+        vec![Step::ManagedPlugin {
+            reference: "example/kuryr:1.0".into(),
+            bundle: PathBuf::from(PLUGIN_BUNDLE),
+            etc_kuryr: PathBuf::from("/etc/kuryr"),
+        }]
+    );
+}
