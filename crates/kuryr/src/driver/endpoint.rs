@@ -312,7 +312,7 @@ impl Driver {
                     }
                 }
                 Err(e) => {
-                    self.unbind_host(&net, &port).await;
+                    self.unbind_host_quietly(&net, &port).await;
                     self.undo_port(&port, created_here, &original_tags).await;
                     return Err(e);
                 }
@@ -370,10 +370,9 @@ impl Driver {
         Ok(())
     }
 
-    async fn unbind_host(&self, net: &NetworkEntry, port: &Port) {
+    async fn unbind_host(&self, net: &NetworkEntry, port: &Port) -> Result<()> {
         let (host_ifname, container_ifname) = Self::bind_names(&port.id);
-        if let Err(e) = self
-            .binder
+        self.binder
             .unbind(&UnbindRequest {
                 port_id: &port.id,
                 network_id: &net.network.id,
@@ -382,8 +381,13 @@ impl Driver {
                 vif_type: &port.vif_type,
                 vif_details: &port.vif_details,
             })
-            .await
-        {
+            .await?;
+        Ok(())
+    }
+
+    /// Rollback path: the unbind is best effort, its failure only logged.
+    async fn unbind_host_quietly(&self, net: &NetworkEntry, port: &Port) {
+        if let Err(e) = self.unbind_host(net, port).await {
             warn!(port = %port.id, error = %e, "unbind failed");
         }
     }
@@ -495,19 +499,7 @@ impl Driver {
             self.drop_exposed_sg(&port, sg).await?;
         }
         let unbind = match &net {
-            Some(net) => {
-                let (host_ifname, container_ifname) = Self::bind_names(&port.id);
-                self.binder
-                    .unbind(&UnbindRequest {
-                        port_id: &port.id,
-                        network_id: &net.network.id,
-                        host_ifname,
-                        container_ifname,
-                        vif_type: &port.vif_type,
-                        vif_details: &port.vif_details,
-                    })
-                    .await
-            }
+            Some(net) => self.unbind_host(net, &port).await,
             None => Ok(()),
         };
         // The pairs / the subport go before the port may be deleted
