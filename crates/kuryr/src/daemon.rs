@@ -53,14 +53,10 @@ pub fn hostname() -> String {
 /// Driver settings from the configuration.
 pub fn driver_config(config: &Config) -> DriverConfig {
     let d = &config.default;
-    let scope = d.capability_scope.as_str().to_string();
     DriverConfig {
         host_id: d.host.clone().unwrap_or_else(hostname),
-        connectivity_scope: d
-            .connectivity_scope
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_else(|| scope.clone()),
-        scope,
+        scope: d.capability_scope,
+        connectivity_scope: d.connectivity_scope(),
         local_address_space: d.local_default_address_space.clone(),
         global_address_space: d.global_default_address_space.clone(),
         subnetpool_prefix: d.subnetpool_name_prefix.clone(),

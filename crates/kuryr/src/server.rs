@@ -1,5 +1,9 @@
 //! HTTP/1.1 over a root-only unix socket (and, for compatibility, loopback
 //! TCP). Bodies are read raw: dockerd sends no Content-Type.
+//!
+//! A request goes through [`answer`]: [`PluginCall::parse`], then
+//! [`Driver::execute`], then [`Reply::from_outcome`], the one place where
+//! outcomes become HTTP statuses and bodies.
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -14,7 +18,8 @@ use axum::response::{IntoResponse, Response};
 use tokio::net::{TcpListener, UnixListener};
 use tracing::{info, warn};
 
-use crate::driver::Driver;
+use crate::driver::{Driver, DriverError};
+use crate::protocol::{ErrorResponse, ParseError, PluginCall, Response as PluginResponse};
 
 /// Docker's media type for plugin replies (informational: dockerd ignores it).
 const PLUGIN_MEDIA_TYPE: &str = "application/vnd.docker.plugins.v1.2+json";
@@ -32,6 +37,79 @@ pub enum ServerError {
     },
 }
 
+/// Why a call was not answered with 200.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("only POST is supported")]
+    NotPost,
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+}
+
+impl CallError {
+    /// The one mapping of outcomes to HTTP statuses. Every driver failure
+    /// is a 500: dockerd treats any non-200 as failure, and a 404 would be
+    /// taken as "method not implemented" for the optional calls.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            CallError::NotPost => StatusCode::METHOD_NOT_ALLOWED,
+            CallError::Parse(ParseError::UnknownMethod(_)) => StatusCode::NOT_FOUND,
+            CallError::Parse(ParseError::BadRequest(_)) => StatusCode::BAD_REQUEST,
+            CallError::Driver(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// One HTTP reply: status and JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// A call's outcome as dockerd reads it: the response JSON with 200, or
+    /// `{"Err": "..."}` with the status of [`CallError::status`].
+    pub fn from_outcome(outcome: Result<PluginResponse, CallError>) -> Reply {
+        let (status, body) = match outcome {
+            Ok(response) => match serde_json::to_vec(&response) {
+                Ok(body) => (StatusCode::OK, body),
+                Err(e) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    error_body(&format!("cannot encode reply: {e}")),
+                ),
+            },
+            Err(e) => (e.status(), error_body(&e.to_string())),
+        };
+        Reply {
+            status: status.as_u16(),
+            body,
+        }
+    }
+}
+
+fn error_body(message: &str) -> Vec<u8> {
+    serde_json::to_vec(&ErrorResponse {
+        err: message.to_string(),
+    })
+    .unwrap_or_else(|_| b"{\"Err\":\"error\"}".to_vec())
+}
+
+/// Answer one plugin call: parse it, let the driver execute it, encode the
+/// outcome. Never panics; every failure is a JSON `Err`.
+pub async fn answer(driver: &Driver, path: &str, body: &[u8]) -> Reply {
+    let outcome = match PluginCall::parse(path, body) {
+        Ok(call) => driver.execute(call).await.map_err(CallError::from),
+        Err(e) => {
+            warn!(call = path, error = %e, "refused");
+            Err(e.into())
+        }
+    };
+    Reply::from_outcome(outcome)
+}
+
 async fn handle(
     State(driver): State<Arc<Driver>>,
     method: Method,
@@ -39,12 +117,9 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let reply = if method == Method::POST {
-        driver.dispatch(uri.path(), &body).await
+        answer(&driver, uri.path(), &body).await
     } else {
-        crate::driver::Reply {
-            status: 405,
-            body: br#"{"Err":"only POST is supported"}"#.to_vec(),
-        }
+        Reply::from_outcome(Err(CallError::NotPost))
     };
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (

@@ -8,13 +8,15 @@
 //! on a unix socket in a temporary directory and point the binder at it
 //! with `--db` and `--no-wait`.
 //!
-//! Without root they print "skipped: needs root" and pass.
+//! They need root (netlink, `unshare`) and fail without it, saying so.
 
-use std::future::Future;
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::netns::in_netns;
 use futures_util::TryStreamExt;
 use kuryr::binding::{self, BindError, BindRequest, Binder, UnbindRequest, VethConfig};
 use kuryr_openstack::neutron::Port;
@@ -37,33 +39,6 @@ const BRQ: &str = "brq9a8b7c6d-5e";
 const QBR: &str = "qbr3f1e2a4b-5c";
 const QVB: &str = "qvb3f1e2a4b-5c";
 const QVO: &str = "qvo3f1e2a4b-5c";
-
-/// Run `body` in a fresh network namespace on a current-thread runtime,
-/// or print why not and return.
-fn in_netns<F, Fut>(test: &str, body: F)
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("{test}: skipped: needs root (CAP_NET_ADMIN + CAP_SYS_ADMIN for unshare)");
-        return;
-    }
-    // SAFETY: unshare(CLONE_NEWNET) only changes the calling thread's
-    // network namespace; no memory is involved. It runs before the runtime
-    // and any socket exist, so all of them live in the new namespace.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-        let e = std::io::Error::last_os_error();
-        eprintln!("{test}: skipped: needs root: unshare(CLONE_NEWNET) failed: {e}");
-        return;
-    }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    rt.block_on(body());
-}
 
 fn port(id: &str, vif_type: &str, details: Value) -> Port {
     Port {

@@ -3,47 +3,27 @@
 //! on the configuration it wrote, against the running lab (Keystone,
 //! Neutron, the OVS agent, the kuryr daemon and dockerd).
 
-#[path = "support/docker.rs"]
-mod support;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::docker_cli::ensure_daemon;
+use common::env::{TempDir, repo_root, stdout_stderr as text, var};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kuryr");
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: these tests need the lab. Run `sudo lab/up` and \
-             `eval \"$(lab/env kuryr)\"`, or use ./run-tests which does both"
-        )
-    })
-}
 
 fn kuryr(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().expect("run kuryr")
 }
 
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// A scratch directory removed at the end.
-struct Scratch(PathBuf);
+/// A scratch directory with a `root/` for node setup, removed at the end.
+struct Scratch(TempDir);
 
 impl Scratch {
     fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("kuryr-cluster-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = TempDir::new(&format!("kuryr-cluster-{name}-"));
         std::fs::create_dir_all(dir.join("root")).unwrap();
         Scratch(dir)
     }
@@ -76,12 +56,6 @@ impl Scratch {
     }
 }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn setup(s: &Scratch, template: &str, params: &str, extra: &[&str]) -> (Output, String) {
     let root = s.path("root").display().to_string();
     let mut args = vec![
@@ -109,12 +83,12 @@ fn documented_examples_validate() {
         "template",
         "validate",
         "--template",
-        &repo()
+        &repo_root()
             .join("docs/examples/cluster-template.json")
             .display()
             .to_string(),
         "--params",
-        &repo()
+        &repo_root()
             .join("docs/examples/cluster-params.json")
             .display()
             .to_string(),
@@ -304,7 +278,7 @@ fn setup_and_check(name: &str, credential: Value) -> (Output, String) {
     let p = s.write("p.json", &lab_params(credential));
     setup(&s, &t, &p, &["--hostname", &var("KURYR_LAB_HOST")]);
     // The check asks the lab's driver daemon: make sure this build runs.
-    support::ensure_daemon();
+    ensure_daemon();
     let conf = s.path("root/etc/kuryr/kuryr.conf").display().to_string();
     let check = || {
         kuryr(&[

@@ -4,7 +4,7 @@
 //! The Python driver runs as `kuryr-server` on http://127.0.0.1:23750
 //! (`lab/kuryr-python up`, started here if it does not answer; pinned
 //! versions in `lab/kuryr-python-constraints.txt`). Ours runs in-process
-//! (`Driver::dispatch`, `Binder::Noop`). Both get the same Docker-shaped
+//! (`kuryr::server::answer`, `Binder::Noop`). Both get the same Docker-shaped
 //! JSON, and Neutron is checked after every step:
 //!
 //! - a network made by Python is used and removed by ours;
@@ -34,22 +34,21 @@
 //!
 //! Needs the lab and root: `eval "$(lab/env kuryr)"; cargo nextest run -p kuryr --test interop_python`.
 
-#[path = "common/driver.rs"]
-mod lab;
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use common::env::{docker_id, id_tags, random_u64, repo_root};
+use common::host::{del_link, link_exists, ovs_del_port, ovs_iface_id};
+use common::http;
+use common::lab::{self, Api, Lab, Reply, plain_ip};
+use common::requests;
 use kuryr::names;
 use kuryr_openstack::Query;
 use kuryr_openstack::neutron::{Network, Port, Subnet};
-use lab::{Api, Lab, Reply, docker, docker_id, id_tags, plain_ip, random_u64};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Where `lab/kuryr-python` makes the Python driver listen.
 const PY_ADDR: &str = "127.0.0.1:23750";
@@ -90,7 +89,7 @@ impl Python {
                 if Python.activate().await.is_ok() {
                     return;
                 }
-                let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lab/kuryr-python");
+                let script = repo_root().join("lab/kuryr-python");
                 // A server that is up but does not answer (seen once under
                 // heavy netlink churn from other tests) is restarted.
                 let _ = tokio::process::Command::new(&script)
@@ -129,41 +128,21 @@ impl Python {
         }
     }
 
-    /// One plugin call: HTTP/1.0 POST, so the reply ends with the connection.
+    /// One plugin call (`Connection: close`: the reply ends with the connection).
     async fn raw(&self, path: &str, body: &[u8]) -> std::io::Result<Reply> {
         self.raw_within(path, body, 120).await
     }
 
     async fn raw_within(&self, path: &str, body: &[u8], secs: u64) -> std::io::Result<Reply> {
-        let exchange = async {
-            let mut stream = TcpStream::connect(PY_ADDR).await?;
-            let head = format!(
-                "POST {path} HTTP/1.0\r\nHost: {PY_ADDR}\r\n\
-                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            );
-            stream.write_all(head.as_bytes()).await?;
-            stream.write_all(body).await?;
-            let mut buf = Vec::new();
-            stream.read_to_end(&mut buf).await?;
-            Ok::<_, std::io::Error>(buf)
-        };
-        let buf = tokio::time::timeout(Duration::from_secs(secs), exchange)
+        let request = http::post(path, body, PY_ADDR);
+        let (status, body) = http::tcp(PY_ADDR, &request, Duration::from_secs(secs))
             .await
-            .map_err(|_| std::io::Error::other(format!("{path}: no reply within {secs} s")))??;
-        let split = buf
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or_else(|| std::io::Error::other("reply without a header end"))?;
-        let head = String::from_utf8_lossy(&buf[..split]);
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse::<u16>().ok())
-            .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
-        let body = &buf[split + 4..];
-        let json = serde_json::from_slice(body)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
+            .map_err(|e| std::io::Error::other(format!("{path}: {e}")))?;
+        if status == 0 {
+            return Err(std::io::Error::other(format!("{path}: no status line")));
+        }
+        let json = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
         Ok(Reply { status, json })
     }
 
@@ -203,44 +182,10 @@ impl HostSide {
             .push(port_id.to_string());
     }
 
-    fn link_exists(ifname: &str) -> bool {
-        Command::new("ip")
-            .args(["link", "show", "dev", ifname])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    }
-
-    /// `external_ids:iface-id` of an OVS interface, if it is in OVS.
-    fn ovs_iface_id(ifname: &str) -> Option<String> {
-        let out = Command::new("ovs-vsctl")
-            .args([
-                "--timeout=10",
-                "get",
-                "Interface",
-                ifname,
-                "external_ids:iface-id",
-            ])
-            .output()
-            .ok()?;
-        out.status.success().then(|| {
-            String::from_utf8_lossy(&out.stdout)
-                .trim()
-                .trim_matches('"')
-                .to_string()
-        })
-    }
-
     fn remove(port_id: &str) {
         let tap = names::host_ifname(port_id);
-        let _ = Command::new("ovs-vsctl")
-            .args(["--timeout=10", "--if-exists", "del-port", "br-int", &tap])
-            .output();
-        if Self::link_exists(&tap) {
-            let _ = Command::new("ip")
-                .args(["link", "del", "dev", &tap])
-                .output();
-        }
+        ovs_del_port(&tap);
+        del_link(&tap);
     }
 }
 
@@ -256,13 +201,10 @@ impl Drop for HostSide {
 /// there and its host side is in `br-int` with the port's `iface-id`.
 fn assert_python_bound(port: &Port) {
     let tap = names::host_ifname(&port.id);
-    assert!(
-        HostSide::link_exists(&tap),
-        "Python's CreateEndpoint made no {tap}"
-    );
-    assert!(HostSide::link_exists(&names::container_ifname(&port.id)));
+    assert!(link_exists(&tap), "Python's CreateEndpoint made no {tap}");
+    assert!(link_exists(&names::container_ifname(&port.id)));
     assert_eq!(
-        HostSide::ovs_iface_id(&tap).as_deref(),
+        ovs_iface_id(&tap).as_deref(),
         Some(port.id.as_str()),
         "{tap} is not in OVS with iface-id {}",
         port.id
@@ -271,8 +213,8 @@ fn assert_python_bound(port: &Port) {
 
 fn assert_host_unbound(port_id: &str) {
     let tap = names::host_ifname(port_id);
-    assert!(!HostSide::link_exists(&tap), "{tap} is still there");
-    assert_eq!(HostSide::ovs_iface_id(&tap), None, "{tap} is still in OVS");
+    assert!(!link_exists(&tap), "{tap} is still there");
+    assert_eq!(ovs_iface_id(&tap), None, "{tap} is still in OVS");
 }
 
 // ------------------------------------------------------------------ Neutron checks
@@ -386,7 +328,7 @@ fn assert_join(join: &Value, port: &Port, gw: &str) {
 /// serves a container on it and removes it all.
 #[tokio::test]
 async fn python_network_is_managed_by_ours() {
-    lab::run(27, async |lab: &Lab| {
+    lab::run(async |lab: &Lab| {
         let py = Python::connect().await;
         let cidr = lab.cidr4(0);
         let gw = lab.ip4(0, 1);
@@ -396,7 +338,7 @@ async fn python_network_is_managed_by_ours() {
         let pool = py
             .ok(
                 "/IpamDriver.RequestPool",
-                docker::request_pool(&cidr, "", false, json!({})),
+                requests::request_pool(&cidr, "", false, json!({})),
             )
             .await;
         let pool_id = s(&pool["PoolID"]);
@@ -410,7 +352,7 @@ async fn python_network_is_managed_by_ours() {
         let gw_reply = py
             .ok(
                 "/IpamDriver.RequestAddress",
-                docker::request_gateway(&pool_id, &gw),
+                requests::request_gateway(&pool_id, &gw),
             )
             .await;
         assert_eq!(gw_reply["Address"], gw_cidr);
@@ -420,10 +362,10 @@ async fn python_network_is_managed_by_ours() {
         lab.track_network(&nid);
         py.ok(
             "/NetworkDriver.CreateNetwork",
-            docker::create_network(
+            requests::create_network(
                 &nid,
                 json!({}),
-                vec![docker::ipam_data(&cidr, &gw_cidr)],
+                vec![requests::ipam_data(&cidr, &gw_cidr)],
                 vec![],
             ),
         )
@@ -436,7 +378,7 @@ async fn python_network_is_managed_by_ours() {
         let addr = api
             .ok(
                 "/IpamDriver.RequestAddress",
-                docker::request_address(&pool_id, ""),
+                requests::request_address(&pool_id, ""),
             )
             .await;
         let address = s(&addr["Address"]);
@@ -449,21 +391,21 @@ async fn python_network_is_managed_by_ours() {
         let eid = docker_id();
         api.ok(
             "/NetworkDriver.CreateEndpoint",
-            docker::create_endpoint(&nid, &eid, &address, ""),
+            requests::create_endpoint(&nid, &eid, &address, ""),
         )
         .await;
         let port = lab.port(&port.id).await.expect("port kept");
         assert_endpoint_port(&port, &eid, &lab.host);
 
         let join = api
-            .ok("/NetworkDriver.Join", docker::join(&nid, &eid))
+            .ok("/NetworkDriver.Join", requests::join(&nid, &eid))
             .await;
         assert_join(&join, &port, &gw);
-        api.ok("/NetworkDriver.Leave", docker::endpoint(&nid, &eid))
+        api.ok("/NetworkDriver.Leave", requests::endpoint(&nid, &eid))
             .await;
         api.ok(
             "/NetworkDriver.DeleteEndpoint",
-            docker::endpoint(&nid, &eid),
+            requests::endpoint(&nid, &eid),
         )
         .await;
         assert!(
@@ -472,22 +414,22 @@ async fn python_network_is_managed_by_ours() {
         );
         api.ok(
             "/IpamDriver.ReleaseAddress",
-            docker::release_address(&pool_id, &ip),
+            requests::release_address(&pool_id, &ip),
         )
         .await;
         assert!(lab.port(&port.id).await.is_none(), "port {} left", port.id);
         assert_eq!(lab.subnets_in(&net.id).await.len(), 1);
 
         // docker network rm, in libnetwork's order: driver, then IPAM.
-        api.ok("/NetworkDriver.DeleteNetwork", docker::network(&nid))
+        api.ok("/NetworkDriver.DeleteNetwork", requests::network(&nid))
             .await;
         assert!(lab.networks_of(&nid).await.is_empty());
         api.ok(
             "/IpamDriver.ReleaseAddress",
-            docker::release_address(&pool_id, &gw),
+            requests::release_address(&pool_id, &gw),
         )
         .await;
-        api.ok("/IpamDriver.ReleasePool", docker::release_pool(&pool_id))
+        api.ok("/IpamDriver.ReleasePool", requests::release_pool(&pool_id))
             .await;
         assert_gone(lab, &nid, &subnet.id, &pool_id).await;
     })
@@ -500,7 +442,7 @@ async fn python_network_is_managed_by_ours() {
 /// (binding the host side for real) and removes it all.
 #[tokio::test]
 async fn ours_network_is_managed_by_python() {
-    lab::run(28, async |lab: &Lab| {
+    lab::run(async |lab: &Lab| {
         let host = HostSide::default();
         let py = Python::connect().await;
         let d = lab.driver().await;
@@ -513,7 +455,7 @@ async fn ours_network_is_managed_by_python() {
         let pool = api
             .ok(
                 "/IpamDriver.RequestPool",
-                docker::request_pool(&cidr, "", false, json!({})),
+                requests::request_pool(&cidr, "", false, json!({})),
             )
             .await;
         let pool_id = s(&pool["PoolID"]);
@@ -521,17 +463,17 @@ async fn ours_network_is_managed_by_python() {
         let gw_reply = api
             .ok(
                 "/IpamDriver.RequestAddress",
-                docker::request_gateway(&pool_id, &gw),
+                requests::request_gateway(&pool_id, &gw),
             )
             .await;
         assert_eq!(gw_reply["Address"], gw_cidr);
         let nid = docker_id();
         api.ok(
             "/NetworkDriver.CreateNetwork",
-            docker::create_network(
+            requests::create_network(
                 &nid,
                 json!({}),
-                vec![docker::ipam_data(&cidr, &gw_cidr)],
+                vec![requests::ipam_data(&cidr, &gw_cidr)],
                 vec![],
             ),
         )
@@ -543,7 +485,7 @@ async fn ours_network_is_managed_by_python() {
         let addr = py
             .ok(
                 "/IpamDriver.RequestAddress",
-                docker::request_address(&pool_id, ""),
+                requests::request_address(&pool_id, ""),
             )
             .await;
         let address = s(&addr["Address"]);
@@ -557,7 +499,7 @@ async fn ours_network_is_managed_by_python() {
 
         let eid = docker_id();
         let mac = docker_mac();
-        let mut body = docker::create_endpoint(&nid, &eid, &address, "");
+        let mut body = requests::create_endpoint(&nid, &eid, &address, "");
         body["Interface"]["MacAddress"] = json!(mac);
         let created = py.ok("/NetworkDriver.CreateEndpoint", body).await;
         assert_eq!(created, json!({"Interface": {}}));
@@ -566,21 +508,23 @@ async fn ours_network_is_managed_by_python() {
         assert_eq!(port.mac_address, mac);
         assert_python_bound(&port);
 
-        let py_join = py.ok("/NetworkDriver.Join", docker::join(&nid, &eid)).await;
+        let py_join = py
+            .ok("/NetworkDriver.Join", requests::join(&nid, &eid))
+            .await;
         assert_join(&py_join, &port, &gw);
         // Ours, started now, answers Join for Python's endpoint the same way.
         let d2 = lab.driver().await;
         let ours_join = lab
             .api(&d2)
-            .ok("/NetworkDriver.Join", docker::join(&nid, &eid))
+            .ok("/NetworkDriver.Join", requests::join(&nid, &eid))
             .await;
         assert_join(&ours_join, &port, &gw);
 
-        py.ok("/NetworkDriver.Leave", docker::endpoint(&nid, &eid))
+        py.ok("/NetworkDriver.Leave", requests::endpoint(&nid, &eid))
             .await;
         py.ok(
             "/NetworkDriver.DeleteEndpoint",
-            docker::endpoint(&nid, &eid),
+            requests::endpoint(&nid, &eid),
         )
         .await;
         assert_host_unbound(&port.id);
@@ -589,7 +533,7 @@ async fn ours_network_is_managed_by_python() {
 
         py.ok(
             "/IpamDriver.ReleaseAddress",
-            docker::release_address(&pool_id, &ip),
+            requests::release_address(&pool_id, &ip),
         )
         .await;
         assert!(lab.port(&port.id).await.is_none(), "port {} left", port.id);
@@ -597,14 +541,14 @@ async fn ours_network_is_managed_by_python() {
         // docker network rm.
         py.ok(
             "/IpamDriver.ReleaseAddress",
-            docker::release_address(&pool_id, &gw),
+            requests::release_address(&pool_id, &gw),
         )
         .await;
-        py.ok("/IpamDriver.ReleasePool", docker::release_pool(&pool_id))
+        py.ok("/IpamDriver.ReleasePool", requests::release_pool(&pool_id))
             .await;
         assert!(lab.pool(&pool_id).await.is_none(), "pool left");
         assert!(lab.subnets_in(&net.id).await.is_empty(), "subnet left");
-        py.ok("/NetworkDriver.DeleteNetwork", docker::network(&nid))
+        py.ok("/NetworkDriver.DeleteNetwork", requests::network(&nid))
             .await;
         assert_gone(lab, &nid, &subnet.id, &pool_id).await;
     })
@@ -617,7 +561,7 @@ async fn ours_network_is_managed_by_python() {
 /// driver, index rebuilt from Neutron), which joins, stops and removes it.
 #[tokio::test]
 async fn python_endpoint_is_found_by_ours_after_a_restart() {
-    lab::run(29, async |lab: &Lab| {
+    lab::run(async |lab: &Lab| {
         let host = HostSide::default();
         let py = Python::connect().await;
         let cidr = lab.cidr4(0);
@@ -627,24 +571,24 @@ async fn python_endpoint_is_found_by_ours_after_a_restart() {
         let pool = py
             .ok(
                 "/IpamDriver.RequestPool",
-                docker::request_pool(&cidr, "", false, json!({})),
+                requests::request_pool(&cidr, "", false, json!({})),
             )
             .await;
         let pool_id = s(&pool["PoolID"]);
         lab.track_pool(&pool_id);
         py.ok(
             "/IpamDriver.RequestAddress",
-            docker::request_gateway(&pool_id, &gw),
+            requests::request_gateway(&pool_id, &gw),
         )
         .await;
         let nid = docker_id();
         lab.track_network(&nid);
         py.ok(
             "/NetworkDriver.CreateNetwork",
-            docker::create_network(
+            requests::create_network(
                 &nid,
                 json!({}),
-                vec![docker::ipam_data(&cidr, &gw_cidr)],
+                vec![requests::ipam_data(&cidr, &gw_cidr)],
                 vec![],
             ),
         )
@@ -654,7 +598,7 @@ async fn python_endpoint_is_found_by_ours_after_a_restart() {
         let addr = py
             .ok(
                 "/IpamDriver.RequestAddress",
-                docker::request_address(&pool_id, ""),
+                requests::request_address(&pool_id, ""),
             )
             .await;
         let address = s(&addr["Address"]);
@@ -662,13 +606,15 @@ async fn python_endpoint_is_found_by_ours_after_a_restart() {
         let port = port_at(lab, &net.id, &ip).await;
         host.track(&port.id);
         let eid = docker_id();
-        let mut body = docker::create_endpoint(&nid, &eid, &address, "");
+        let mut body = requests::create_endpoint(&nid, &eid, &address, "");
         body["Interface"]["MacAddress"] = json!(docker_mac());
         py.ok("/NetworkDriver.CreateEndpoint", body).await;
-        let py_join = py.ok("/NetworkDriver.Join", docker::join(&nid, &eid)).await;
+        let py_join = py
+            .ok("/NetworkDriver.Join", requests::join(&nid, &eid))
+            .await;
         py.ok(
             "/NetworkDriver.ProgramExternalConnectivity",
-            docker::program(&nid, &eid, json!([])),
+            requests::program(&nid, &eid, json!([])),
         )
         .await;
         let port = lab.port(&port.id).await.expect("port kept");
@@ -682,7 +628,7 @@ async fn python_endpoint_is_found_by_ours_after_a_restart() {
         let info = api
             .ok(
                 "/NetworkDriver.EndpointOperInfo",
-                docker::endpoint(&nid, &eid),
+                requests::endpoint(&nid, &eid),
             )
             .await;
         assert_eq!(
@@ -690,7 +636,7 @@ async fn python_endpoint_is_found_by_ours_after_a_restart() {
             "the rebuilt index lacks Python's endpoint: {info}"
         );
         let join = api
-            .ok("/NetworkDriver.Join", docker::join(&nid, &eid))
+            .ok("/NetworkDriver.Join", requests::join(&nid, &eid))
             .await;
         assert_join(&join, &port, &gw);
         assert_eq!(join["InterfaceName"], py_join["InterfaceName"]);
@@ -702,14 +648,14 @@ async fn python_endpoint_is_found_by_ours_after_a_restart() {
         // docker stop.
         api.ok(
             "/NetworkDriver.RevokeExternalConnectivity",
-            docker::endpoint(&nid, &eid),
+            requests::endpoint(&nid, &eid),
         )
         .await;
-        api.ok("/NetworkDriver.Leave", docker::endpoint(&nid, &eid))
+        api.ok("/NetworkDriver.Leave", requests::endpoint(&nid, &eid))
             .await;
         api.ok(
             "/NetworkDriver.DeleteEndpoint",
-            docker::endpoint(&nid, &eid),
+            requests::endpoint(&nid, &eid),
         )
         .await;
         assert!(
@@ -718,7 +664,7 @@ async fn python_endpoint_is_found_by_ours_after_a_restart() {
         );
         api.ok(
             "/IpamDriver.ReleaseAddress",
-            docker::release_address(&pool_id, &ip),
+            requests::release_address(&pool_id, &ip),
         )
         .await;
         assert!(lab.port(&port.id).await.is_none(), "port {} left", port.id);
@@ -727,15 +673,15 @@ async fn python_endpoint_is_found_by_ours_after_a_restart() {
         HostSide::remove(&port.id);
 
         // docker network rm, with ours.
-        api.ok("/NetworkDriver.DeleteNetwork", docker::network(&nid))
+        api.ok("/NetworkDriver.DeleteNetwork", requests::network(&nid))
             .await;
         assert!(lab.networks_of(&nid).await.is_empty());
         api.ok(
             "/IpamDriver.ReleaseAddress",
-            docker::release_address(&pool_id, &gw),
+            requests::release_address(&pool_id, &gw),
         )
         .await;
-        api.ok("/IpamDriver.ReleasePool", docker::release_pool(&pool_id))
+        api.ok("/IpamDriver.ReleasePool", requests::release_pool(&pool_id))
             .await;
         assert_gone(lab, &nid, &subnet.id, &pool_id).await;
     })
@@ -984,7 +930,7 @@ async fn record(
 
     let r = call(
         "/IpamDriver.RequestPool",
-        docker::request_pool(&ids.cidr, "", false, json!({})),
+        requests::request_pool(&ids.cidr, "", false, json!({})),
     )
     .await;
     let pool_id = s(&r["PoolID"]);
@@ -994,7 +940,7 @@ async fn record(
 
     let r = call(
         "/IpamDriver.RequestAddress",
-        docker::request_gateway(&pool_id, &ids.gw),
+        requests::request_gateway(&pool_id, &ids.gw),
     )
     .await;
     steps.push(("RequestAddress(gateway)", ids.view(lab, &r).await));
@@ -1002,10 +948,10 @@ async fn record(
     lab.track_network(&nid);
     let r = call(
         "/NetworkDriver.CreateNetwork",
-        docker::create_network(
+        requests::create_network(
             &nid,
             json!({}),
-            vec![docker::ipam_data(&ids.cidr, &gw_cidr)],
+            vec![requests::ipam_data(&ids.cidr, &gw_cidr)],
             vec![],
         ),
     )
@@ -1017,7 +963,7 @@ async fn record(
 
     let r = call(
         "/IpamDriver.RequestAddress",
-        docker::request_address(&pool_id, ""),
+        requests::request_address(&pool_id, ""),
     )
     .await;
     let address = s(&r["Address"]);
@@ -1033,54 +979,54 @@ async fn record(
         (
             "CreateEndpoint",
             "/NetworkDriver.CreateEndpoint",
-            docker::create_endpoint(&nid, &eid, &address, ""),
+            requests::create_endpoint(&nid, &eid, &address, ""),
         ),
-        ("Join", "/NetworkDriver.Join", docker::join(&nid, &eid)),
+        ("Join", "/NetworkDriver.Join", requests::join(&nid, &eid)),
         (
             "ProgramExternalConnectivity",
             "/NetworkDriver.ProgramExternalConnectivity",
-            docker::program(&nid, &eid, json!([])),
+            requests::program(&nid, &eid, json!([])),
         ),
         (
             "EndpointOperInfo",
             "/NetworkDriver.EndpointOperInfo",
-            docker::endpoint(&nid, &eid),
+            requests::endpoint(&nid, &eid),
         ),
         (
             "RevokeExternalConnectivity",
             "/NetworkDriver.RevokeExternalConnectivity",
-            docker::endpoint(&nid, &eid),
+            requests::endpoint(&nid, &eid),
         ),
         (
             "Leave",
             "/NetworkDriver.Leave",
-            docker::endpoint(&nid, &eid),
+            requests::endpoint(&nid, &eid),
         ),
         (
             "DeleteEndpoint",
             "/NetworkDriver.DeleteEndpoint",
-            docker::endpoint(&nid, &eid),
+            requests::endpoint(&nid, &eid),
         ),
         (
             "ReleaseAddress",
             "/IpamDriver.ReleaseAddress",
-            docker::release_address(&pool_id, &ip),
+            requests::release_address(&pool_id, &ip),
         ),
         // docker network rm, in libnetwork's order.
         (
             "DeleteNetwork",
             "/NetworkDriver.DeleteNetwork",
-            docker::network(&nid),
+            requests::network(&nid),
         ),
         (
             "ReleaseAddress(gateway)",
             "/IpamDriver.ReleaseAddress",
-            docker::release_address(&pool_id, &ids.gw),
+            requests::release_address(&pool_id, &ids.gw),
         ),
         (
             "ReleasePool",
             "/IpamDriver.ReleasePool",
-            docker::release_pool(&pool_id),
+            requests::release_pool(&pool_id),
         ),
     ] {
         let r = call(path, body).await;
@@ -1093,7 +1039,7 @@ async fn record(
 /// (and the replies) must be the same, but for `KNOWN_DIFFERENCES`.
 #[tokio::test]
 async fn same_calls_give_the_same_names_and_tags() {
-    lab::run(30, async |lab: &Lab| {
+    lab::run(async |lab: &Lab| {
         let host = HostSide::default();
         let py = Python::connect().await;
         let d = lab.driver().await;

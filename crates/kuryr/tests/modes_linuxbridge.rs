@@ -13,19 +13,18 @@
 //! Needs root and the lab with both agents: `sudo KURYR_LAB_AGENT=both
 //! lab/up` (./run-tests does this).
 
-#[path = "common/driver.rs"]
-mod lab;
-#[path = "common/netns.rs"]
-mod netns;
+mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::host::{link_exists, master_of};
+use common::lab::{self, Ep, Lab, Net, plain_ip};
+use common::netns::{self, NetNs};
+use common::vm::wait_active;
 use kuryr::binding::{Binder, VethConfig};
 use kuryr::driver::{Driver, DriverConfig};
 use kuryr_openstack::Query;
 use kuryr_openstack::neutron::Port;
-use lab::{Ep, Lab, Net, plain_ip};
-use netns::NetNs;
 
 /// The linuxbridge agent of the lab must be up, or the test says how to
 /// start it (it never passes without it).
@@ -41,33 +40,6 @@ async fn require_lb_agent(lab: &Lab, host: &str) {
         "no live Neutron linuxbridge agent on host {host:?} ({agents:?}): start the lab \
          with both agents: `sudo KURYR_LAB_AGENT=both lab/up` (./run-tests does)"
     );
-}
-
-async fn wait_active(lab: &Lab, port_id: &str) -> Port {
-    let start = Instant::now();
-    loop {
-        let p = lab.port(port_id).await.expect("the port exists");
-        if p.status == "ACTIVE" {
-            return p;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "port {port_id} is still {} after 90 s: {p:#?}",
-            p.status
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// The `master` of a host link, by name.
-fn master_of(ifname: &str) -> Option<String> {
-    std::fs::read_link(format!("/sys/class/net/{ifname}/master"))
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-}
-
-fn link_exists(ifname: &str) -> bool {
-    std::path::Path::new(&format!("/sys/class/net/{ifname}")).exists()
 }
 
 /// A container: its endpoint, Neutron port and sandbox.
@@ -97,16 +69,13 @@ async fn run_container(lab: &Lab, api: &lab::Api<'_>, net: &Net, ns_name: &str) 
 
 #[tokio::test]
 async fn linuxbridge_agent_mode_connects_containers() {
-    lab::run(24, async |lab: &Lab| {
-        assert!(
-            netns::is_root(),
-            "this test needs root (netlink, namespaces)"
-        );
+    lab::run(async |lab: &Lab| {
+        netns::require_root("this test");
         let lb_host = format!("{}-lb", lab.host);
         require_lb_agent(lab, &lb_host).await;
 
         let d = Driver::new(
-            lab::neutron(),
+            common::env::neutron(),
             DriverConfig {
                 host_id: lb_host.clone(),
                 ..Default::default()
@@ -117,7 +86,7 @@ async fn linuxbridge_agent_mode_connects_containers() {
         let api = lab.api(&d);
         let net_a = api.create_network(&lab.cidr4(0)).await;
         let net_b = api.create_network(&lab.cidr4(1)).await;
-        let tag = format!("{:x}", lab::random_u64() & 0xff_ffff);
+        let tag = format!("{:x}", common::env::random_u64() & 0xff_ffff);
         let a1 = run_container(lab, &api, &net_a, &format!("kt-lb-a1-{tag}")).await;
         let a2 = run_container(lab, &api, &net_a, &format!("kt-lb-a2-{tag}")).await;
         let b1 = run_container(lab, &api, &net_b, &format!("kt-lb-b1-{tag}")).await;

@@ -20,152 +20,36 @@
 //!
 //! Needs root and the lab: `eval "$(lab/env kuryr)"`.
 
-#[path = "common/driver.rs"]
-mod lab;
-#[path = "common/netns.rs"]
-mod netns;
+mod common;
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
+use common::env::{docker_id, neutron, random_u64};
+use common::lab::{self, Api, Ep, Lab, Net, plain_ip};
+use common::netns::{self, NetNs, in_netns, link_in};
+use common::requests;
+use common::vm::{VmNode, vm_node};
 use kuryr::binding::{
-    self, BindError, BindRequest, Binder, NestedConfig, NestedKind, UnbindRequest, VethConfig,
+    self, BindError, BindRequest, Binder, NestedConfig, NestedKind, UnbindRequest,
 };
-use kuryr::config::PortDriverKind;
+use kuryr::config::{CapabilityScope, PortDriverKind};
 use kuryr::driver::{Driver, DriverConfig};
 use kuryr_openstack::neutron::{
-    AddressPair, FixedIp, NetworkCreate, Port, PortCreate, PortUpdate, SubnetCreate,
+    AddressPair, FixedIp, NetworkCreate, Port, PortUpdate, SubnetCreate,
 };
-use lab::{Api, Ep, Lab, Net, docker, plain_ip};
-use netns::NetNs;
 use serde_json::{Map, json};
 
 // ---------------------------------------------------------------- the nodes
 
-/// A VM simulated as a namespace whose `eth0` is plugged into br-int for a
-/// real Neutron port. Dropping it unplugs it (the namespace goes with the
-/// [`NetNs`]; the OVS port is removed here).
-struct VmNode {
-    ns: NetNs,
-    port: Port,
-    tap: String,
-}
-
-impl Drop for VmNode {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ovs-vsctl")
-            .args(["--timeout=10", "--if-exists", "del-port", &self.tap])
-            .output();
-        let _ = netns::ip(&["link", "del", &self.tap]);
-    }
-}
-
-async fn wait_active(lab: &Lab, port_id: &str) -> Port {
-    let start = Instant::now();
-    loop {
-        let p = lab.port(port_id).await.expect("the port exists");
-        if p.status == "ACTIVE" {
-            return p;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "port {port_id} is still {} after 90 s",
-            p.status
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// Make a "Nova VM": a port bound to the lab's OVS agent, plugged the way
-/// the veth binder plugs (tap in br-int, TX checksum off for the userspace
-/// datapath), its container end moved into namespace `name` as `eth0`
-/// with the port's address.
-async fn vm_node(lab: &Lab, network_id: &str, prefix_len: u8, mtu: u32, name: &str) -> VmNode {
-    let port = lab
-        .neutron
-        .create_port(&PortCreate {
-            network_id: network_id.to_string(),
-            name: Some(format!("kt-vm-{name}")),
-            admin_state_up: Some(true),
-            device_owner: Some("compute:kt-nested".into()),
-            device_id: Some(format!("kt-vm-{name}")),
-            host_id: Some(lab.host.clone()),
-            ..Default::default()
-        })
-        .await
-        .expect("create the VM port");
-    lab.track_user_port(&port.id);
-    assert_eq!(
-        port.vif_type, "ovs",
-        "the VM port is bound to the OVS agent"
-    );
-    let tap = binding::vif::host_ifname(&port.id);
-    let tc = binding::vif::container_ifname(&port.id);
-    let node = VmNode {
-        ns: NetNs::new(name),
-        port: port.clone(),
-        tap: tap.clone(),
-    };
-    let plug = Binder::veth(VethConfig::default());
-    plug.bind(&BindRequest {
-        port: &port,
-        endpoint_id: &lab::docker_id(),
-        mtu,
-        host_ifname: tap,
-        container_ifname: tc.clone(),
-        link_iface: None,
-        vlan_id: None,
-    })
-    .await
-    .expect("plug the VM port");
-    netns::move_link(None, &tc, Some(&node.ns), "eth0");
-    let ip = &port.fixed_ips[0].ip_address;
-    node.ns.configure("eth0", &format!("{ip}/{prefix_len}"));
-    wait_active(lab, &port.id).await;
-    node
-}
-
 // ---------------------------------------------------------------- Docker
-
-/// RequestPool + CreateNetwork for Docker network `nid` on one node (a
-/// global-scope network: every node gets the same ID).
-async fn network_on(api: &Api<'_>, nid: &str, cidr: &str) -> Net {
-    let pool = api
-        .ok(
-            "/IpamDriver.RequestPool",
-            docker::request_pool(cidr, "", false, json!({})),
-        )
-        .await;
-    let pool_id = pool["PoolID"].as_str().expect("PoolID").to_string();
-    let gateway = pool["Data"]["com.docker.network.gateway"]
-        .as_str()
-        .expect("gateway")
-        .to_string();
-    api.ok(
-        "/NetworkDriver.CreateNetwork",
-        docker::create_network(
-            nid,
-            json!({}),
-            vec![docker::ipam_data(cidr, &gateway)],
-            vec![],
-        ),
-    )
-    .await;
-    Net {
-        nid: nid.to_string(),
-        pool_id,
-        cidr: cidr.to_string(),
-        gateway,
-    }
-}
 
 fn nested_driver(lab: &Lab, kind: NestedKind, node: &VmNode, link_iface: Option<&str>) -> Driver {
     Driver::new(
-        lab::neutron(),
+        neutron(),
         DriverConfig {
             host_id: lab.host.clone(),
-            scope: "global".into(),
-            connectivity_scope: "global".into(),
+            scope: CapabilityScope::Global,
+            connectivity_scope: CapabilityScope::Global,
             port_driver: PortDriverKind::Nested,
             link_iface: link_iface.map(str::to_string),
             link_netns: Some(node.ns.path()),
@@ -250,16 +134,13 @@ async fn pairs_of(lab: &Lab, vm: &VmNode) -> Vec<AddressPair> {
 // ---------------------------------------------------------------- the test
 
 async fn nested_mode_case(lab: &Lab, kind: NestedKind) {
-    assert!(
-        netns::is_root(),
-        "this test needs root (netlink, namespaces)"
-    );
+    netns::require_root("nested mode");
     let n = &lab.neutron;
     let cidr = lab.cidr4(0);
     let prefix_len: u8 = cidr.rsplit('/').next().unwrap().parse().unwrap();
     let vm_net = n
         .create_network(&NetworkCreate {
-            name: Some(format!("kt-nested-{:x}", lab::random_u64())),
+            name: Some(format!("kt-nested-{:x}", random_u64())),
             admin_state_up: Some(true),
             ..Default::default()
         })
@@ -279,9 +160,10 @@ async fn nested_mode_case(lab: &Lab, kind: NestedKind) {
         .await
         .expect("create the VMs' subnet");
     let net_mtu = vm_net.mtu.unwrap_or(1500);
-    let tag = format!("{:x}", lab::random_u64() & 0xff_ffff);
+    let tag = format!("{:x}", random_u64() & 0xff_ffff);
     let node1 = vm_node(
         lab,
+        "vm",
         &vm_net.id,
         prefix_len,
         net_mtu,
@@ -290,6 +172,7 @@ async fn nested_mode_case(lab: &Lab, kind: NestedKind) {
     .await;
     let node2 = vm_node(
         lab,
+        "vm",
         &vm_net.id,
         prefix_len,
         net_mtu,
@@ -325,10 +208,14 @@ async fn nested_mode_case(lab: &Lab, kind: NestedKind) {
 
     // `docker network create` with no -o neutron.net.*: the VM port's
     // network, adopted (tagged, kept).
-    let nid = lab::docker_id();
+    let nid = docker_id();
     lab.track_network(&nid);
-    let net1 = network_on(&api1, &nid, &cidr).await;
-    let net2 = network_on(&api2, &nid, &cidr).await;
+    let net1 = api1
+        .create_network_as(&nid, &cidr, json!({}), json!({}))
+        .await;
+    let net2 = api2
+        .create_network_as(&nid, &cidr, json!({}), json!({}))
+        .await;
     let adopted = lab.network_of(&nid).await;
     assert_eq!(
         adopted.id, vm_net.id,
@@ -399,7 +286,7 @@ async fn nested_mode_case(lab: &Lab, kind: NestedKind) {
     let index_before = node1.ns.link(&c1.src).unwrap()["ifindex"].clone();
     api1.ok(
         "/NetworkDriver.CreateEndpoint",
-        docker::create_endpoint(&nid, &c1.ep.eid, &c1.ep.address, ""),
+        requests::create_endpoint(&nid, &c1.ep.eid, &c1.ep.address, ""),
     )
     .await;
     assert_eq!(node1.ns.link(&c1.src).unwrap()["ifindex"], index_before);
@@ -418,7 +305,7 @@ async fn nested_mode_case(lab: &Lab, kind: NestedKind) {
         let info = api1b
             .ok(
                 "/NetworkDriver.EndpointOperInfo",
-                docker::endpoint(&nid, &c.ep.eid),
+                requests::endpoint(&nid, &c.ep.eid),
             )
             .await;
         let port_id = info["Value"]["port_id"].as_str();
@@ -526,18 +413,12 @@ async fn nested_mode_case(lab: &Lab, kind: NestedKind) {
 
 #[tokio::test]
 async fn nested_macvlan_containers_reach_each_other_across_nodes() {
-    lab::run(25, async |lab: &Lab| {
-        nested_mode_case(lab, NestedKind::Macvlan).await
-    })
-    .await;
+    lab::run(async |lab: &Lab| nested_mode_case(lab, NestedKind::Macvlan).await).await;
 }
 
 #[tokio::test]
 async fn nested_ipvlan_containers_reach_each_other_across_nodes() {
-    assert!(
-        netns::is_root(),
-        "this test needs root (netlink, namespaces)"
-    );
+    netns::require_root("nested mode");
     match binding::probe_link_kind(NestedKind::Ipvlan) {
         Ok(true) => {}
         Ok(false) => {
@@ -547,22 +428,16 @@ async fn nested_ipvlan_containers_reach_each_other_across_nodes() {
         }
         Err(e) => panic!("cannot probe the kernel for ipvlan: {e}"),
     }
-    lab::run(26, async |lab: &Lab| {
-        nested_mode_case(lab, NestedKind::Ipvlan).await
-    })
-    .await;
+    lab::run(async |lab: &Lab| nested_mode_case(lab, NestedKind::Ipvlan).await).await;
 }
 
 /// Without any MAC of the node matching a Neutron port, start-up fails
 /// with a message that says what to set.
 #[tokio::test]
 async fn nested_mode_without_a_vm_port_fails_at_start() {
-    lab::run(27, async |lab: &Lab| {
-        assert!(
-            netns::is_root(),
-            "this test needs root (netlink, namespaces)"
-        );
-        let ns = NetNs::new(&format!("kt-nov-{:x}", lab::random_u64() & 0xff_ffff));
+    lab::run(async |lab: &Lab| {
+        netns::require_root("nested mode");
+        let ns = NetNs::new(&format!("kt-nov-{:x}", random_u64() & 0xff_ffff));
         ns.ip_ok(&[
             "link", "add", "eth0", "type", "veth", "peer", "name", "peer0",
         ]);
@@ -576,7 +451,7 @@ async fn nested_mode_without_a_vm_port_fails_at_start() {
             (None, "set [binding] link_iface"),
         ] {
             let d = Driver::new(
-                lab::neutron(),
+                neutron(),
                 DriverConfig {
                     host_id: lab.host.clone(),
                     port_driver: PortDriverKind::Nested,
@@ -594,56 +469,6 @@ async fn nested_mode_without_a_vm_port_fails_at_start() {
 }
 
 // ---------------------------------------------------------------- the binder alone
-
-/// Run `body` in a fresh network namespace on a current-thread runtime
-/// (this thread only), as binding_netns does.
-fn in_netns<F, Fut>(body: F)
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    assert!(
-        netns::is_root(),
-        "this test needs root (netlink, namespaces)"
-    );
-    // SAFETY: unshare(CLONE_NEWNET) only changes this thread's network
-    // namespace; it runs before the runtime and any socket exist.
-    let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-    assert_eq!(rc, 0, "unshare: {}", std::io::Error::last_os_error());
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(body());
-}
-
-fn run(args: &[&str]) -> String {
-    let out = std::process::Command::new("ip")
-        .args(args)
-        .output()
-        .expect("ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `ip -d -j link show` of this thread's namespace. (`ip` is a child
-/// process: it inherits the namespace of the thread that forks it.)
-fn show(name: &str) -> Option<serde_json::Value> {
-    let out = std::process::Command::new("ip")
-        .args(["-d", "-j", "link", "show", "dev", name])
-        .output()
-        .expect("ip");
-    if !out.status.success() {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    v.as_array()?.first().cloned()
-}
 
 const PORT: &str = "3f1e2a4b-5c6d-4e7f-8a9b-0c1d2e3f4a5b";
 const TC: &str = "t_c3f1e2a4b-5c";
@@ -678,15 +503,15 @@ fn req<'a>(p: &'a Port, link: &'a str, mtu: u32) -> BindRequest<'a> {
 /// and unbind is idempotent.
 #[test]
 fn macvlan_binder_is_idempotent() {
-    in_netns(|| async {
-        run(&[
+    in_netns("nested binder", || async {
+        netns::ip_ok(&[
             "link", "add", "eth0", "mtu", "1400", "type", "veth", "peer", "name", "p0",
         ]);
-        run(&["link", "add", "eth1", "type", "veth", "peer", "name", "p1"]);
+        netns::ip_ok(&["link", "add", "eth1", "type", "veth", "peer", "name", "p1"]);
         let b = Binder::nested(NestedConfig::new(NestedKind::Macvlan));
         let p = the_port();
         b.bind(&req(&p, "eth0", 1450)).await.expect("bind");
-        let dev = show(TC).expect("created");
+        let dev = link_in(None, TC).expect("created");
         assert_eq!(netns::kind(&dev), "macvlan");
         assert_eq!(dev["linkinfo"]["info_data"]["mode"], "bridge");
         assert_eq!(dev["link"], "eth0");
@@ -695,7 +520,7 @@ fn macvlan_binder_is_idempotent() {
         let index = dev["ifindex"].clone();
 
         // Damaged (MAC, MTU): a retry repairs the same device.
-        run(&[
+        netns::ip_ok(&[
             "link",
             "set",
             TC,
@@ -705,23 +530,23 @@ fn macvlan_binder_is_idempotent() {
             "1300",
         ]);
         b.bind(&req(&p, "eth0", 1450)).await.expect("bind again");
-        let dev = show(TC).unwrap();
+        let dev = link_in(None, TC).unwrap();
         assert_eq!(dev["ifindex"], index, "adopted, not recreated");
         assert_eq!(netns::mac(&dev), "fa:16:3e:aa:bb:cc");
         assert_eq!(netns::mtu(&dev), 1400);
 
         // On another parent, or of another kind: replaced.
         b.bind(&req(&p, "eth1", 1450)).await.expect("bind on eth1");
-        let dev = show(TC).unwrap();
+        let dev = link_in(None, TC).unwrap();
         assert_eq!(dev["link"], "eth1");
         assert_eq!(netns::mtu(&dev), 1450);
-        run(&["link", "del", TC]);
-        run(&["link", "add", TC, "type", "veth", "peer", "name", "stale0"]);
+        netns::ip_ok(&["link", "del", TC]);
+        netns::ip_ok(&["link", "add", TC, "type", "veth", "peer", "name", "stale0"]);
         b.bind(&req(&p, "eth0", 1450))
             .await
             .expect("bind over a veth");
-        assert_eq!(netns::kind(&show(TC).unwrap()), "macvlan");
-        assert!(show("stale0").is_none(), "the stale veth went");
+        assert_eq!(netns::kind(&link_in(None, TC).unwrap()), "macvlan");
+        assert!(link_in(None, "stale0").is_none(), "the stale veth went");
 
         // The link must exist.
         let e = b.bind(&req(&p, "eth9", 1450)).await.unwrap_err();
@@ -738,7 +563,7 @@ fn macvlan_binder_is_idempotent() {
             vif_details: &details,
         };
         b.unbind(&unbind).await.expect("unbind");
-        assert!(show(TC).is_none());
+        assert!(link_in(None, TC).is_none());
         b.unbind(&unbind).await.expect("unbind of nothing is fine");
     });
 }
@@ -747,22 +572,25 @@ fn macvlan_binder_is_idempotent() {
 /// say what is missing.
 #[test]
 fn vlan_binder_makes_the_subinterface_or_says_the_kernel_cannot() {
-    in_netns(|| async {
-        run(&["link", "add", "eth0", "type", "veth", "peer", "name", "p0"]);
+    in_netns("nested binder", || async {
+        netns::ip_ok(&["link", "add", "eth0", "type", "veth", "peer", "name", "p0"]);
         let b = Binder::nested(NestedConfig::new(NestedKind::Vlan));
         let p = the_port();
         let mut r = req(&p, "eth0", 1450);
         r.vlan_id = Some(42);
         match b.bind(&r).await {
             Ok(()) => {
-                let dev = show(TC).expect("created");
+                let dev = link_in(None, TC).expect("created");
                 assert_eq!(netns::kind(&dev), "vlan");
                 assert_eq!(dev["linkinfo"]["info_data"]["id"], 42);
                 assert_eq!(netns::mac(&dev), "fa:16:3e:aa:bb:cc");
                 b.bind(&r).await.expect("again");
                 r.vlan_id = Some(43);
                 b.bind(&r).await.expect("another id replaces it");
-                assert_eq!(show(TC).unwrap()["linkinfo"]["info_data"]["id"], 43);
+                assert_eq!(
+                    link_in(None, TC).unwrap()["linkinfo"]["info_data"]["id"],
+                    43
+                );
             }
             Err(e @ BindError::UnsupportedLinkKind { .. }) => {
                 assert_eq!(binding::probe_link_kind(NestedKind::Vlan).ok(), Some(false));

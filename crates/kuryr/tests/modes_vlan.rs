@@ -13,14 +13,15 @@
 //!
 //! Needs root and the lab: `eval "$(lab/env kuryr)"`.
 
-#[path = "common/driver.rs"]
-mod lab;
-#[path = "common/netns.rs"]
-mod netns;
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
 
+use common::env::{neutron, random_u64};
+use common::lab::{self, Api, Ep, Lab, Net};
+use common::netns::{self, NetNs};
+use common::requests;
 use futures_util::FutureExt;
 use kuryr::binding::{self, Binder, NestedConfig, NestedKind};
 use kuryr::config::PortDriverKind;
@@ -28,8 +29,6 @@ use kuryr::driver::{Driver, DriverConfig};
 use kuryr_openstack::neutron::{
     NetworkCreate, Port, PortCreate, SubPort, SubnetCreate, Trunk, TrunkCreate,
 };
-use lab::{Api, Ep, Lab, Net, docker};
-use netns::NetNs;
 
 /// A VLAN-aware "VM": a trunk parent port, and a namespace whose `eth0`
 /// has the parent's MAC.
@@ -115,7 +114,7 @@ fn vlan_driver(lab: &Lab, vm: &VlanVm, with_links: bool) -> Driver {
         Binder::Noop
     };
     Driver::new(
-        lab::neutron(),
+        neutron(),
         DriverConfig {
             host_id: lab.host.clone(),
             port_driver: PortDriverKind::Vlan,
@@ -244,7 +243,7 @@ async fn vlan_case(lab: &Lab, vm: &VlanVm) {
     let again = &eps[2];
     a.ok(
         "/NetworkDriver.CreateEndpoint",
-        docker::create_endpoint(&net_a2.nid, &again.eid, &again.address, ""),
+        requests::create_endpoint(&net_a2.nid, &again.eid, &again.address, ""),
     )
     .await;
     assert_eq!(subports(lab, vm).await, subs, "nothing changed");
@@ -292,12 +291,9 @@ async fn vlan_case(lab: &Lab, vm: &VlanVm) {
 
 #[tokio::test]
 async fn vlan_mode_allocates_and_releases_subports() {
-    lab::run(28, async |lab: &Lab| {
-        assert!(
-            netns::is_root(),
-            "this test needs root (netlink, namespaces)"
-        );
-        let tag = format!("{:x}", lab::random_u64() & 0xff_ffff);
+    lab::run(async |lab: &Lab| {
+        netns::require_root("this test");
+        let tag = format!("{:x}", random_u64() & 0xff_ffff);
         let vm = vlan_vm(lab, &tag).await;
         let outcome = AssertUnwindSafe(vlan_case(lab, &vm)).catch_unwind().await;
         // The trunk must go before its ports can.
@@ -313,12 +309,9 @@ async fn vlan_mode_allocates_and_releases_subports() {
 /// saying how to make one.
 #[tokio::test]
 async fn vlan_mode_without_a_trunk_fails_at_start() {
-    lab::run(29, async |lab: &Lab| {
-        assert!(
-            netns::is_root(),
-            "this test needs root (netlink, namespaces)"
-        );
-        let tag = format!("{:x}", lab::random_u64() & 0xff_ffff);
+    lab::run(async |lab: &Lab| {
+        netns::require_root("this test");
+        let tag = format!("{:x}", random_u64() & 0xff_ffff);
         let net = lab
             .neutron
             .create_network(&NetworkCreate {
@@ -335,7 +328,7 @@ async fn vlan_mode_without_a_trunk_fails_at_start() {
         ]);
         ns.ip_ok(&["link", "set", "eth0", "address", &plain.mac_address]);
         let d = Driver::new(
-            lab::neutron(),
+            neutron(),
             DriverConfig {
                 host_id: lab.host.clone(),
                 port_driver: PortDriverKind::Vlan,

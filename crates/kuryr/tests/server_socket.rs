@@ -2,13 +2,14 @@
 //! (no Content-Type, empty bodies), plus broken clients. Needs the lab's
 //! Neutron (the driver checks it at start) but no dockerd.
 
-#[path = "support/docker.rs"]
-mod support;
+mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::env::{TempDir, host, neutron};
+use common::http;
 use kuryr::binding::Binder;
 use kuryr::driver::{Driver, DriverConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,23 +22,13 @@ struct Server {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// A temporary directory removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 async fn start_server() -> Server {
-    let dir = std::env::temp_dir().join(support::unique("kuryr-sock-"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("plugins").join("kuryr.sock");
+    let dir = TempDir::new("kuryr-sock-");
+    let path = dir.join("plugins/kuryr.sock");
     let driver = Driver::new(
-        support::neutron(),
+        neutron(),
         DriverConfig {
-            host_id: support::host(),
+            host_id: host(),
             ..Default::default()
         },
         Binder::Noop,
@@ -55,7 +46,7 @@ async fn start_server() -> Server {
     ));
     Server {
         path,
-        _dir: TempDir(dir),
+        _dir: dir,
         stop: Some(tx),
         task,
     }
@@ -63,37 +54,15 @@ async fn start_server() -> Server {
 
 /// Send raw bytes, read until the server closes; returns (status, body).
 async fn raw(path: &std::path::Path, request: &[u8]) -> (u16, String) {
-    let mut s = UnixStream::connect(path).await.expect("connect");
-    s.write_all(request).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+    let (status, body) = http::unix(path, request, Duration::from_secs(10))
         .await
-        .expect("the server answers")
-        .unwrap();
-    let text = String::from_utf8_lossy(&out).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    (status, body)
+        .expect("the server answers");
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
-/// A request as Go's plugin client sends it: POST, Accept v1.2, no
-/// Content-Type, empty Host.
+/// A request as Go's plugin client sends it over a unix socket.
 fn docker_request(path: &str, body: &str) -> Vec<u8> {
-    format!(
-        "POST {path} HTTP/1.1\r\nHost: \r\nUser-Agent: Go-http-client/1.1\r\n\
-         Accept: application/vnd.docker.plugins.v1.2+json\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+    http::post(path, body.as_bytes(), "")
 }
 
 #[tokio::test]
@@ -195,9 +164,7 @@ async fn speaks_dockers_dialect_and_survives_broken_clients() {
 
 #[tokio::test]
 async fn a_stale_socket_file_is_replaced() {
-    let dir = std::env::temp_dir().join(support::unique("kuryr-stale-"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let _cleanup = TempDir(dir.clone());
+    let dir = TempDir::new("kuryr-stale-");
     let path = dir.join("kuryr.sock");
     // A socket nobody listens on any more, as a crashed daemon leaves it.
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap());

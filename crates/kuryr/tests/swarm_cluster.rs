@@ -41,21 +41,22 @@
 //! Needs root and the lab: `eval "$(lab/env kuryr)"`. Takes about a
 //! minute; its steps and their timings are printed.
 
-#[path = "common/driver.rs"]
-mod lab;
-#[path = "common/netns.rs"]
-mod netns;
+mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use kuryr::binding::{self, BindRequest, Binder, VethConfig};
+use common::env::{eventually, neutron, output_text as text, random_u64, repo_root, var};
+use common::lab::{self, Lab};
+use common::netns;
+use common::requests;
+use common::vm::{vm_node, vm_port_name};
+use kuryr::binding::{self, Binder};
+use kuryr::config::CapabilityScope;
 use kuryr::driver::{Driver, DriverConfig};
 use kuryr_openstack::Query;
-use kuryr_openstack::neutron::{NetworkCreate, Port, PortCreate, SubnetCreate};
-use lab::{Lab, docker};
-use netns::NetNs;
+use kuryr_openstack::neutron::{NetworkCreate, Port, SubnetCreate};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kuryr");
@@ -65,24 +66,6 @@ const NODES: [&str; 3] = ["node1", "node2", "node3"];
 const NET: &str = "kswarm-net";
 const SERVICE: &str = "kswarm-svc";
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run `sudo lab/up` and `eval \"$(lab/env kuryr)\"`")
-    })
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(out.status.success(), "{cmd:?} failed: {}", text(&out));
@@ -90,7 +73,7 @@ fn run_ok(cmd: &mut Command) -> String {
 }
 
 fn swarm_nodes(args: &[&str]) -> Command {
-    let mut c = Command::new(repo().join("lab/swarm-nodes"));
+    let mut c = Command::new(repo_root().join("lab/swarm-nodes"));
     c.args(args);
     c
 }
@@ -116,21 +99,6 @@ fn dk_ok(node: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Wait for `f` to return `Some`, up to `secs`.
-async fn eventually<T>(what: &str, secs: u64, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(secs),
-            "timed out after {secs} s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 struct Clock(Instant, Instant);
 
 impl Clock {
@@ -147,78 +115,6 @@ impl Clock {
 
 // ---------------------------------------------------------------- the nodes
 
-/// A VM simulated as a namespace whose `eth0` is plugged into br-int for a
-/// real Neutron port. Dropping it unplugs it.
-struct VmNode {
-    ns: NetNs,
-    port: Port,
-    tap: String,
-}
-
-impl VmNode {
-    fn ip(&self) -> &str {
-        &self.port.fixed_ips[0].ip_address
-    }
-}
-
-impl Drop for VmNode {
-    fn drop(&mut self) {
-        let _ = Command::new("ovs-vsctl")
-            .args(["--timeout=10", "--if-exists", "del-port", &self.tap])
-            .output();
-        let _ = netns::ip(&["link", "del", &self.tap]);
-    }
-}
-
-async fn vm_node(lab: &Lab, network_id: &str, prefix_len: u8, mtu: u32, name: &str) -> VmNode {
-    let port = lab
-        .neutron
-        .create_port(&PortCreate {
-            network_id: network_id.to_string(),
-            name: Some(format!("kt-swarm-{name}")),
-            admin_state_up: Some(true),
-            device_owner: Some("compute:kt-swarm".into()),
-            device_id: Some(format!("kt-swarm-{name}")),
-            host_id: Some(lab.host.clone()),
-            ..Default::default()
-        })
-        .await
-        .expect("create the VM port");
-    lab.track_user_port(&port.id);
-    assert_eq!(
-        port.vif_type, "ovs",
-        "the VM port is bound to the OVS agent"
-    );
-    let tap = binding::vif::host_ifname(&port.id);
-    let tc = binding::vif::container_ifname(&port.id);
-    let node = VmNode {
-        ns: NetNs::new(name),
-        port: port.clone(),
-        tap: tap.clone(),
-    };
-    Binder::veth(VethConfig::default())
-        .bind(&BindRequest {
-            port: &port,
-            endpoint_id: &lab::docker_id(),
-            mtu,
-            host_ifname: tap,
-            container_ifname: tc.clone(),
-            link_iface: None,
-            vlan_id: None,
-        })
-        .await
-        .expect("plug the VM port");
-    netns::move_link(None, &tc, Some(&node.ns), "eth0");
-    node.ns
-        .configure("eth0", &format!("{}/{prefix_len}", node.ip()));
-    let id = port.id.clone();
-    eventually(&format!("VM port {id} ACTIVE"), 90, async || {
-        lab.port(&id).await.filter(|p| p.status == "ACTIVE")
-    })
-    .await;
-    node
-}
-
 /// What a run killed before its cleanup left: the VM ports (by name),
 /// their OVS ports, what kuryr left on their network, the network and the
 /// `kuryrPool-<cidr>` of its subnet. (The namespaces are replaced by
@@ -228,7 +124,7 @@ async fn remove_killed_run(lab: &Lab) {
     let mut networks = std::collections::BTreeSet::new();
     for name in NODES {
         let Ok(ports) = n
-            .list_ports(&Query::new().eq("name", format!("kt-swarm-{name}")))
+            .list_ports(&Query::new().eq("name", vm_port_name("swarm", name)))
             .await
         else {
             continue;
@@ -319,7 +215,7 @@ async fn swarm_service_on_a_kuryr_network_spans_three_nodes() {
         netns::is_root(),
         "this test needs root (namespaces, dockerd)"
     );
-    lab::run(31, async |lab: &Lab| {
+    lab::run(async |lab: &Lab| {
         let mut clock = Clock(Instant::now(), Instant::now());
         // A killed earlier run: its daemons go first, then its nodes.
         let _ = swarm_nodes(&["down", DIR]).output();
@@ -331,7 +227,7 @@ async fn swarm_service_on_a_kuryr_network_spans_three_nodes() {
         let prefix_len: u8 = cidr.rsplit('/').next().unwrap().parse().unwrap();
         let vm_net = n
             .create_network(&NetworkCreate {
-                name: Some(format!("kt-swarm-{:x}", lab::random_u64())),
+                name: Some(format!("kt-swarm-{:x}", random_u64())),
                 admin_state_up: Some(true),
                 ..Default::default()
             })
@@ -353,7 +249,7 @@ async fn swarm_service_on_a_kuryr_network_spans_three_nodes() {
         let mtu = vm_net.mtu.unwrap_or(1500);
         let mut nodes = Vec::new();
         for name in NODES {
-            nodes.push(vm_node(lab, &vm_net.id, prefix_len, mtu, name).await);
+            nodes.push(vm_node(lab, "swarm", &vm_net.id, prefix_len, mtu, name).await);
         }
         let vm_ports: Vec<String> = nodes.iter().map(|v| v.port.id.clone()).collect();
         assert!(
@@ -486,7 +382,7 @@ async fn swarm_service_on_a_kuryr_network_spans_three_nodes() {
                 ],
             );
         }
-        eventually("3 Ready swarm nodes", 60, async || {
+        eventually("3 Ready swarm nodes", Duration::from_secs(60), async || {
             let ls = dk_ok(
                 "node1",
                 &["node", "ls", "--format", "{{.Hostname}} {{.Status}}"],
@@ -525,7 +421,7 @@ async fn swarm_service_on_a_kuryr_network_spans_three_nodes() {
         // call returns) adopted the VMs' network.
         let tagged = eventually(
             "the VMs' network tagged for the swarm network",
-            30,
+            Duration::from_secs(30),
             async || {
                 let found = lab.networks_of(&net_id).await;
                 (!found.is_empty()).then_some(found)
@@ -564,7 +460,12 @@ async fn swarm_service_on_a_kuryr_network_spans_three_nodes() {
         );
         let mut tasks = Vec::new();
         for name in NODES {
-            let t = eventually(&format!("the task on {name}"), 120, async || task_on(name)).await;
+            let t = eventually(
+                &format!("the task on {name}"),
+                Duration::from_secs(120),
+                async || task_on(name),
+            )
+            .await;
             println!("swarm_cluster: {name}: task {} has {}", &t.0[..12], t.1);
             tasks.push(t);
         }
@@ -590,28 +491,34 @@ async fn swarm_service_on_a_kuryr_network_spans_three_nodes() {
         // ---- node1's task reaches node3's
         let (c1, _) = &tasks[0];
         let (_, ip3) = &tasks[2];
-        eventually(&format!("node1's task pings {ip3}"), 30, async || {
-            dk("node1", &["exec", c1, "ping", "-c", "1", "-W", "1", ip3])
-                .status
-                .success()
-                .then_some(())
-        })
+        eventually(
+            &format!("node1's task pings {ip3}"),
+            Duration::from_secs(30),
+            async || {
+                dk("node1", &["exec", c1, "ping", "-c", "1", "-W", "1", ip3])
+                    .status
+                    .success()
+                    .then_some(())
+            },
+        )
         .await;
         clock.step("task on node1 pings the task on node3");
 
         // ---- removing the service and the network leaves Neutron as it was
         dk_ok("node1", &["service", "rm", SERVICE]);
         for name in NODES {
-            eventually(&format!("no task left on {name}"), 60, async || {
-                task_on(name).is_none().then_some(())
-            })
+            eventually(
+                &format!("no task left on {name}"),
+                Duration::from_secs(60),
+                async || task_on(name).is_none().then_some(()),
+            )
             .await;
         }
         dk_ok("node1", &["network", "rm", NET]);
         let vm_net_id = vm_net.id.clone();
         eventually(
             "Neutron back to the 3 VM ports, no tags, no pool",
-            60,
+            Duration::from_secs(60),
             async || {
                 let ports = n
                     .list_ports(&Query::new().eq("network_id", &vm_net_id))
@@ -647,10 +554,10 @@ async fn swarm_service_on_a_kuryr_network_spans_three_nodes() {
 async fn global_driver(lab: &Lab) -> Driver {
     let config = DriverConfig {
         host_id: lab.host.clone(),
-        scope: "global".into(),
+        scope: CapabilityScope::Global,
         ..Default::default()
     };
-    let driver = Driver::new(lab::neutron(), config, Binder::Noop);
+    let driver = Driver::new(neutron(), config, Binder::Noop);
     driver.start().await.expect("driver start against the lab");
     driver
 }
@@ -663,12 +570,12 @@ async fn global_driver(lab: &Lab) -> Driver {
 /// the manager's ReleaseAddress, FreeNetwork, ReleasePool).
 #[tokio::test]
 async fn swarm_calls_on_the_manager_and_a_worker() {
-    lab::run(23, async |lab: &Lab| {
+    lab::run(async |lab: &Lab| {
         let manager = global_driver(lab).await;
         let worker = global_driver(lab).await;
         let (m, w) = (lab.api(&manager), lab.api(&worker));
         // A swarm network ID: 25 lowercase alphanumerics.
-        let nid = format!("{:025x}", lab::random_u64())[..25].to_string();
+        let nid = format!("{:025x}", random_u64())[..25].to_string();
         lab.track_network(&nid);
         let cidr = lab.cidr4(0);
         let gateway = format!("{}/24", lab.ip4(0, 1));
@@ -676,7 +583,7 @@ async fn swarm_calls_on_the_manager_and_a_worker() {
         let pool = m
             .ok(
                 "/IpamDriver.RequestPool",
-                docker::request_pool(&cidr, "", false, json!({})),
+                requests::request_pool(&cidr, "", false, json!({})),
             )
             .await;
         let pool_id = pool["PoolID"].as_str().unwrap().to_string();
@@ -705,7 +612,7 @@ async fn swarm_calls_on_the_manager_and_a_worker() {
         let task = m
             .ok(
                 "/IpamDriver.RequestAddress",
-                docker::request_address(&pool_id, ""),
+                requests::request_address(&pool_id, ""),
             )
             .await;
         let task_ip = lab::plain_ip(task["Address"].as_str().unwrap()).to_string();
@@ -715,16 +622,16 @@ async fn swarm_calls_on_the_manager_and_a_worker() {
         let wpool = w
             .ok(
                 "/IpamDriver.RequestPool",
-                docker::request_pool(&cidr, "", false, json!({})),
+                requests::request_pool(&cidr, "", false, json!({})),
             )
             .await;
         assert_eq!(wpool["PoolID"], pool["PoolID"]);
         w.ok(
             "/NetworkDriver.CreateNetwork",
-            docker::create_network(
+            requests::create_network(
                 &nid,
                 allocated["Options"].clone(),
-                vec![docker::ipam_data(&cidr, &gateway)],
+                vec![requests::ipam_data(&cidr, &gateway)],
                 vec![],
             ),
         )
@@ -738,7 +645,7 @@ async fn swarm_calls_on_the_manager_and_a_worker() {
         let claimed = w
             .ok(
                 "/IpamDriver.RequestAddress",
-                docker::request_address(&pool_id, &task_ip),
+                requests::request_address(&pool_id, &task_ip),
             )
             .await;
         assert_eq!(lab::plain_ip(claimed["Address"].as_str().unwrap()), task_ip);
@@ -751,38 +658,38 @@ async fn swarm_calls_on_the_manager_and_a_worker() {
         // The way back.
         w.ok(
             "/IpamDriver.ReleaseAddress",
-            docker::release_address(&pool_id, &task_ip),
+            requests::release_address(&pool_id, &task_ip),
         )
         .await;
         assert!(lab.port_with_ip(&task_ip).await.is_empty());
-        w.ok("/NetworkDriver.DeleteNetwork", docker::network(&nid))
+        w.ok("/NetworkDriver.DeleteNetwork", requests::network(&nid))
             .await;
         // Other nodes may still have tasks: a node's DeleteNetwork leaves
         // the Neutron network to the manager's FreeNetwork.
         assert_eq!(lab.networks_of(&nid).await.len(), 1, "kept for FreeNetwork");
-        w.ok("/IpamDriver.ReleasePool", docker::release_pool(&pool_id))
+        w.ok("/IpamDriver.ReleasePool", requests::release_pool(&pool_id))
             .await;
         m.ok(
             "/IpamDriver.ReleaseAddress",
-            docker::release_address(&pool_id, &task_ip),
+            requests::release_address(&pool_id, &task_ip),
         )
         .await;
-        m.ok("/NetworkDriver.FreeNetwork", docker::network(&nid))
+        m.ok("/NetworkDriver.FreeNetwork", requests::network(&nid))
             .await;
-        m.ok("/IpamDriver.ReleasePool", docker::release_pool(&pool_id))
+        m.ok("/IpamDriver.ReleasePool", requests::release_pool(&pool_id))
             .await;
         assert!(lab.networks_of(&nid).await.is_empty());
         assert!(lab.pool(&pool_id).await.is_none());
         lab.assert_clean().await;
 
         // FreeNetwork alone (no worker ever had a task) deletes it too.
-        let nid2 = format!("{:025x}", lab::random_u64())[..25].to_string();
+        let nid2 = format!("{:025x}", random_u64())[..25].to_string();
         lab.track_network(&nid2);
         let cidr2 = lab.cidr4(1);
         let pool2 = m
             .ok(
                 "/IpamDriver.RequestPool",
-                docker::request_pool(&cidr2, "", false, json!({})),
+                requests::request_pool(&cidr2, "", false, json!({})),
             )
             .await;
         let pool2_id = pool2["PoolID"].as_str().unwrap().to_string();
@@ -795,9 +702,9 @@ async fn swarm_calls_on_the_manager_and_a_worker() {
         )
         .await;
         assert_eq!(lab.networks_of(&nid2).await.len(), 1);
-        m.ok("/NetworkDriver.FreeNetwork", docker::network(&nid2))
+        m.ok("/NetworkDriver.FreeNetwork", requests::network(&nid2))
             .await;
-        m.ok("/IpamDriver.ReleasePool", docker::release_pool(&pool2_id))
+        m.ok("/IpamDriver.ReleasePool", requests::release_pool(&pool2_id))
             .await;
         assert!(lab.networks_of(&nid2).await.is_empty());
         lab.assert_clean().await;

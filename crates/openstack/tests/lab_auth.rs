@@ -1,13 +1,11 @@
 //! Keystone authentication against the lab's real Keystone.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use kuryr_openstack::{
     Credential, DomainRef, Error, Neutron, Query, Scope, Session, SessionConfig, UserRef,
 };
+use kuryr_test_support::*;
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;

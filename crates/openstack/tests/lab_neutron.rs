@@ -1,11 +1,9 @@
 //! Neutron CRUD, tags, filters and error mapping against the lab's real
 //! Neutron server.
 
-mod common;
-
-use common::*;
 use kuryr_openstack::neutron::*;
 use kuryr_openstack::{Neutron, Query, TagResource};
+use kuryr_test_support::*;
 use serde_json::json;
 
 async fn make_net(n: &Neutron, name: &str) -> Network {
@@ -132,7 +130,8 @@ async fn network_crud_and_tag_filters() {
 async fn subnet_and_subnetpool_crud() {
     let n = neutron("kuryr");
     let name = unique("kt-pool");
-    let (cidr, _) = test_cidr(&name);
+    let slot = Slot::take();
+    let cidr = slot.cidr4(0);
     let pool = n
         .create_subnetpool(&SubnetPoolCreate {
             name: name.clone(),
@@ -210,7 +209,8 @@ async fn subnet_and_subnetpool_crud() {
 async fn port_crud_binding_pairs_filters_and_conflicts() {
     let n = neutron("kuryr");
     let name = unique("kt-port");
-    let (cidr, prefix) = test_cidr(&name);
+    let slot = Slot::take();
+    let (cidr, prefix) = (slot.cidr4(0), slot.prefix4(0));
     let net = make_net(&n, &name).await;
     let subnet = make_subnet(&n, &net, &cidr).await;
     let ip = format!("{prefix}.10");
@@ -361,7 +361,8 @@ async fn security_groups_and_rules() {
 async fn trunks_and_subports() {
     let n = neutron("kuryr");
     let name = unique("kt-trunk");
-    let (cidr, _) = test_cidr(&name);
+    let slot = Slot::take();
+    let cidr = slot.cidr4(0);
     let net = make_net(&n, &name).await;
     let _subnet = make_subnet(&n, &net, &cidr).await;
     let parent = n

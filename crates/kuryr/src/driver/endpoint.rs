@@ -20,7 +20,7 @@ use crate::names;
 use crate::protocol::{
     CreateEndpointInterface, CreateEndpointRequest, CreateEndpointResponse, DockerId,
     EndpointOperInfoResponse, EndpointRequest, ExposedPort, InterfaceName, JoinRequest,
-    JoinResponse, StaticRoute, exposed_ports,
+    JoinResponse, ProgramRequest, StaticRoute,
 };
 
 /// Consecutive ports of one protocol become one rule, as kuryr does.
@@ -526,11 +526,11 @@ impl Driver {
         Ok(())
     }
 
-    pub(super) async fn program_external_connectivity(&self, req: &EndpointRequest) -> Result<()> {
+    pub(super) async fn program_external_connectivity(&self, req: &ProgramRequest) -> Result<()> {
         if !self.config.process_external_connectivity {
             return Ok(());
         }
-        let ports = exposed_ports(&req.options)?;
+        let ports = &req.exposed;
         if ports.is_empty() {
             return Ok(());
         }
@@ -572,7 +572,7 @@ impl Driver {
                     }
                     e
                 };
-                for (proto, min, max) in port_ranges(&ports) {
+                for (proto, min, max) in port_ranges(ports) {
                     for ethertype in &ethertypes {
                         let icmp = proto == "icmp";
                         let rule = SecurityGroupRuleCreate {

@@ -1,14 +1,12 @@
-//! Errors of the driver layer and how they reach Docker.
+//! Errors of the driver layer. Malformed requests never get here (the
+//! protocol layer refuses them); the server maps every `DriverError` to one
+//! HTTP status.
 
 use crate::binding::BindError;
-use crate::protocol::BadRequest;
 
 /// Why a Docker call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
-    /// The request body is malformed or has an invalid value (HTTP 400).
-    #[error(transparent)]
-    BadRequest(#[from] BadRequest),
     /// The request is well formed but cannot be honoured (an unknown
     /// option value, a conflicting address, a port in use...).
     #[error("{0}")]
@@ -25,18 +23,6 @@ pub enum DriverError {
     /// The port did not become ACTIVE in time.
     #[error("{0}")]
     Timeout(String),
-}
-
-impl DriverError {
-    /// HTTP status for the reply. Everything but malformed input is a 500:
-    /// dockerd treats any non-200 as failure, and a 404 would be taken as
-    /// "method not implemented" for the optional calls.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            DriverError::BadRequest(_) => 400,
-            _ => 500,
-        }
-    }
 }
 
 pub type Result<T, E = DriverError> = std::result::Result<T, E>;

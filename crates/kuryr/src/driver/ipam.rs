@@ -12,7 +12,7 @@ use super::index::PoolEntry;
 use super::{Driver, DriverError, Result, first_host, with_prefix};
 use crate::names;
 use crate::protocol::{
-    BadRequest, POOL_GATEWAY, ReleaseAddressRequest, RequestAddressRequest, RequestAddressResponse,
+    POOL_GATEWAY, PoolId, ReleaseAddressRequest, RequestAddressRequest, RequestAddressResponse,
     RequestPoolRequest, RequestPoolResponse,
 };
 
@@ -56,25 +56,6 @@ pub(super) fn parse_bool_option(key: &str, value: Option<&String>) -> Result<Opt
 
 fn family_matches(cidr: &IpNet, v6: bool) -> bool {
     matches!(cidr, IpNet::V6(_)) == v6
-}
-
-/// A PoolID is a Neutron subnet pool UUID. Checked before it is used in a
-/// URL, so `..` or `/` in a PoolID can never address another resource, and
-/// a garbled one is a 400 rather than a Neutron error.
-fn check_pool_id(id: &str) -> Result<()> {
-    let uuid = id.len() == 36
-        && id.bytes().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => b.is_ascii_hexdigit(),
-        });
-    if uuid {
-        Ok(())
-    } else {
-        Err(BadRequest(format!(
-            "PoolID {id:?} is not a Neutron subnet pool ID (a UUID)"
-        ))
-        .into())
-    }
 }
 
 /// Is this a port kuryr made (as opposed to a user's port)?
@@ -473,11 +454,13 @@ impl Driver {
         &self,
         req: RequestAddressRequest,
     ) -> Result<RequestAddressResponse> {
-        check_pool_id(&req.pool_id)?;
-        let known = self.index().pool(&req.pool_id).is_some();
-        let entry = self.pool_entry(&req.pool_id).await?.ok_or_else(|| {
-            DriverError::NotFound(format!("pool {} does not exist in Neutron", req.pool_id))
-        })?;
+        let known = self.index().pool(req.pool_id.as_str()).is_some();
+        let entry = self
+            .pool_entry(req.pool_id.as_str())
+            .await?
+            .ok_or_else(|| {
+                DriverError::NotFound(format!("pool {} does not exist in Neutron", req.pool_id))
+            })?;
         if let Some(ip) = req.address
             && !entry.cidr.contains(&ip)
         {
@@ -641,8 +624,8 @@ impl Driver {
         Ok(port)
     }
 
-    pub(super) async fn release_pool(&self, pool_id: &str) -> Result<()> {
-        check_pool_id(pool_id)?;
+    pub(super) async fn release_pool(&self, pool_id: &PoolId) -> Result<()> {
+        let pool_id = pool_id.as_str();
         let _guard = self.lock(POOLS_LOCK).await;
         let Some(entry) = self.pool_entry(pool_id).await? else {
             return Ok(());
@@ -669,12 +652,9 @@ impl Driver {
     }
 
     pub(super) async fn release_address(&self, req: &ReleaseAddressRequest) -> Result<()> {
-        check_pool_id(&req.pool_id)?;
-        let Some(ip) = req.address else {
-            return Err(BadRequest("Address is required".into()).into());
-        };
-        let known = self.index().pool(&req.pool_id).is_some();
-        let Some(entry) = self.pool_entry(&req.pool_id).await? else {
+        let ip = req.address;
+        let known = self.index().pool(req.pool_id.as_str()).is_some();
+        let Some(entry) = self.pool_entry(req.pool_id.as_str()).await? else {
             return Ok(());
         };
         let Some(subnet) = self.pool_subnet(&entry, known).await? else {

@@ -5,6 +5,7 @@
 //! no lookup round trip; every call is idempotent because it first checks
 //! what already exists, and rolls back what it created when it fails.
 
+mod config;
 mod endpoint;
 mod error;
 mod index;
@@ -13,114 +14,23 @@ mod network;
 mod node;
 mod swarm;
 
+pub use config::DriverConfig;
 pub use error::{DriverError, Result};
 pub use index::Index;
 pub use node::Node;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use ipnet::IpNet;
 use kuryr_openstack::{CallSnapshot, Neutron, Query};
-use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::binding::Binder;
 use crate::config::PortDriverKind;
 use crate::names;
-use crate::protocol::{self, ErrorResponse};
-
-/// Settings the driver needs, taken from kuryr.conf.
-#[derive(Debug, Clone)]
-pub struct DriverConfig {
-    /// `binding:host_id` of ports bound here (the Neutron agent's host).
-    pub host_id: String,
-    /// `local` or `global`.
-    pub scope: String,
-    /// `local` or `global`.
-    pub connectivity_scope: String,
-    pub local_address_space: String,
-    pub global_address_space: String,
-    /// `kuryrPool` by default.
-    pub subnetpool_prefix: String,
-    /// Default pools carved from when `docker network create` has no --subnet.
-    pub default_subnetpool_v4: String,
-    pub default_subnetpool_v6: String,
-    pub enable_dhcp: bool,
-    /// Join's DstPrefix (`eth`).
-    pub dst_prefix: String,
-    pub process_external_connectivity: bool,
-    /// Wait for the port to become ACTIVE before CreateEndpoint returns.
-    pub vif_plugging_is_fatal: bool,
-    pub vif_plugging_timeout: Duration,
-    /// `[DEFAULT] default_port_driver`: `veth` (agent on the node),
-    /// `nested` (macvlan/ipvlan behind the VM port's allowed address
-    /// pairs) or `vlan` (trunk subports). `sriov` is refused at start.
-    pub port_driver: PortDriverKind,
-    /// `[binding] link_iface`: the node's NIC holding the VM port (nested
-    /// modes); `None` finds it by MAC.
-    pub link_iface: Option<String>,
-    /// Network namespace where the node's NIC lives, for finding the VM
-    /// port (`None`: the daemon's own). Give the nested binder the same.
-    pub link_netns: Option<PathBuf>,
-}
-
-impl Default for DriverConfig {
-    fn default() -> Self {
-        DriverConfig {
-            host_id: "localhost".into(),
-            scope: "local".into(),
-            connectivity_scope: "local".into(),
-            local_address_space: "no_address_space".into(),
-            global_address_space: "no_address_space".into(),
-            subnetpool_prefix: "kuryrPool".into(),
-            default_subnetpool_v4: "kuryr".into(),
-            default_subnetpool_v6: "kuryr6".into(),
-            enable_dhcp: true,
-            dst_prefix: "eth".into(),
-            process_external_connectivity: true,
-            vif_plugging_is_fatal: false,
-            vif_plugging_timeout: Duration::from_secs(300),
-            port_driver: PortDriverKind::Veth,
-            link_iface: None,
-            link_netns: None,
-        }
-    }
-}
-
-/// One HTTP reply: status and JSON body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub status: u16,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    fn ok<T: Serialize>(value: &T) -> Reply {
-        match serde_json::to_vec(value) {
-            Ok(body) => Reply { status: 200, body },
-            Err(e) => Reply::error(500, &format!("cannot encode reply: {e}")),
-        }
-    }
-
-    fn empty() -> Reply {
-        Reply {
-            status: 200,
-            body: b"{}".to_vec(),
-        }
-    }
-
-    fn error(status: u16, message: &str) -> Reply {
-        let body = serde_json::to_vec(&ErrorResponse {
-            err: message.to_string(),
-        })
-        .unwrap_or_else(|_| b"{\"Err\":\"error\"}".to_vec());
-        Reply { status, body }
-    }
-}
+use crate::protocol::{self, PluginCall, Response};
 
 /// The driver: one per daemon, shared by all requests.
 pub struct Driver {
@@ -303,117 +213,106 @@ impl Driver {
         Ok(())
     }
 
-    /// Answer one plugin call. Never panics; every failure is a JSON `Err`.
-    pub async fn dispatch(&self, path: &str, body: &[u8]) -> Reply {
+    /// Execute one parsed plugin call. Calls that need state wait for
+    /// start-up to finish; the outcome and the Neutron calls it took are
+    /// logged.
+    pub async fn execute(&self, call: PluginCall) -> Result<Response> {
+        let method = call.method();
+        if !method.is_stateless() {
+            let mut ready = self.ready.subscribe();
+            // Only fails if the sender is gone, which it never is here.
+            let _ = ready.wait_for(|r| *r).await;
+        }
         let before = self.calls();
-        let result = self.route(path, body).await;
+        let result = self.run(call).await;
         let delta = self.calls().since(&before);
         match &result {
             Ok(_) => info!(
-                call = path,
+                call = %method,
                 neutron_calls = delta.neutron_calls(),
                 ops = %delta.summary(),
                 "ok"
             ),
             Err(e) => warn!(
-                call = path,
+                call = %method,
                 neutron_calls = delta.neutron_calls(),
                 error = %e,
                 "failed"
             ),
         }
-        match result {
-            Ok(reply) => reply,
-            Err(e) => Reply::error(e.http_status(), &e.to_string()),
-        }
+        result
     }
 
-    async fn route(&self, path: &str, body: &[u8]) -> Result<Reply> {
-        use protocol::decode;
-        let stateless = path.ends_with(".GetCapabilities")
-            || path == "/Plugin.Activate"
-            || path == "/IpamDriver.GetDefaultAddressSpaces";
-        if !stateless {
-            let mut ready = self.ready.subscribe();
-            // Only fails if the sender is gone, which it never is here.
-            let _ = ready.wait_for(|r| *r).await;
-        }
-        Ok(match path {
-            "/Plugin.Activate" => Reply::ok(&protocol::ActivateResponse {
+    async fn run(&self, call: PluginCall) -> Result<Response> {
+        Ok(match call {
+            PluginCall::Activate => Response::Activate(protocol::ActivateResponse {
                 implements: vec!["NetworkDriver", "IpamDriver"],
             }),
-            "/NetworkDriver.GetCapabilities" => Reply::ok(&protocol::NetworkCapabilities {
-                scope: self.config.scope.clone(),
-                connectivity_scope: self.config.connectivity_scope.clone(),
-            }),
-            "/NetworkDriver.CreateNetwork" => {
-                self.create_network(decode(body)?).await?;
-                Reply::empty()
+            PluginCall::NetworkCapabilities => {
+                Response::NetworkCapabilities(protocol::NetworkCapabilities {
+                    scope: self.config.scope.as_str().into(),
+                    connectivity_scope: self.config.connectivity_scope.as_str().into(),
+                })
             }
-            "/NetworkDriver.DeleteNetwork" => {
-                let req: protocol::NetworkIdRequest = decode(body)?;
+            PluginCall::CreateNetwork(req) => {
+                self.create_network(req).await?;
+                Response::EMPTY
+            }
+            PluginCall::DeleteNetwork(req) => {
                 self.delete_network_on_node(&req.network_id).await?;
-                Reply::empty()
+                Response::EMPTY
             }
-            "/NetworkDriver.AllocateNetwork" => {
-                Reply::ok(&self.allocate_network(decode(body)?).await?)
+            PluginCall::AllocateNetwork(req) => {
+                Response::AllocateNetwork(self.allocate_network(req).await?)
             }
-            "/NetworkDriver.FreeNetwork" => {
-                let req: protocol::NetworkIdRequest = decode(body)?;
+            PluginCall::FreeNetwork(req) => {
                 self.free_network(&req.network_id).await?;
-                Reply::empty()
+                Response::EMPTY
             }
-            "/NetworkDriver.CreateEndpoint" => {
-                Reply::ok(&self.create_endpoint(decode(body)?).await?)
+            PluginCall::CreateEndpoint(req) => {
+                Response::CreateEndpoint(self.create_endpoint(req).await?)
             }
-            "/NetworkDriver.EndpointOperInfo" => {
-                let req: protocol::EndpointRequest = decode(body)?;
-                Reply::ok(&self.endpoint_oper_info(&req))
+            PluginCall::EndpointOperInfo(req) => {
+                Response::EndpointOperInfo(self.endpoint_oper_info(&req))
             }
-            "/NetworkDriver.DeleteEndpoint" => {
-                let req: protocol::EndpointRequest = decode(body)?;
+            PluginCall::DeleteEndpoint(req) => {
                 self.delete_endpoint(&req).await?;
-                Reply::empty()
+                Response::EMPTY
             }
-            "/NetworkDriver.Join" => Reply::ok(&self.join(decode(body)?).await?),
-            "/NetworkDriver.Leave" => {
-                let _req: protocol::EndpointRequest = decode(body)?;
-                Reply::empty()
+            PluginCall::Join(req) => Response::Join(self.join(req).await?),
+            PluginCall::Leave(_) | PluginCall::DiscoverNew | PluginCall::DiscoverDelete => {
+                Response::EMPTY
             }
-            "/NetworkDriver.ProgramExternalConnectivity" => {
-                let req: protocol::EndpointRequest = decode(body)?;
+            PluginCall::ProgramExternalConnectivity(req) => {
                 self.program_external_connectivity(&req).await?;
-                Reply::empty()
+                Response::EMPTY
             }
-            "/NetworkDriver.RevokeExternalConnectivity" => {
-                let req: protocol::EndpointRequest = decode(body)?;
+            PluginCall::RevokeExternalConnectivity(req) => {
                 self.revoke_external_connectivity(&req).await?;
-                Reply::empty()
+                Response::EMPTY
             }
-            "/NetworkDriver.DiscoverNew" | "/NetworkDriver.DiscoverDelete" => Reply::empty(),
-            "/IpamDriver.GetCapabilities" => Reply::ok(&protocol::IpamCapabilities {
-                // Docker's random MAC would replace Neutron's: keep Neutron's.
-                requires_mac_address: false,
-                requires_request_replay: false,
-            }),
-            "/IpamDriver.GetDefaultAddressSpaces" => Reply::ok(&protocol::AddressSpaces {
+            PluginCall::IpamCapabilities => {
+                Response::IpamCapabilities(protocol::IpamCapabilities {
+                    // Docker's random MAC would replace Neutron's: keep Neutron's.
+                    requires_mac_address: false,
+                    requires_request_replay: false,
+                })
+            }
+            PluginCall::DefaultAddressSpaces => Response::AddressSpaces(protocol::AddressSpaces {
                 local: self.config.local_address_space.clone(),
                 global: self.config.global_address_space.clone(),
             }),
-            "/IpamDriver.RequestPool" => Reply::ok(&self.request_pool(decode(body)?).await?),
-            "/IpamDriver.ReleasePool" => {
-                let req: protocol::ReleasePoolRequest = decode(body)?;
+            PluginCall::RequestPool(req) => Response::RequestPool(self.request_pool(req).await?),
+            PluginCall::ReleasePool(req) => {
                 self.release_pool(&req.pool_id).await?;
-                Reply::empty()
+                Response::EMPTY
             }
-            "/IpamDriver.RequestAddress" => Reply::ok(&self.request_address(decode(body)?).await?),
-            "/IpamDriver.ReleaseAddress" => {
-                let req: protocol::ReleaseAddressRequest = decode(body)?;
+            PluginCall::RequestAddress(req) => {
+                Response::RequestAddress(self.request_address(req).await?)
+            }
+            PluginCall::ReleaseAddress(req) => {
                 self.release_address(&req).await?;
-                Reply::empty()
-            }
-            other => {
-                return Ok(Reply::error(404, &format!("unknown plugin method {other}")));
+                Response::EMPTY
             }
         })
     }

@@ -12,6 +12,7 @@ use tracing::{info, warn};
 use super::index::NetworkEntry;
 use super::ipam::parse_bool_option;
 use super::{Driver, DriverError, Result};
+use crate::config::CapabilityScope;
 use crate::names;
 use crate::protocol::{CreateNetworkRequest, DockerId, IpamData};
 
@@ -100,7 +101,8 @@ impl Driver {
         }
         // Locally scoped IDs are random per host and the index knows every
         // network this daemon made; a global ID may come from any host.
-        if self.config.scope == "global" && self.network_entry(&id).await?.is_some() {
+        if self.config.scope == CapabilityScope::Global && self.network_entry(&id).await?.is_some()
+        {
             return Ok(());
         }
         let opts = req.generic_options();

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use tracing::info;
 
 use super::{Driver, Result};
+use crate::config::CapabilityScope;
 use crate::protocol::{
     AllocateNetworkRequest, AllocateNetworkResponse, CreateNetworkRequest, DockerId,
     GENERIC_OPTIONS,
@@ -24,7 +25,7 @@ impl Driver {
         &self,
         req: AllocateNetworkRequest,
     ) -> Result<AllocateNetworkResponse> {
-        let network_id = DockerId::parse(&req.network_id)?;
+        let network_id = req.network_id;
         let generic: Map<String, Value> = req
             .options
             .iter()
@@ -56,7 +57,7 @@ impl Driver {
     /// here, as before (a local-scope driver in swarm mode gets no
     /// FreeNetwork: each node made its own Neutron network).
     pub(super) async fn delete_network_on_node(&self, id: &DockerId) -> Result<()> {
-        if !is_swarm_allocated(&self.config.scope, id) {
+        if !is_swarm_allocated(self.config.scope, id) {
             return self.delete_network(id).await;
         }
         let _guard = self.lock(id.as_str()).await;
@@ -66,8 +67,8 @@ impl Driver {
     }
 }
 
-fn is_swarm_allocated(scope: &str, id: &DockerId) -> bool {
-    scope == "global" && id.as_str().len() == 25
+fn is_swarm_allocated(scope: CapabilityScope, id: &DockerId) -> bool {
+    scope == CapabilityScope::Global && id.as_str().len() == 25
 }
 
 #[cfg(test)]
@@ -78,8 +79,8 @@ mod tests {
     fn only_global_swarm_ids_are_left_to_free_network() {
         let swarm = DockerId::parse("r79xru4mv4osvzxw4dpl3e07x").unwrap();
         let local = DockerId::parse(&"ab".repeat(32)).unwrap();
-        assert!(is_swarm_allocated("global", &swarm));
-        assert!(!is_swarm_allocated("local", &swarm));
-        assert!(!is_swarm_allocated("global", &local));
+        assert!(is_swarm_allocated(CapabilityScope::Global, &swarm));
+        assert!(!is_swarm_allocated(CapabilityScope::Local, &swarm));
+        assert!(!is_swarm_allocated(CapabilityScope::Global, &local));
     }
 }

@@ -6,23 +6,14 @@
 //! namespace is deleted when its [`NetNs`] is dropped (the virtual devices
 //! in it go with it).
 
-#![allow(dead_code)]
-
+use std::future::Future;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-    .trim()
-    .to_string()
-}
+use super::env::output_text as text;
 
 /// Run `ip ARGS` (in the host namespace); its output, success or not.
 pub fn ip(args: &[&str]) -> (bool, String) {
@@ -184,8 +175,40 @@ pub fn mtu(link: &Value) -> u64 {
     link["mtu"].as_u64().unwrap_or_default()
 }
 
-/// Root needed: say so and skip, the way binding_netns does.
+/// Is this test running as root?
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// Tests that need root fail without it, saying so (./run-tests runs as
+/// root; a run that is not is misconfigured, not a pass).
+pub fn require_root(what: &str) {
+    assert!(
+        is_root(),
+        "{what} needs root (netlink, namespaces): run the tests as root"
+    );
+}
+
+/// Run `body` with this thread in a fresh network namespace, on a
+/// current-thread runtime, so nothing touches the host's interfaces. Works
+/// under nextest (a process per test) and plain `cargo test` (a thread per
+/// test: the namespace is per thread). `ip` commands the body runs inherit
+/// the namespace of the thread that forks them.
+pub fn in_netns<F, Fut>(test: &str, body: F)
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    require_root(test);
+    // SAFETY: unshare(CLONE_NEWNET) only changes the calling thread's
+    // network namespace; no memory is involved. It runs before the runtime
+    // and any socket exist, so all of them live in the new namespace.
+    let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "unshare: {}", std::io::Error::last_os_error());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(body());
 }

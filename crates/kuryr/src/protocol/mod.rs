@@ -4,6 +4,14 @@
 //! Decoding is lenient where Docker is loose (missing keys, `null` maps,
 //! empty bodies, unknown keys) and strict where a wrong value would be acted
 //! on (IDs, CIDRs, IP addresses). Responses use Docker's field names.
+//!
+//! [`PluginCall::parse`] turns a (path, body) pair into one typed call, or
+//! a [`ParseError`]: which path accepts which body is decided here, before
+//! the driver sees anything, and is unit-tested here.
+
+mod call;
+
+pub use call::{Method, ParseError, PluginCall, ProgramRequest, Response};
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -103,6 +111,47 @@ impl<'de> Deserialize<'de> for DockerId {
     }
 }
 
+/// A PoolID: the UUID of a Neutron subnet pool. Checked before it is used
+/// in a URL, so `..` or `/` in a PoolID can never address another
+/// resource, and a garbled one is a 400 rather than a Neutron error.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct PoolId(String);
+
+impl PoolId {
+    pub fn parse(s: &str) -> Result<PoolId, BadRequest> {
+        let uuid = s.len() == 36
+            && s.bytes().enumerate().all(|(i, b)| match i {
+                8 | 13 | 18 | 23 => b == b'-',
+                _ => b.is_ascii_hexdigit(),
+            });
+        if uuid {
+            Ok(PoolId(s.to_string()))
+        } else {
+            Err(BadRequest(format!(
+                "PoolID {s:?} is not a Neutron subnet pool ID (a UUID)"
+            )))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for PoolId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PoolId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        PoolId::parse(&s).map_err(|e| serde::de::Error::custom(e.0))
+    }
+}
+
 /// An optional CIDR field where Docker sends `""` for "not set".
 fn opt_cidr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IpNet>, D::Error> {
     match Option::<String>::deserialize(d)? {
@@ -125,6 +174,13 @@ fn opt_ip<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IpAddr>, D::Error> {
             .map(Some)
             .map_err(|_| serde::de::Error::custom(format!("{s:?} is not an IP address"))),
     }
+}
+
+/// A required plain IP field.
+fn ip<'de, D: Deserializer<'de>>(d: D) -> Result<IpAddr, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse::<IpAddr>()
+        .map_err(|_| serde::de::Error::custom(format!("{s:?} is not an IP address")))
 }
 
 fn opt_mac<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -156,13 +212,13 @@ fn cidr<'de, D: Deserializer<'de>>(d: D) -> Result<IpNet, D::Error> {
 
 // ---------------------------------------------------------------- handshake
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ActivateResponse {
     #[serde(rename = "Implements")]
     pub implements: Vec<&'static str>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NetworkCapabilities {
     #[serde(rename = "Scope")]
     pub scope: String,
@@ -170,7 +226,7 @@ pub struct NetworkCapabilities {
     pub connectivity_scope: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IpamCapabilities {
     #[serde(rename = "RequiresMACAddress")]
     pub requires_mac_address: bool,
@@ -178,7 +234,7 @@ pub struct IpamCapabilities {
     pub requires_request_replay: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AddressSpaces {
     #[serde(rename = "LocalDefaultAddressSpace")]
     pub local: String,
@@ -249,7 +305,7 @@ pub struct NetworkIdRequest {
 #[derive(Debug, Clone, Deserialize)]
 pub struct AllocateNetworkRequest {
     #[serde(rename = "NetworkID")]
-    pub network_id: String,
+    pub network_id: DockerId,
     #[serde(rename = "Options", default, deserialize_with = "null_as_default")]
     pub options: BTreeMap<String, String>,
     /// The pools the manager's IPAM allocated (`AddressSpace` is empty).
@@ -259,7 +315,7 @@ pub struct AllocateNetworkRequest {
     pub ipv6_data: Vec<IpamData>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AllocateNetworkResponse {
     #[serde(rename = "Options")]
     pub options: BTreeMap<String, String>,
@@ -359,7 +415,7 @@ pub struct JoinResponse {
     pub disable_gateway_service: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EndpointOperInfoResponse {
     #[serde(rename = "Value")]
     pub value: BTreeMap<String, Value>,
@@ -412,13 +468,13 @@ pub struct RequestPoolResponse {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ReleasePoolRequest {
     #[serde(rename = "PoolID")]
-    pub pool_id: String,
+    pub pool_id: PoolId,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct RequestAddressRequest {
     #[serde(rename = "PoolID")]
-    pub pool_id: String,
+    pub pool_id: PoolId,
     #[serde(rename = "Address", default, deserialize_with = "opt_ip")]
     pub address: Option<IpAddr>,
     #[serde(rename = "Options", default, deserialize_with = "null_as_default")]
@@ -442,9 +498,9 @@ pub struct RequestAddressResponse {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ReleaseAddressRequest {
     #[serde(rename = "PoolID")]
-    pub pool_id: String,
-    #[serde(rename = "Address", default, deserialize_with = "opt_ip")]
-    pub address: Option<IpAddr>,
+    pub pool_id: PoolId,
+    #[serde(rename = "Address", deserialize_with = "ip")]
+    pub address: IpAddr,
 }
 
 /// The error body for both interfaces. IPAM's 200-replies would use
@@ -461,6 +517,7 @@ mod tests {
     use super::*;
 
     const NID: &str = "9c1f0d7a3b2e4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5";
+    const POOL: &str = "3f0c6d2e-8a41-4b7e-9d3c-5a6b7c8d9e0f";
 
     #[test]
     fn create_network_as_docker_sends_it() {
@@ -489,7 +546,8 @@ mod tests {
         let req: CreateNetworkRequest = decode(body.as_bytes()).unwrap();
         assert!(req.ipv4_data.is_empty() && req.ipv6_data.is_empty());
         let req: RequestAddressRequest =
-            decode(br#"{"PoolID":"p","Address":"","Options":null}"#).unwrap();
+            decode(format!(r#"{{"PoolID":"{POOL}","Address":"","Options":null}}"#).as_bytes())
+                .unwrap();
         assert!(req.address.is_none() && !req.is_gateway());
         let req: RequestPoolRequest =
             decode(b"{\"AddressSpace\":\"x\",\"Pool\":\"\",\"V6\":false}").unwrap();
@@ -502,8 +560,10 @@ mod tests {
         assert!(err.0.contains("not a Docker ID"), "{err}");
         let err = decode::<NetworkIdRequest>(b"{}").unwrap_err();
         assert!(err.0.contains("NetworkID"), "{err}");
-        let err = decode::<RequestAddressRequest>(br#"{"PoolID":"p","Address":"10.0.0.300"}"#)
-            .unwrap_err();
+        let err = decode::<RequestAddressRequest>(
+            format!(r#"{{"PoolID":"{POOL}","Address":"10.0.0.300"}}"#).as_bytes(),
+        )
+        .unwrap_err();
         assert!(err.0.contains("not an IP"), "{err}");
         let body = format!(
             r#"{{"NetworkID":"{NID}","EndpointID":"{NID}","Interface":{{"MacAddress":"zz"}}}}"#

@@ -1,182 +1,25 @@
-//! Helpers for driving a [`Driver`] in-process against the lab's Neutron,
-//! with request bodies shaped the way dockerd 20.10 sends them.
-//!
-//! Included by `tests/driver_api.rs` with `#[path]`, so it does not depend
-//! on (or collide with) a `tests/common/mod.rs`.
-
-#![allow(dead_code)]
+//! One test's view of the lab: a [`Lab`] holds its own Neutron client,
+//! its address [`Slot`] and what the test made, for the "nothing left"
+//! checks and the cleanup [`run`] does whether the test passed or not; an
+//! [`Api`] drives an in-process [`Driver`] the way dockerd does (raw bytes
+//! in, status + JSON out, through [`kuryr::server::answer`]).
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
 use std::panic::AssertUnwindSafe;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::FutureExt;
 use kuryr::binding::Binder;
 use kuryr::driver::{Driver, DriverConfig};
 use kuryr::names;
-use kuryr::protocol::DockerId;
 use kuryr_openstack::neutron::{Network, Port, Subnet, SubnetPool};
-use kuryr_openstack::{
-    CallSnapshot, Credential, DomainRef, Neutron, Query, Scope, Session, SessionConfig, UserRef,
-};
-use secrecy::SecretString;
+use kuryr_openstack::{CallSnapshot, Neutron, Query};
+use kuryr_test_support::Slot;
 use serde_json::{Value, json};
 
-// ------------------------------------------------------------------ lab env
-
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: these tests need the lab. Run `sudo lab/up` and \
-             `eval \"$(lab/env kuryr)\"`, or use ./run-tests which does both"
-        )
-    })
-}
-
-/// A Neutron client of the lab's `kuryr` account, with its own session (and
-/// so its own call counters).
-pub fn neutron() -> Neutron {
-    let auth_url =
-        std::env::var("OS_AUTH_URL").unwrap_or_else(|_| "http://127.0.0.1:5000/v3".into());
-    let cred = Credential::Password {
-        user: UserRef {
-            id: None,
-            name: Some(var("KURYR_LAB_KURYR_USERNAME")),
-            domain: DomainRef::default_domain(),
-        },
-        password: SecretString::from(var("KURYR_LAB_KURYR_PASSWORD")),
-        scope: Scope::Project {
-            id: None,
-            name: Some(var("KURYR_LAB_KURYR_PROJECT")),
-            domain: DomainRef::default_domain(),
-        },
-    };
-    Neutron::new(Session::new(SessionConfig::new(auth_url, cred)).expect("session"))
-}
-
-/// `binding:host_id` of the lab's OVS agent.
-pub fn host() -> String {
-    var("KURYR_LAB_HOST")
-}
-
-fn init_logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_test_writer()
-        .with_env_filter(
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "kuryr=info,kuryr_openstack=warn".into()),
-        )
-        .try_init();
-}
-
-// ------------------------------------------------------------------ random
-
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-pub fn random_u64() -> u64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_u32(std::process::id());
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default(),
-    );
-    h.finish()
-}
-
-/// A random 64-hex Docker ID, as libnetwork makes them.
-pub fn docker_id() -> String {
-    (0..4).map(|_| format!("{:016x}", random_u64())).collect()
-}
-
-/// The `kuryr.net.uuid.lh:/uh:` tags of a Docker ID.
-pub fn id_tags(id: &str) -> Vec<String> {
-    names::id_tags(&DockerId::parse(id).expect("docker id"))
-}
-
-// ------------------------------------------------------------------ request shapes
-
-/// Request bodies exactly as dockerd 20.10 sends them.
-pub mod docker {
-    use serde_json::{Value, json};
-
-    pub const ADDRESS_SPACE: &str = "no_address_space";
-
-    pub fn sandbox_key() -> String {
-        format!("/var/run/docker/netns/{}", &super::docker_id()[..12])
-    }
-
-    /// `IpamDriver.RequestPool`: `--subnet`, `--ip-range`, `--ipam-opt`.
-    pub fn request_pool(pool: &str, sub_pool: &str, v6: bool, options: Value) -> Value {
-        json!({"AddressSpace": ADDRESS_SPACE, "Pool": pool, "SubPool": sub_pool,
-               "Options": options, "V6": v6})
-    }
-
-    /// The gateway `IpamDriver.RequestAddress` (`--gateway` or none).
-    pub fn request_gateway(pool_id: &str, address: &str) -> Value {
-        json!({"PoolID": pool_id, "Address": address,
-               "Options": {"RequestAddressType": "com.docker.network.gateway"}})
-    }
-
-    /// A container's (or an aux address's) `IpamDriver.RequestAddress`.
-    pub fn request_address(pool_id: &str, address: &str) -> Value {
-        json!({"PoolID": pool_id, "Address": address, "Options": null})
-    }
-
-    pub fn release_address(pool_id: &str, address: &str) -> Value {
-        json!({"PoolID": pool_id, "Address": address})
-    }
-
-    pub fn release_pool(pool_id: &str) -> Value {
-        json!({"PoolID": pool_id})
-    }
-
-    /// One element of `IPv4Data`/`IPv6Data`; `gateway` is a CIDR with host bits.
-    pub fn ipam_data(pool: &str, gateway: &str) -> Value {
-        json!({"AddressSpace": ADDRESS_SPACE, "Pool": pool, "Gateway": gateway})
-    }
-
-    pub fn create_network(nid: &str, generic: Value, v4: Vec<Value>, v6: Vec<Value>) -> Value {
-        json!({"NetworkID": nid,
-               "Options": {"com.docker.network.enable_ipv6": !v6.is_empty(),
-                           "com.docker.network.generic": generic},
-               "IPv4Data": v4, "IPv6Data": v6})
-    }
-
-    pub fn network(nid: &str) -> Value {
-        json!({"NetworkID": nid})
-    }
-
-    fn sandbox_labels(exposed: Value) -> Value {
-        json!({"com.docker.network.endpoint.exposedports": exposed,
-               "com.docker.network.portmap": []})
-    }
-
-    pub fn create_endpoint(nid: &str, eid: &str, address: &str, address6: &str) -> Value {
-        json!({"NetworkID": nid, "EndpointID": eid,
-               "Interface": {"Address": address, "AddressIPv6": address6, "MacAddress": ""},
-               "Options": sandbox_labels(json!([]))})
-    }
-
-    pub fn join(nid: &str, eid: &str) -> Value {
-        json!({"NetworkID": nid, "EndpointID": eid, "SandboxKey": sandbox_key(),
-               "Options": sandbox_labels(json!([]))})
-    }
-
-    pub fn program(nid: &str, eid: &str, exposed: Value) -> Value {
-        json!({"NetworkID": nid, "EndpointID": eid, "Options": sandbox_labels(exposed)})
-    }
-
-    /// Leave, DeleteEndpoint, EndpointOperInfo, RevokeExternalConnectivity.
-    pub fn endpoint(nid: &str, eid: &str) -> Value {
-        json!({"NetworkID": nid, "EndpointID": eid})
-    }
-}
+use super::env::{docker_id, host, id_tags, init_logs, neutron};
+use super::requests;
 
 // ------------------------------------------------------------------ the lab context
 
@@ -197,29 +40,17 @@ struct Tracked {
 pub struct Lab {
     pub neutron: Neutron,
     pub host: String,
-    /// First /24 (index in 10.200.0.0/13) of this test's block.
-    block: u32,
-    v6: (u16, u16, u16),
+    /// This test's addresses: no other running test has them.
+    pub slot: Slot,
     tracked: Mutex<Tracked>,
 }
 
-/// Each test has a slot; its CIDRs are /24s in 10.200.0.0/13 inside block
-/// `slot` (64 /24s each), at a random offset per run, so tests running in
-/// parallel never share a CIDR and a leftover of an earlier run is rarely
-/// met again.
-const SLOT_SIZE: u32 = 64;
-const PER_TEST: u32 = 8;
-
 impl Lab {
-    fn new(slot: u32) -> Lab {
-        assert!(slot < 32, "10.200.0.0/13 holds 32 slots");
-        let offset = (random_u64() % u64::from(SLOT_SIZE - PER_TEST)) as u32;
-        let r = random_u64();
+    fn new() -> Lab {
         Lab {
             neutron: neutron(),
             host: host(),
-            block: slot * SLOT_SIZE + offset,
-            v6: ((r >> 48) as u16, (r >> 32) as u16, r as u16),
+            slot: Slot::take(),
             tracked: Mutex::new(Tracked::default()),
         }
     }
@@ -228,28 +59,22 @@ impl Lab {
         self.tracked.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The `k`-th /24 of this test (k < 8), e.g. `10.203.17.0/24`.
+    /// The `k`-th /24 of this test (k < 8), e.g. `10.203.17.0/24`,
+    /// tracked for the leftover checks.
     pub fn cidr4(&self, k: u32) -> String {
-        assert!(k < PER_TEST);
-        let i = self.block + k;
-        let cidr = format!("10.{}.{}.0/24", 200 + i / 256, i % 256);
+        let cidr = self.slot.cidr4(k);
         self.tracked().cidrs.insert(cidr.clone());
         cidr
     }
 
     /// `10.x.y.<host>` inside [`Lab::cidr4`]`(k)`.
     pub fn ip4(&self, k: u32, host: u8) -> String {
-        let i = self.block + k;
-        format!("10.{}.{}.{host}", 200 + i / 256, i % 256)
+        self.slot.ip4(k, host)
     }
 
-    /// This test's random `fd00:....::/64`, number `k`.
+    /// This test's random `fd00:....::/64`, number `k`, tracked.
     pub fn cidr6(&self, k: u32) -> String {
-        let (a, b, c) = self.v6;
-        let cidr = format!("fd00:{a:x}:{b:x}:{:x}::/64", c.wrapping_add(k as u16))
-            .parse::<ipnet::IpNet>()
-            .expect("v6 cidr")
-            .to_string();
+        let cidr = self.slot.cidr6(k);
         self.tracked().cidrs.insert(cidr.clone());
         cidr
     }
@@ -322,6 +147,18 @@ impl Lab {
     pub async fn ports_in(&self, network_id: &str) -> Vec<Port> {
         self.neutron
             .list_ports(&Query::new().eq("network_id", network_id))
+            .await
+            .expect("list ports")
+    }
+
+    /// Ports kuryr bound (`device_owner` `compute:kuryr`) in a network.
+    pub async fn kuryr_ports_in(&self, network_id: &str) -> Vec<Port> {
+        self.neutron
+            .list_ports(
+                &Query::new()
+                    .eq("network_id", network_id)
+                    .eq("device_owner", names::DEVICE_OWNER),
+            )
             .await
             .expect("list ports")
     }
@@ -506,12 +343,12 @@ impl Lab {
 
 /// Run one test body against the lab, then clean up what it made, whether
 /// it passed or not, and re-raise its panic.
-pub async fn run<F>(slot: u32, body: F)
+pub async fn run<F>(body: F)
 where
     F: AsyncFnOnce(&Lab),
 {
     init_logs();
-    let lab = Lab::new(slot);
+    let lab = Lab::new();
     let outcome = AssertUnwindSafe(body(&lab)).catch_unwind().await;
     lab.cleanup().await;
     if let Err(panic) = outcome {
@@ -544,7 +381,7 @@ pub struct Api<'a> {
 impl Api<'_> {
     /// Send raw bytes; the reply must be JSON whatever the status.
     pub async fn raw(&self, path: &str, body: &[u8]) -> Reply {
-        let reply = self.driver.dispatch(path, body).await;
+        let reply = kuryr::server::answer(self.driver, path, body).await;
         let json: Value = serde_json::from_slice(&reply.body).unwrap_or_else(|e| {
             panic!(
                 "{path}: reply is not JSON ({e}): {:?}",
@@ -630,10 +467,23 @@ impl Api<'_> {
     }
 
     pub async fn create_network_with(&self, cidr: &str, ipam_opts: Value, generic: Value) -> Net {
+        self.create_network_as(&docker_id(), cidr, ipam_opts, generic)
+            .await
+    }
+
+    /// RequestPool + CreateNetwork for a given Docker network ID (a
+    /// global-scope network: every node gets the same ID).
+    pub async fn create_network_as(
+        &self,
+        nid: &str,
+        cidr: &str,
+        ipam_opts: Value,
+        generic: Value,
+    ) -> Net {
         let pool = self
             .ok(
                 "/IpamDriver.RequestPool",
-                docker::request_pool(cidr, "", false, ipam_opts),
+                requests::request_pool(cidr, "", false, ipam_opts),
             )
             .await;
         let pool_id = pool["PoolID"].as_str().expect("PoolID").to_string();
@@ -641,19 +491,21 @@ impl Api<'_> {
             .as_str()
             .expect("pool Data carries the gateway")
             .to_string();
-        let nid = docker_id();
         self.ok(
             "/NetworkDriver.CreateNetwork",
-            docker::create_network(
-                &nid,
+            requests::create_network(
+                nid,
                 generic,
-                vec![docker::ipam_data(pool["Pool"].as_str().unwrap(), &gateway)],
+                vec![requests::ipam_data(
+                    pool["Pool"].as_str().unwrap(),
+                    &gateway,
+                )],
                 vec![],
             ),
         )
         .await;
         Net {
-            nid,
+            nid: nid.to_string(),
             pool_id,
             cidr: pool["Pool"].as_str().unwrap().to_string(),
             gateway,
@@ -665,7 +517,7 @@ impl Api<'_> {
         let addr = self
             .ok(
                 "/IpamDriver.RequestAddress",
-                docker::request_address(&net.pool_id, ""),
+                requests::request_address(&net.pool_id, ""),
             )
             .await;
         let address = addr["Address"].as_str().expect("Address").to_string();
@@ -679,20 +531,20 @@ impl Api<'_> {
         let created = self
             .ok(
                 "/NetworkDriver.CreateEndpoint",
-                docker::create_endpoint(&net.nid, &eid, address, ""),
+                requests::create_endpoint(&net.nid, &eid, address, ""),
             )
             .await;
         let join = self
-            .ok("/NetworkDriver.Join", docker::join(&net.nid, &eid))
+            .ok("/NetworkDriver.Join", requests::join(&net.nid, &eid))
             .await;
         self.ok(
             "/NetworkDriver.ProgramExternalConnectivity",
-            docker::program(&net.nid, &eid, json!([])),
+            requests::program(&net.nid, &eid, json!([])),
         )
         .await;
         self.ok(
             "/NetworkDriver.EndpointOperInfo",
-            docker::endpoint(&net.nid, &eid),
+            requests::endpoint(&net.nid, &eid),
         )
         .await;
         Ep {
@@ -710,19 +562,22 @@ impl Api<'_> {
     pub async fn stop_container(&self, net: &Net, ep: &Ep) {
         self.ok(
             "/NetworkDriver.RevokeExternalConnectivity",
-            docker::endpoint(&net.nid, &ep.eid),
+            requests::endpoint(&net.nid, &ep.eid),
         )
         .await;
-        self.ok("/NetworkDriver.Leave", docker::endpoint(&net.nid, &ep.eid))
-            .await;
+        self.ok(
+            "/NetworkDriver.Leave",
+            requests::endpoint(&net.nid, &ep.eid),
+        )
+        .await;
         self.ok(
             "/NetworkDriver.DeleteEndpoint",
-            docker::endpoint(&net.nid, &ep.eid),
+            requests::endpoint(&net.nid, &ep.eid),
         )
         .await;
         self.ok(
             "/IpamDriver.ReleaseAddress",
-            docker::release_address(&net.pool_id, plain_ip(&ep.address)),
+            requests::release_address(&net.pool_id, plain_ip(&ep.address)),
         )
         .await;
     }
@@ -731,15 +586,15 @@ impl Api<'_> {
     pub async fn remove_network(&self, net: &Net) {
         self.ok(
             "/IpamDriver.ReleaseAddress",
-            docker::release_address(&net.pool_id, plain_ip(&net.gateway)),
+            requests::release_address(&net.pool_id, plain_ip(&net.gateway)),
         )
         .await;
         self.ok(
             "/IpamDriver.ReleasePool",
-            docker::release_pool(&net.pool_id),
+            requests::release_pool(&net.pool_id),
         )
         .await;
-        self.ok("/NetworkDriver.DeleteNetwork", docker::network(&net.nid))
+        self.ok("/NetworkDriver.DeleteNetwork", requests::network(&net.nid))
             .await;
     }
 }

@@ -1,0 +1,65 @@
+//! The driver's settings, taken from kuryr.conf by the daemon.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::{CapabilityScope, PortDriverKind};
+
+/// Settings the driver needs, taken from kuryr.conf.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// `binding:host_id` of ports bound here (the Neutron agent's host).
+    pub host_id: String,
+    /// `capability_scope`: `global` networks are shared by every node
+    /// (swarm), `local` ones are per host.
+    pub scope: CapabilityScope,
+    /// Docker's ConnectivityScope (defaults to `scope`).
+    pub connectivity_scope: CapabilityScope,
+    pub local_address_space: String,
+    pub global_address_space: String,
+    /// `kuryrPool` by default.
+    pub subnetpool_prefix: String,
+    /// Default pools carved from when `docker network create` has no --subnet.
+    pub default_subnetpool_v4: String,
+    pub default_subnetpool_v6: String,
+    pub enable_dhcp: bool,
+    /// Join's DstPrefix (`eth`).
+    pub dst_prefix: String,
+    pub process_external_connectivity: bool,
+    /// Wait for the port to become ACTIVE before CreateEndpoint returns.
+    pub vif_plugging_is_fatal: bool,
+    pub vif_plugging_timeout: Duration,
+    /// `[DEFAULT] default_port_driver`: `veth` (agent on the node),
+    /// `nested` (macvlan/ipvlan behind the VM port's allowed address
+    /// pairs) or `vlan` (trunk subports). `sriov` is refused at start.
+    pub port_driver: PortDriverKind,
+    /// `[binding] link_iface`: the node's NIC holding the VM port (nested
+    /// modes); `None` finds it by MAC.
+    pub link_iface: Option<String>,
+    /// Network namespace where the node's NIC lives, for finding the VM
+    /// port (`None`: the daemon's own). Give the nested binder the same.
+    pub link_netns: Option<PathBuf>,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            host_id: "localhost".into(),
+            scope: CapabilityScope::Local,
+            connectivity_scope: CapabilityScope::Local,
+            local_address_space: "no_address_space".into(),
+            global_address_space: "no_address_space".into(),
+            subnetpool_prefix: "kuryrPool".into(),
+            default_subnetpool_v4: "kuryr".into(),
+            default_subnetpool_v6: "kuryr6".into(),
+            enable_dhcp: true,
+            dst_prefix: "eth".into(),
+            process_external_connectivity: true,
+            vif_plugging_is_fatal: false,
+            vif_plugging_timeout: Duration::from_secs(300),
+            port_driver: PortDriverKind::Veth,
+            link_iface: None,
+            link_netns: None,
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The lab's real dockerd through the `docker` CLI, and the kuryr daemon
+//! built by this test run (started through `lab/kuryr-up`).
+
+use std::process::{Command, Output};
+
+use super::env::{lab_dir, output_text, repo_root};
+
+pub const SOCKET: &str = "/run/docker/plugins/kuryr.sock";
+
+/// Run the docker CLI against the lab's dockerd.
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("/usr/bin/docker")
+        .arg("-H")
+        .arg("unix:///run/docker.sock")
+        .args(args)
+        .output()
+        .expect("run docker")
+}
+
+/// Run docker and insist on success; returns trimmed stdout.
+pub fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(
+        out.status.success(),
+        "docker {} failed: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Start (or restart) the daemon under test unless it already runs this
+/// very binary.
+pub fn ensure_daemon() {
+    let bin = env!("CARGO_BIN_EXE_kuryr");
+    let record = format!("{}/run/kuryr.pid", lab_dir());
+    let running_same = std::fs::read_to_string(&record)
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok())
+        .map(|exe| exe == std::fs::canonicalize(bin).unwrap_or_default())
+        .unwrap_or(false);
+    if running_same && std::path::Path::new(SOCKET).exists() {
+        return;
+    }
+    restart_daemon();
+}
+
+/// Restart the daemon (a new process: nothing but Neutron survives).
+pub fn restart_daemon() {
+    let bin = env!("CARGO_BIN_EXE_kuryr");
+    let out = Command::new(repo_root().join("lab/kuryr-up"))
+        .arg(bin)
+        .output()
+        .expect("run lab/kuryr-up");
+    assert!(
+        out.status.success(),
+        "lab/kuryr-up failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn network_id(name: &str) -> String {
+    docker_ok(&["network", "inspect", "-f", "{{.Id}}", name])
+}
+
+/// Run a command inside a container; returns (success, stdout+stderr).
+pub fn exec(container: &str, cmd: &[&str]) -> (bool, String) {
+    let mut args = vec!["exec", container];
+    args.extend_from_slice(cmd);
+    let out = docker(&args);
+    (out.status.success(), output_text(&out))
+}
+
+/// Removes containers and networks of a test even when it fails.
+pub struct Cleanup {
+    pub containers: Vec<String>,
+    pub networks: Vec<String>,
+}
+
+impl Cleanup {
+    pub fn new() -> Self {
+        Cleanup {
+            containers: Vec::new(),
+            networks: Vec::new(),
+        }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for c in &self.containers {
+            let _ = docker(&["rm", "-f", c]);
+        }
+        for n in &self.networks {
+            let _ = docker(&["network", "rm", n]);
+        }
+    }
+}
+
+impl Cleanup {
+    /// `docker network create -d kuryr --ipam-driver kuryr [--subnet S] NAME
+    /// [extra...]`, removed at the end of the test.
+    pub fn kuryr_network(&mut self, name: &str, subnet: Option<&str>, extra: &[&str]) {
+        let mut args = vec!["network", "create", "-d", "kuryr", "--ipam-driver", "kuryr"];
+        if let Some(s) = subnet {
+            args.extend(["--subnet", s]);
+        }
+        args.extend_from_slice(extra);
+        args.push(name);
+        docker_ok(&args);
+        self.networks.push(name.to_string());
+    }
+
+    /// `docker run -d --name NAME --net=NET [extra...] busybox sleep 600`,
+    /// removed at the end of the test.
+    pub fn container(&mut self, name: &str, net: &str, extra: &[&str]) {
+        let net = format!("--net={net}");
+        let mut args = vec!["run", "-d", "--name", name, net.as_str()];
+        args.extend_from_slice(extra);
+        args.extend(["busybox", "sleep", "600"]);
+        self.containers.push(name.to_string());
+        docker_ok(&args);
+    }
+}

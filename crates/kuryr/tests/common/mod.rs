@@ -1,0 +1,25 @@
+//! Test support of the kuryr crate, one module tree: every test file loads
+//! it with `mod common;` and adds only its own setup.
+//!
+//! - [`env`]: the lab's variables and accounts, IDs, names, slots, polling
+//! - [`lab`]: [`lab::Lab`] (a test's Neutron view, tracking and cleanup),
+//!   [`lab::Api`] (an in-process driver driven like dockerd), [`lab::run`]
+//! - [`requests`]: the Docker-shaped request bodies
+//! - [`docker_cli`]: the lab's dockerd through the `docker` CLI, the daemon
+//!   under test
+//! - [`host`]: the host's links and the lab's `br-int` ports
+//! - [`http`]: raw HTTP exchanges with a plugin over a socket or TCP
+//! - [`netns`]: network namespaces, `ip`, a thread in a fresh namespace
+//! - [`vm`]: simulated Nova VMs on real Neutron ports, waiting for ACTIVE
+
+// Each test binary uses a part of this tree.
+#![allow(dead_code, unused_imports)]
+
+pub mod docker_cli;
+pub mod env;
+pub mod host;
+pub mod http;
+pub mod lab;
+pub mod netns;
+pub mod requests;
+pub mod vm;
