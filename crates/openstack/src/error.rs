@@ -74,6 +74,13 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// The request was sent but no answer came back: it may or may not
+    /// have been acted on.
+    #[error("{service}: no reply: {detail}")]
+    NoReply {
+        service: &'static str,
+        detail: String,
+    },
     /// The answer could not be decoded.
     #[error("cannot decode {service} response to {what}: {detail}")]
     Decode {
@@ -125,7 +132,7 @@ impl Error {
     /// The call may succeed if repeated (transport failure or 5xx/503).
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Transport { .. } => true,
+            Error::Transport { .. } | Error::NoReply { .. } => true,
             Error::Api(e) => matches!(e.status, 500 | 502 | 503 | 504),
             _ => false,
         }

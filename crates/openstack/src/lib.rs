@@ -6,9 +6,14 @@
 //! subnet pools, ports, tags, security groups and trunks. Every request is
 //! counted and timed in one [`CallStats`], which the driver and the
 //! benchmarks read.
+//!
+//! With the `fake` feature, [`fake::FakeNeutron`] answers a session's
+//! requests in process, for unit tests and fuzzing of callers.
 
 pub mod auth;
 pub mod error;
+#[cfg(feature = "fake")]
+pub mod fake;
 pub mod metrics;
 pub mod neutron;
 pub mod session;

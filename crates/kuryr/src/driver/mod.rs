@@ -351,3 +351,6 @@ mod tests {
         assert_eq!(with_prefix(first_host(&v4).unwrap(), &v4), "10.10.0.1/24");
     }
 }
+
+#[cfg(test)]
+mod handler_tests;

@@ -9,7 +9,7 @@ use kuryr_openstack::neutron::{AllocationPool, Network, NetworkCreate, Subnet, S
 use kuryr_openstack::{Query, TagResource};
 use tracing::{info, warn};
 
-use super::index::NetworkEntry;
+use super::index::{NetworkEntry, PoolEntry};
 use super::ipam::parse_bool_option;
 use super::{Driver, DriverError, Result};
 use crate::config::CapabilityScope;
@@ -330,6 +330,44 @@ impl Driver {
         }
     }
 
+    /// Which pool backs a CIDR: the one IPAM handed out (index), a `-o
+    /// neutron.pool.*` pool, or a `kuryrPool-<cidr>` made by any host.
+    async fn backing_pool(
+        &self,
+        cidr: &IpNet,
+        v6: bool,
+        opts: &BTreeMap<String, String>,
+    ) -> Result<Option<PoolEntry>> {
+        let cached = self.index().pool_by_cidr(cidr).cloned();
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let v = if v6 { ".v6" } else { "" };
+        let uuid = opts
+            .get(&format!("neutron.pool{v}.uuid"))
+            .filter(|s| !s.is_empty());
+        let name = opts
+            .get(&format!("neutron.pool{v}.name"))
+            .filter(|s| !s.is_empty());
+        let found = if uuid.is_some() || name.is_some() {
+            Some(self.find_subnetpool(uuid, name).await?)
+        } else {
+            let name = names::subnetpool_name(&self.config.subnetpool_prefix, cidr);
+            self.neutron
+                .list_subnetpools(&Query::new().eq("name", name))
+                .await?
+                .into_iter()
+                .find(|p| p.prefixes.iter().any(|x| x == &cidr.to_string()))
+        };
+        Ok(found.map(|pool| PoolEntry {
+            pool,
+            cidr: *cidr,
+            ip_range: None,
+            carved_from: None,
+            owned: false,
+        }))
+    }
+
     async fn create_subnet(
         &self,
         data: &IpamData,
@@ -339,40 +377,7 @@ impl Driver {
         existing: bool,
     ) -> Result<Subnet> {
         let cidr = data.pool.trunc();
-        let v = if v6 { ".v6" } else { "" };
-        // Which pool backs this CIDR: the one IPAM handed out (index), a
-        // `-o neutron.pool.*` pool, or a `kuryrPool-<cidr>` made by any host.
-        let pool = {
-            let cached = self.index().pool_by_cidr(&cidr).cloned();
-            match cached {
-                Some(p) => Some(p),
-                None => {
-                    let uuid = opts
-                        .get(&format!("neutron.pool{v}.uuid"))
-                        .filter(|s| !s.is_empty());
-                    let name = opts
-                        .get(&format!("neutron.pool{v}.name"))
-                        .filter(|s| !s.is_empty());
-                    let found = if uuid.is_some() || name.is_some() {
-                        Some(self.find_subnetpool(uuid, name).await?)
-                    } else {
-                        let name = names::subnetpool_name(&self.config.subnetpool_prefix, &cidr);
-                        self.neutron
-                            .list_subnetpools(&Query::new().eq("name", name))
-                            .await?
-                            .into_iter()
-                            .find(|p| p.prefixes.iter().any(|x| x == &cidr.to_string()))
-                    };
-                    found.map(|pool| super::index::PoolEntry {
-                        pool,
-                        cidr,
-                        ip_range: None,
-                        carved_from: None,
-                        owned: false,
-                    })
-                }
-            }
-        };
+        let pool = self.backing_pool(&cidr, v6, opts).await?;
         let subnetpool_id = pool
             .as_ref()
             .map(|p| p.carved_from.clone().unwrap_or_else(|| p.pool.id.clone()));

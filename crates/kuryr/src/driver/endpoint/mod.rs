@@ -1,0 +1,227 @@
+//! Endpoints: CreateEndpoint binds the port's host side ([`create`]), Join
+//! tells Docker which interface to move into the container,
+//! DeleteEndpoint undoes it; `--expose` is [`expose`].
+
+mod create;
+mod expose;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use kuryr_openstack::Query;
+use kuryr_openstack::neutron::Port;
+use serde_json::Value;
+use tracing::{info, warn};
+
+use super::index::{EndpointEntry, NetworkEntry};
+use super::{Driver, DriverError, Result};
+use crate::binding::{BindRequest, UnbindRequest};
+use crate::names;
+use crate::protocol::{
+    DockerId, EndpointOperInfoResponse, EndpointRequest, InterfaceName, JoinRequest, JoinResponse,
+    StaticRoute,
+};
+
+impl Driver {
+    async fn endpoint_entry(&self, endpoint_id: &DockerId) -> Result<Option<EndpointEntry>> {
+        let known = self.index().endpoint(endpoint_id.as_str()).cloned();
+        if known.is_some() {
+            return Ok(known);
+        }
+        let ports = self
+            .neutron
+            .list_ports(&Query::new().tags(&names::id_tags(endpoint_id)))
+            .await?;
+        let Some(port) = ports.into_iter().next() else {
+            return Ok(None);
+        };
+        let mut index = self.index();
+        index.put_endpoint(endpoint_id.to_string(), port);
+        Ok(index.endpoint(endpoint_id.as_str()).cloned())
+    }
+
+    fn bind_names(port_id: &str) -> (String, String) {
+        (
+            names::host_ifname(port_id),
+            names::container_ifname(port_id),
+        )
+    }
+
+    async fn bind_host(
+        &self,
+        net: &NetworkEntry,
+        port: &Port,
+        eid: &DockerId,
+        vlan_id: Option<u16>,
+    ) -> Result<()> {
+        let (host_ifname, container_ifname) = Self::bind_names(&port.id);
+        self.binder
+            .bind(&BindRequest {
+                port,
+                endpoint_id: eid.as_str(),
+                mtu: net.network.mtu.unwrap_or(1500),
+                host_ifname,
+                container_ifname,
+                link_iface: self.node().map(|n| n.link.as_str()),
+                vlan_id,
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn unbind_host(&self, net: &NetworkEntry, port: &Port) -> Result<()> {
+        let (host_ifname, container_ifname) = Self::bind_names(&port.id);
+        self.binder
+            .unbind(&UnbindRequest {
+                port_id: &port.id,
+                network_id: &net.network.id,
+                host_ifname,
+                container_ifname,
+                vif_type: &port.vif_type,
+                vif_details: &port.vif_details,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Rollback path: the unbind is best effort, its failure only logged.
+    async fn unbind_host_quietly(&self, net: &NetworkEntry, port: &Port) {
+        if let Err(e) = self.unbind_host(net, port).await {
+            warn!(port = %port.id, error = %e, "unbind failed");
+        }
+    }
+
+    /// Poll until Neutron reports the port ACTIVE, bounded by the timeout.
+    async fn wait_active(&self, port_id: &str) -> Result<Port> {
+        let started = Instant::now();
+        let mut delay = std::time::Duration::from_millis(200);
+        loop {
+            let port = self.neutron.get_port(port_id).await?;
+            if port.status == "ACTIVE" {
+                info!(
+                    port = port_id,
+                    ms = started.elapsed().as_millis() as u64,
+                    "port active"
+                );
+                return Ok(port);
+            }
+            if started.elapsed() >= self.config.vif_plugging_timeout {
+                return Err(DriverError::Timeout(format!(
+                    "Neutron port {port_id} did not become ACTIVE within {}s (status {}): \
+                     is the Neutron L2 agent on host {:?} running?",
+                    self.config.vif_plugging_timeout.as_secs(),
+                    port.status,
+                    self.config.host_id
+                )));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(std::time::Duration::from_secs(1));
+        }
+    }
+
+    pub(super) fn endpoint_oper_info(&self, req: &EndpointRequest) -> EndpointOperInfoResponse {
+        let mut value = BTreeMap::new();
+        if let Some(e) = self.index().endpoint(req.endpoint_id.as_str()) {
+            value.insert("port_id".to_string(), Value::String(e.port.id.clone()));
+            value.insert(
+                "host_ifname".to_string(),
+                Value::String(names::host_ifname(&e.port.id)),
+            );
+            value.insert(
+                "mac_address".to_string(),
+                Value::String(e.port.mac_address.clone()),
+            );
+        }
+        EndpointOperInfoResponse { value }
+    }
+
+    pub(super) async fn join(&self, req: JoinRequest) -> Result<JoinResponse> {
+        let ep = self
+            .endpoint_entry(&req.endpoint_id)
+            .await?
+            .ok_or_else(|| {
+                DriverError::NotFound(format!("no Neutron port for endpoint {}", req.endpoint_id))
+            })?;
+        let net = self.network_entry(&req.network_id).await?.ok_or_else(|| {
+            DriverError::NotFound(format!(
+                "no Neutron network for Docker network {}",
+                req.network_id
+            ))
+        })?;
+        let subnet_ids: Vec<&str> = ep
+            .port
+            .fixed_ips
+            .iter()
+            .map(|f| f.subnet_id.as_str())
+            .collect();
+        let subnets: Vec<_> = net
+            .subnets
+            .iter()
+            .filter(|s| subnet_ids.contains(&s.id.as_str()))
+            .collect();
+        let gateway = |version: u8| {
+            subnets
+                .iter()
+                .filter(|s| s.ip_version == version)
+                .find_map(|s| s.gateway_ip.clone())
+        };
+        let static_routes = subnets
+            .iter()
+            .flat_map(|s| s.host_routes.iter())
+            .map(|r| StaticRoute {
+                destination: r.destination.clone(),
+                route_type: 0,
+                next_hop: Some(r.nexthop.clone()),
+            })
+            .collect();
+        Ok(JoinResponse {
+            interface_name: InterfaceName {
+                src_name: names::container_ifname(&ep.port.id),
+                dst_prefix: self.config.dst_prefix.clone(),
+            },
+            gateway: gateway(4),
+            gateway_ipv6: gateway(6),
+            static_routes,
+            disable_gateway_service: true,
+        })
+    }
+
+    pub(super) async fn delete_endpoint(&self, req: &EndpointRequest) -> Result<()> {
+        let _guard = self.lock(req.network_id.as_str()).await;
+        let Some(ep) = self.endpoint_entry(&req.endpoint_id).await? else {
+            info!(endpoint = %req.endpoint_id, "no port: nothing to delete");
+            return Ok(());
+        };
+        let net = self.network_entry(&req.network_id).await?;
+        let port = ep.port.clone();
+        if let Some(sg) = &ep.exposed_sg {
+            self.drop_exposed_sg(&port, sg).await?;
+        }
+        let unbind = match &net {
+            Some(net) => self.unbind_host(net, &port).await,
+            None => Ok(()),
+        };
+        // The pairs / the subport go before the port may be deleted
+        // (Neutron refuses to delete a subport's port).
+        self.detach_from_node(&port).await?;
+        if port.name == names::endpoint_port_name(&req.endpoint_id) {
+            // Made in CreateEndpoint (Docker's IPAM): no ReleaseAddress will
+            // reach us for it.
+            match self.neutron.delete_port(&port.id).await {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+            self.index().remove_endpoint(req.endpoint_id.as_str());
+        } else {
+            // ReleaseAddress comes next and deletes (or restores) the port;
+            // keep it findable without a lookup.
+            let mut index = self.index();
+            index.remove_endpoint(req.endpoint_id.as_str());
+            index.put_port(port.clone());
+        }
+        unbind?;
+        info!(endpoint = %req.endpoint_id, port = %port.id, "endpoint deleted");
+        Ok(())
+    }
+}

@@ -1,0 +1,161 @@
+//! The handlers against the in-process fake Neutron: whole Docker flows
+//! through [`crate::server::answer`], with Neutron's state checked after
+//! them. Fast and without a lab; the lab tests (`tests/driver_api/`) run
+//! the same flows against the real Neutron.
+
+use std::sync::Arc;
+
+use kuryr_openstack::fake::{FakeNeutron, Fault};
+use serde_json::{Value, json};
+
+use super::{Driver, DriverConfig};
+use crate::binding::Binder;
+use crate::server::answer;
+
+const NID: &str = "9c1f0d7a3b2e4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5";
+const EID: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9";
+
+async fn driver(fake: &Arc<FakeNeutron>) -> Driver {
+    let d = Driver::new(
+        fake.client(),
+        DriverConfig {
+            host_id: "node1".into(),
+            ..Default::default()
+        },
+        Binder::Noop,
+    );
+    d.start().await.expect("start against the fake");
+    d
+}
+
+/// One call; (status, JSON reply).
+async fn call(d: &Driver, path: &str, body: Value) -> (u16, Value) {
+    let reply = answer(d, path, body.to_string().as_bytes()).await;
+    let json = serde_json::from_slice(&reply.body).expect("a JSON reply");
+    (reply.status, json)
+}
+
+async fn ok(d: &Driver, path: &str, body: Value) -> Value {
+    let (status, json) = call(d, path, body.clone()).await;
+    assert_eq!(status, 200, "{path} {body}: {json}");
+    json
+}
+
+/// What a Docker flow leaves in the fake, by collection.
+fn left(fake: &FakeNeutron) -> Vec<(&'static str, usize)> {
+    [
+        "networks",
+        "subnets",
+        "subnetpools",
+        "ports",
+        "security-groups",
+    ]
+    .into_iter()
+    .map(|c| (c, fake.count(c)))
+    .filter(|(_, n)| *n > 0)
+    .collect()
+}
+
+async fn create_network(d: &Driver, cidr: &str) -> (String, String) {
+    let pool = ok(
+        d,
+        "/IpamDriver.RequestPool",
+        json!({"AddressSpace": "", "Pool": cidr, "SubPool": "", "Options": {}, "V6": false}),
+    )
+    .await;
+    let pool_id = pool["PoolID"].as_str().unwrap().to_string();
+    let gw = pool["Data"]["com.docker.network.gateway"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(
+        d,
+        "/NetworkDriver.CreateNetwork",
+        json!({"NetworkID": NID, "Options": {"com.docker.network.generic": {}},
+               "IPv4Data": [{"AddressSpace": "", "Pool": cidr, "Gateway": gw}], "IPv6Data": []}),
+    )
+    .await;
+    (pool_id, gw)
+}
+
+#[tokio::test]
+async fn the_seed_flow_leaves_nothing_behind() {
+    let fake = FakeNeutron::new();
+    let d = driver(&fake).await;
+    let (pool_id, gw) = create_network(&d, "10.0.0.0/24").await;
+    assert_eq!(gw, "10.0.0.1/24");
+    assert_eq!(
+        left(&fake),
+        [("networks", 1), ("subnets", 1), ("subnetpools", 1)]
+    );
+
+    let addr = ok(
+        &d,
+        "/IpamDriver.RequestAddress",
+        json!({"PoolID": pool_id, "Address": ""}),
+    )
+    .await;
+    let address = addr["Address"].as_str().unwrap().to_string();
+    assert_eq!(address, "10.0.0.2/24");
+    let ep = json!({"NetworkID": NID, "EndpointID": EID});
+    let created = ok(
+        &d,
+        "/NetworkDriver.CreateEndpoint",
+        json!({"NetworkID": NID, "EndpointID": EID, "Interface": {"Address": address}}),
+    )
+    .await;
+    let port = &fake.objects("ports")[0];
+    assert_eq!(created["Interface"]["MacAddress"], port["mac_address"]);
+    assert_eq!(port["device_id"], EID);
+    assert_eq!(port["binding:host_id"], "node1");
+    let join = ok(&d, "/NetworkDriver.Join", ep.clone()).await;
+    assert_eq!(join["Gateway"], "10.0.0.1");
+
+    ok(&d, "/NetworkDriver.DeleteEndpoint", ep).await;
+    ok(
+        &d,
+        "/IpamDriver.ReleaseAddress",
+        json!({"PoolID": pool_id, "Address": "10.0.0.2"}),
+    )
+    .await;
+    ok(&d, "/IpamDriver.ReleasePool", json!({"PoolID": pool_id})).await;
+    ok(
+        &d,
+        "/NetworkDriver.DeleteNetwork",
+        json!({"NetworkID": NID}),
+    )
+    .await;
+    assert_eq!(left(&fake), []);
+}
+
+#[tokio::test]
+async fn a_neutron_refusal_midway_is_a_clear_error_and_rolls_back() {
+    let fake = FakeNeutron::new();
+    let d = driver(&fake).await;
+    fake.inject(Fault::refuse("POST", "/subnets", 409, "Conflict"));
+    let pool = ok(
+        &d,
+        "/IpamDriver.RequestPool",
+        json!({"Pool": "10.0.3.0/24", "Options": {}, "V6": false}),
+    )
+    .await;
+    let (status, reply) = call(
+        &d,
+        "/NetworkDriver.CreateNetwork",
+        json!({"NetworkID": NID, "IPv4Data": [{"Pool": "10.0.3.0/24", "Gateway": "10.0.3.1/24"}]}),
+    )
+    .await;
+    assert_eq!(status, 500, "{reply}");
+    assert!(
+        reply["Err"].as_str().unwrap().contains("10.0.3.0/24"),
+        "{reply}"
+    );
+    assert_eq!(fake.count("networks"), 0, "the network was rolled back");
+    ok(
+        &d,
+        "/IpamDriver.ReleasePool",
+        json!({"PoolID": pool["PoolID"]}),
+    )
+    .await;
+    assert_eq!(left(&fake), []);
+}

@@ -1,0 +1,524 @@
+//! RequestPool / ReleasePool: a Docker pool is a Neutron subnet pool,
+//! `kuryrPool-<cidr>` (shared by every host that asks for the same CIDR),
+//! a user's pool or subnet given with `--ipam-opt neutron.*`, or a block
+//! carved from the default pool when there is no `--subnet`.
+
+use std::collections::BTreeMap;
+
+use ipnet::IpNet;
+use kuryr_openstack::neutron::{Subnet, SubnetPool, SubnetPoolCreate};
+use kuryr_openstack::{Query, TagResource};
+use tracing::{info, warn};
+
+use super::super::index::PoolEntry;
+use super::super::{Driver, DriverError, Result, first_host, with_prefix};
+use super::{POOLS_LOCK, family_matches, parse_bool_option};
+use crate::names;
+use crate::protocol::{POOL_GATEWAY, PoolId, RequestPoolRequest, RequestPoolResponse};
+
+/// Most candidates tried when carving a subnet out of a default pool.
+const MAX_CARVE_CANDIDATES: usize = 65_536;
+/// How many free blocks a carve chooses among.
+const CARVE_CHOICES: usize = 16;
+
+/// A random index below `n`, from the standard library's per-process
+/// random hash keys (no RNG dependency for one choice).
+fn random_index(n: usize) -> usize {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    (h.finish() % n.max(1) as u64) as usize
+}
+
+/// Where a RequestPool's pool comes from, by `--ipam-opt neutron.*`
+/// (per family: `neutron.pool.v6.*` for IPv6).
+enum PoolSource<'a> {
+    UserPool {
+        uuid: Option<&'a String>,
+        name: Option<&'a String>,
+    },
+    UserSubnet {
+        uuid: Option<&'a String>,
+        name: Option<&'a String>,
+    },
+    /// `--subnet`, or the default pool without it.
+    Cidr,
+}
+
+impl PoolSource<'_> {
+    fn of(req: &RequestPoolRequest) -> PoolSource<'_> {
+        let v = if req.v6 { ".v6" } else { "" };
+        let get = |k: String| req.options.get(&k).filter(|s| !s.is_empty());
+        let (pool_uuid, pool_name) = (
+            get(format!("neutron.pool{v}.uuid")),
+            get(format!("neutron.pool{v}.name")),
+        );
+        let (subnet_uuid, subnet_name) = (
+            get(format!("neutron.subnet{v}.uuid")),
+            get(format!("neutron.subnet{v}.name")),
+        );
+        if pool_uuid.is_some() || pool_name.is_some() {
+            PoolSource::UserPool {
+                uuid: pool_uuid,
+                name: pool_name,
+            }
+        } else if subnet_uuid.is_some() || subnet_name.is_some() {
+            PoolSource::UserSubnet {
+                uuid: subnet_uuid,
+                name: subnet_name,
+            }
+        } else {
+            PoolSource::Cidr
+        }
+    }
+}
+
+/// `--subnet` (host bits cleared) after checking it and `--ip-range` are
+/// of the request's family and the range is inside the subnet.
+fn checked_cidrs(req: &RequestPoolRequest) -> Result<Option<IpNet>> {
+    for cidr in [req.pool, req.sub_pool].into_iter().flatten() {
+        if !family_matches(&cidr, req.v6) {
+            return Err(DriverError::Invalid(format!(
+                "pool {cidr} is not an IPv{} network",
+                if req.v6 { 6 } else { 4 }
+            )));
+        }
+    }
+    let requested = req.pool.map(|p| p.trunc());
+    if let (Some(range), Some(pool)) = (req.sub_pool, requested)
+        && !(pool.contains(&range.network()) && pool.prefix_len() <= range.prefix_len())
+    {
+        return Err(DriverError::Invalid(format!(
+            "--ip-range {range} is not inside --subnet {pool}"
+        )));
+    }
+    Ok(requested)
+}
+
+impl Driver {
+    pub(in crate::driver) async fn request_pool(
+        &self,
+        req: RequestPoolRequest,
+    ) -> Result<RequestPoolResponse> {
+        let source = PoolSource::of(&req);
+        let shared =
+            parse_bool_option("neutron.net.shared", req.options.get("neutron.net.shared"))?;
+        let requested = checked_cidrs(&req)?;
+        let _guard = self.lock(POOLS_LOCK).await;
+        let (mut entry, gateway) = match source {
+            PoolSource::UserPool { uuid, name } => {
+                let entry = self
+                    .user_pool(uuid, name, requested, req.v6, shared)
+                    .await?;
+                (entry, None)
+            }
+            PoolSource::UserSubnet { uuid, name } => {
+                let (entry, gw) = self
+                    .user_subnet_pool(uuid, name, requested, req.v6, shared)
+                    .await?;
+                (entry, Some(gw))
+            }
+            PoolSource::Cidr => match requested {
+                Some(cidr) => (self.kuryr_pool(cidr, None, shared).await?, None),
+                None => (self.default_pool_block(req.v6).await?, None),
+            },
+        };
+        entry.ip_range = req.sub_pool;
+        let cidr = entry.cidr;
+        let pool_id = entry.pool.id.clone();
+        self.index().put_pool(entry);
+        let gateway = gateway
+            .or_else(|| first_host(&cidr).map(|gw| with_prefix(gw, &cidr)))
+            .unwrap_or_default();
+        let mut data = BTreeMap::new();
+        if !gateway.is_empty() {
+            data.insert(POOL_GATEWAY.to_string(), gateway);
+        }
+        Ok(RequestPoolResponse {
+            pool_id,
+            pool: cidr.to_string(),
+            data,
+        })
+    }
+
+    /// `--ipam-opt neutron.pool.uuid|name`: the user's pool (tagged as
+    /// kuryr's user), or a block of it, or `kuryrPool-<cidr>` for a
+    /// `--subnet` that is not its one prefix.
+    async fn user_pool(
+        &self,
+        uuid: Option<&String>,
+        name: Option<&String>,
+        requested: Option<IpNet>,
+        v6: bool,
+        shared: Option<bool>,
+    ) -> Result<PoolEntry> {
+        let user = self.find_subnetpool(uuid, name).await?;
+        if !user
+            .tags
+            .iter()
+            .any(|t| t == names::SUBNETPOOL_EXISTING_TAG)
+        {
+            self.neutron
+                .add_tag(
+                    TagResource::SubnetPool,
+                    &user.id,
+                    names::SUBNETPOOL_EXISTING_TAG,
+                )
+                .await?;
+        }
+        match requested {
+            None => self.carve(&user, v6).await,
+            Some(cidr) if user.prefixes.len() == 1 && user.prefixes[0] == cidr.to_string() => {
+                Ok(PoolEntry {
+                    pool: user,
+                    cidr,
+                    ip_range: None,
+                    carved_from: None,
+                    owned: false,
+                })
+            }
+            Some(cidr) => self.kuryr_pool(cidr, None, shared).await,
+        }
+    }
+
+    /// `--ipam-opt neutron.subnet.uuid|name`: a `kuryrPool-<cidr>` tagged
+    /// with the user's subnet, and that subnet's gateway for Docker.
+    async fn user_subnet_pool(
+        &self,
+        uuid: Option<&String>,
+        name: Option<&String>,
+        requested: Option<IpNet>,
+        v6: bool,
+        shared: Option<bool>,
+    ) -> Result<(PoolEntry, String)> {
+        let subnet = self.find_subnet(uuid, name).await?;
+        let cidr: IpNet = subnet.cidr.parse().map_err(|_| {
+            DriverError::Invalid(format!(
+                "subnet {} has a bad cidr {}",
+                subnet.id, subnet.cidr
+            ))
+        })?;
+        if let Some(r) = requested
+            && r != cidr
+        {
+            return Err(DriverError::Invalid(format!(
+                "--subnet {r} does not match Neutron subnet {} ({cidr})",
+                subnet.id
+            )));
+        }
+        let gateway = match subnet.gateway_ip.as_deref() {
+            Some(gw) => format!("{gw}/{}", cidr.prefix_len()),
+            None if v6 => "::/0".into(),
+            None => "0.0.0.0/0".into(),
+        };
+        let entry = self.kuryr_pool(cidr, Some(&subnet.id), shared).await?;
+        Ok((entry, gateway))
+    }
+
+    /// No `--subnet`: a block carved from the default pool.
+    async fn default_pool_block(&self, v6: bool) -> Result<PoolEntry> {
+        let name = if v6 {
+            &self.config.default_subnetpool_v6
+        } else {
+            &self.config.default_subnetpool_v4
+        };
+        let default = self
+            .find_subnetpool(None, Some(name))
+            .await
+            .map_err(|e| match e {
+                DriverError::NotFound(_) => DriverError::NotFound(format!(
+                    "no --subnet given and the default subnet pool {name:?} does not exist: \
+                     create it or pass --subnet"
+                )),
+                other => other,
+            })?;
+        self.carve(&default, v6).await
+    }
+
+    /// A user's pool, by id or unique name.
+    pub(in crate::driver) async fn find_subnetpool(
+        &self,
+        id: Option<&String>,
+        name: Option<&String>,
+    ) -> Result<SubnetPool> {
+        if let Some(id) = id {
+            return self.neutron.get_subnetpool(id).await.map_err(|e| {
+                if e.is_not_found() {
+                    DriverError::NotFound(format!("subnet pool {id} does not exist"))
+                } else {
+                    e.into()
+                }
+            });
+        }
+        let name = name.map(String::as_str).unwrap_or_default();
+        let mut found = self
+            .neutron
+            .list_subnetpools(&Query::new().eq("name", name))
+            .await?;
+        match found.len() {
+            0 => Err(DriverError::NotFound(format!(
+                "subnet pool named {name:?} does not exist"
+            ))),
+            1 => Ok(found.remove(0)),
+            n => Err(DriverError::Invalid(format!(
+                "{n} subnet pools are named {name:?}: use neutron.pool.uuid"
+            ))),
+        }
+    }
+
+    /// A user's subnet, by id or unique name.
+    pub(in crate::driver) async fn find_subnet(
+        &self,
+        id: Option<&String>,
+        name: Option<&String>,
+    ) -> Result<Subnet> {
+        if let Some(id) = id {
+            return self.neutron.get_subnet(id).await.map_err(|e| {
+                if e.is_not_found() {
+                    DriverError::NotFound(format!("subnet {id} does not exist"))
+                } else {
+                    e.into()
+                }
+            });
+        }
+        let name = name.map(String::as_str).unwrap_or_default();
+        let mut found = self
+            .neutron
+            .list_subnets(&Query::new().eq("name", name))
+            .await?;
+        match found.len() {
+            0 => Err(DriverError::NotFound(format!(
+                "subnet named {name:?} does not exist"
+            ))),
+            1 => Ok(found.remove(0)),
+            n => Err(DriverError::Invalid(format!(
+                "{n} subnets are named {name:?}: use neutron.subnet.uuid"
+            ))),
+        }
+    }
+
+    /// The `kuryrPool-<cidr>` pool, reused if any host made it already.
+    async fn kuryr_pool(
+        &self,
+        cidr: IpNet,
+        subnet_tag: Option<&str>,
+        shared: Option<bool>,
+    ) -> Result<PoolEntry> {
+        let name = names::subnetpool_name(&self.config.subnetpool_prefix, &cidr);
+        let mut q = Query::new().eq("name", &name);
+        if let Some(tag) = subnet_tag {
+            q = q.tags(&[tag]);
+        }
+        let found = self.neutron.list_subnetpools(&q).await?;
+        let mut matching = found
+            .into_iter()
+            .filter(|p| p.prefixes.iter().any(|x| x == &cidr.to_string()));
+        let pool = match matching.next() {
+            Some(pool) => {
+                if matching.next().is_some() {
+                    warn!(%name, id = %pool.id, "several subnet pools share this name; using the first");
+                }
+                pool
+            }
+            None => {
+                let pool = self
+                    .neutron
+                    .create_subnetpool(&SubnetPoolCreate {
+                        name: name.clone(),
+                        prefixes: vec![cidr.to_string()],
+                        default_prefixlen: Some(u32::from(cidr.prefix_len())),
+                        shared,
+                        ..Default::default()
+                    })
+                    .await?;
+                let mut pool = pool;
+                if let Some(tag) = subnet_tag {
+                    self.neutron
+                        .add_tag(TagResource::SubnetPool, &pool.id, tag)
+                        .await?;
+                    // The index matches the pool to its subnet by this tag.
+                    pool.tags.push(tag.to_string());
+                }
+                info!(%name, id = %pool.id, "subnet pool created");
+                pool
+            }
+        };
+        Ok(PoolEntry {
+            pool,
+            cidr,
+            ip_range: None,
+            carved_from: None,
+            owned: true,
+        })
+    }
+
+    /// Pick a free `default_prefixlen` block of `parent` and make a
+    /// `kuryrPool-<cidr>` for it. The subnet itself is later allocated from
+    /// `parent`, so Neutron refuses overlaps even across hosts.
+    async fn carve(&self, parent: &SubnetPool, v6: bool) -> Result<PoolEntry> {
+        let prefixlen = parent
+            .default_prefixlen
+            .and_then(|p| u8::try_from(p).ok())
+            .unwrap_or(if v6 { 64 } else { 24 });
+        let mut taken: Vec<IpNet> = self
+            .neutron
+            .list_subnets(&Query::new().eq("subnetpool_id", &parent.id).fields(&[
+                "id",
+                "cidr",
+                "network_id",
+                "ip_version",
+            ]))
+            .await?
+            .iter()
+            .filter_map(|s| s.cidr.parse().ok())
+            .collect();
+        let prefix = format!("{}-", self.config.subnetpool_prefix);
+        let pools = self.neutron.list_subnetpools(&Query::new()).await?;
+        taken.extend(
+            pools
+                .iter()
+                .filter(|p| p.name.starts_with(&prefix) && p.id != parent.id)
+                .flat_map(|p| p.prefixes.iter().filter_map(|x| x.parse::<IpNet>().ok())),
+        );
+        taken.extend(self.index().carved_cidrs());
+        let overlaps = |a: &IpNet, b: &IpNet| a.contains(&b.network()) || b.contains(&a.network());
+        // Pick among the first free blocks at random rather than always the
+        // first: two hosts carving at once then rarely collide (Neutron
+        // refuses the loser's subnet, and its `docker network create` fails).
+        let mut free: Vec<IpNet> = Vec::new();
+        for prefix in parent
+            .prefixes
+            .iter()
+            .filter_map(|p| p.parse::<IpNet>().ok())
+            .filter(|p| family_matches(p, v6))
+        {
+            let Ok(candidates) = prefix.subnets(prefixlen) else {
+                continue;
+            };
+            free.extend(
+                candidates
+                    .take(MAX_CARVE_CANDIDATES)
+                    .filter(|c| !taken.iter().any(|t| overlaps(t, c)))
+                    .take(CARVE_CHOICES - free.len()),
+            );
+            if free.len() >= CARVE_CHOICES {
+                break;
+            }
+        }
+        let chosen = (!free.is_empty()).then(|| free[random_index(free.len())]);
+        let cidr = chosen.ok_or_else(|| {
+            DriverError::Invalid(format!(
+                "subnet pool {} has no free /{prefixlen} left",
+                parent.name
+            ))
+        })?;
+        let mut entry = self.kuryr_pool(cidr, None, None).await?;
+        entry.carved_from = Some(parent.id.clone());
+        info!(%cidr, parent = %parent.name, "carved a subnet from the default pool");
+        Ok(entry)
+    }
+
+    /// The pool behind a PoolID: from the index, else from Neutron.
+    pub(in crate::driver) async fn pool_entry(&self, pool_id: &str) -> Result<Option<PoolEntry>> {
+        let known = self.index().pool(pool_id).cloned();
+        if known.is_some() {
+            return Ok(known);
+        }
+        let pool = match self.neutron.get_subnetpool(pool_id).await {
+            Ok(p) => p,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(cidr) = pool.prefixes.first().and_then(|p| p.parse::<IpNet>().ok()) else {
+            return Ok(None);
+        };
+        let owned = pool
+            .name
+            .starts_with(&format!("{}-", self.config.subnetpool_prefix))
+            && !pool
+                .tags
+                .iter()
+                .any(|t| t == names::SUBNETPOOL_EXISTING_TAG);
+        let entry = PoolEntry {
+            pool,
+            cidr,
+            ip_range: None,
+            carved_from: None,
+            owned,
+        };
+        self.index().put_pool(entry.clone());
+        Ok(Some(entry))
+    }
+
+    /// The subnet allocated for a pool, if the network exists yet.
+    pub(super) async fn pool_subnet(
+        &self,
+        entry: &PoolEntry,
+        from_index: bool,
+    ) -> Result<Option<Subnet>> {
+        let known = self.index().network_of_pool(entry).map(|(_, s)| s.clone());
+        if known.is_some() {
+            return Ok(known);
+        }
+        if from_index {
+            // The index saw this pool being requested and knows every
+            // network this daemon made: no subnet yet.
+            return Ok(None);
+        }
+        let mut subnets = self
+            .neutron
+            .list_subnets(&Query::new().eq("subnetpool_id", &entry.pool.id))
+            .await?;
+        if subnets.is_empty() {
+            subnets = self
+                .neutron
+                .list_subnets(&Query::new().eq("cidr", entry.cidr.to_string()))
+                .await?;
+        }
+        subnets.retain(|s| {
+            s.cidr == entry.cidr.to_string()
+                || s.subnetpool_id.as_deref() == Some(entry.pool.id.as_str())
+        });
+        // Several subnets share the CIDR in different networks: prefer the
+        // one tagged with the pool, as kuryr-libnetwork does.
+        let tagged = subnets
+            .iter()
+            .position(|s| s.tags.iter().any(|t| t == &entry.pool.id));
+        Ok(match tagged {
+            Some(i) => Some(subnets.swap_remove(i)),
+            None => subnets.into_iter().next(),
+        })
+    }
+
+    pub(in crate::driver) async fn release_pool(&self, pool_id: &PoolId) -> Result<()> {
+        let pool_id = pool_id.as_str();
+        let _guard = self.lock(POOLS_LOCK).await;
+        let Some(entry) = self.pool_entry(pool_id).await? else {
+            return Ok(());
+        };
+        if !entry.owned {
+            self.index().remove_pool(pool_id);
+            return Ok(());
+        }
+        if self.index().network_of_pool(&entry).is_some() {
+            // The subnet is still there; DeleteNetwork (next in `docker
+            // network rm`) removes both.
+            return Ok(());
+        }
+        match self.neutron.delete_subnetpool(pool_id).await {
+            Ok(()) => info!(pool = pool_id, cidr = %entry.cidr, "subnet pool deleted"),
+            Err(e) if e.is_not_found() => {}
+            Err(e) if e.is_in_use() => {
+                info!(pool = pool_id, "subnet pool still in use elsewhere; kept")
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.index().remove_pool(pool_id);
+        Ok(())
+    }
+}

@@ -1,0 +1,273 @@
+//! An in-process fake Neutron, for fast unit tests of code that talks to
+//! Neutron and for fuzzing it (feature `fake`; never in a release binary).
+//!
+//! It sits where HTTP would: a [`Session`] built with
+//! [`FakeNeutron::session`] hands every request (method, path, query,
+//! JSON body) to [`FakeNeutron`] instead of the network, so the typed
+//! client, its error decoding and its accounting run exactly as against a
+//! real Neutron. The fake keeps networks, subnets, subnet pools, ports,
+//! security groups and trunks as JSON objects with Neutron's rules where
+//! callers depend on them: list filters and tag filters, IP allocation from
+//! allocation pools (409 `IpAddressAlreadyAllocated`), subnets allocated
+//! from pools without overlap, "in use" refusals on delete (409, and the
+//! 400 `SubnetPoolDeleteError` Zed gives for pools), `PortBound` on a MAC
+//! change, duplicate trunk segmentation ids. Ports bound to a host go
+//! ACTIVE at once, as if an L2 agent plugged them (see
+//! [`FakeNeutron::set_agent`]).
+//!
+//! Faults ([`Fault`]) are injected per method and path prefix: a refusal
+//! with any status, a stall, or a reply lost after the write was done.
+//!
+//! The lab tests use the real Neutron; this fake only answers what the
+//! driver asks and is checked against the lab's behaviour by those tests.
+
+mod addr;
+mod resources;
+mod store;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub use store::Refusal;
+use store::{Outcome, Store};
+
+use crate::neutron::Neutron;
+use crate::session::Session;
+
+/// What an injected fault does to the requests it matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Answer with this error and change nothing.
+    Refuse { status: u16, kind: String },
+    /// Wait this long, then handle the request normally.
+    Stall(Duration),
+    /// Do what was asked, then lose the answer (the caller sees no reply).
+    LoseReply,
+}
+
+/// A fault for requests of `method` whose path starts with `path`
+/// (`"/ports"` matches `/ports` and `/ports/<id>/tags`): the first `skip`
+/// matching requests pass, the next `times` get `kind`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub method: String,
+    pub path: String,
+    pub skip: u32,
+    pub times: u32,
+    pub kind: FaultKind,
+}
+
+impl Fault {
+    /// The next matching request is refused with `status` / `kind`.
+    pub fn refuse(method: &str, path: &str, status: u16, kind: &str) -> Fault {
+        Fault {
+            method: method.into(),
+            path: path.into(),
+            skip: 0,
+            times: 1,
+            kind: FaultKind::Refuse {
+                status,
+                kind: kind.into(),
+            },
+        }
+    }
+
+    /// The next matching request is done but its answer lost.
+    pub fn lose_reply(method: &str, path: &str) -> Fault {
+        Fault {
+            method: method.into(),
+            path: path.into(),
+            skip: 0,
+            times: 1,
+            kind: FaultKind::LoseReply,
+        }
+    }
+
+    /// Let `n` matching requests pass first.
+    pub fn after(mut self, n: u32) -> Fault {
+        self.skip = n;
+        self
+    }
+
+    fn matches(&self, method: &str, path: &str) -> bool {
+        self.method.eq_ignore_ascii_case(method) && path.starts_with(&self.path)
+    }
+}
+
+/// How the fake answered one request.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// Status and JSON body (an error status carries `NeutronError`).
+    Reply(u16, Vec<u8>),
+    /// The request was acted on, the reply lost.
+    Lost,
+}
+
+/// The fake Neutron. Cheap to create; share it with [`Arc`].
+#[derive(Debug, Default)]
+pub struct FakeNeutron {
+    store: Mutex<Store>,
+    faults: Mutex<Vec<Fault>>,
+    log: Mutex<Vec<String>>,
+    no_agent: AtomicBool,
+}
+
+/// The extensions the fake announces (what the driver checks at start).
+const EXTENSIONS: &[&str] = &[
+    "standard-attr-tag",
+    "subnet_allocation",
+    "allowed-address-pairs",
+    "binding",
+    "trunk",
+    "trunk-details",
+    "security-group",
+];
+
+/// The project every object of the fake belongs to.
+pub const PROJECT: &str = "fa4e0000000040008000000000000001";
+
+impl FakeNeutron {
+    pub fn new() -> Arc<FakeNeutron> {
+        Arc::new(FakeNeutron::default())
+    }
+
+    /// A session whose requests this fake answers (no Keystone involved).
+    pub fn session(self: &Arc<Self>) -> Session {
+        Session::fake(self.clone())
+    }
+
+    /// A Neutron client on [`FakeNeutron::session`].
+    pub fn client(self: &Arc<Self>) -> Neutron {
+        Neutron::new(self.session())
+    }
+
+    /// Whether ports bound to a host go ACTIVE at once (default) or stay
+    /// DOWN, as with no L2 agent on that host.
+    pub fn set_agent(&self, plugs: bool) {
+        self.no_agent.store(!plugs, Ordering::Relaxed);
+    }
+
+    /// Add a fault; faults are tried in the order they were added.
+    pub fn inject(&self, fault: Fault) {
+        lock(&self.faults).push(fault);
+    }
+
+    /// Every request so far, as `METHOD /path`.
+    pub fn requests(&self) -> Vec<String> {
+        lock(&self.log).clone()
+    }
+
+    /// The objects of a collection (`networks`, `ports`, ...).
+    pub fn objects(&self, collection: &str) -> Vec<Value> {
+        lock(&self.store).list(collection, &[])
+    }
+
+    /// How many objects a collection holds.
+    pub fn count(&self, collection: &str) -> usize {
+        lock(&self.store).count(collection)
+    }
+
+    /// Create an object directly, as another user of the cloud would
+    /// (`collection` as in the URL, `body` as the create request's inner
+    /// object); returns it.
+    pub fn seed(&self, collection: &str, body: Value) -> Value {
+        let path = format!("/{collection}");
+        let (key, _) = resources::keys(collection).expect("a collection the fake serves");
+        let agent = !self.no_agent.load(Ordering::Relaxed);
+        let mut store = lock(&self.store);
+        match resources::route(&mut store, agent, "POST", &path, &json!({ key: body })) {
+            Ok(v) => v[key].clone(),
+            Err(e) => panic!("seeding {collection}: {}", e.message),
+        }
+    }
+
+    /// Answer one request.
+    pub(crate) async fn handle(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<&Value>,
+    ) -> Answer {
+        lock(&self.log).push(format!("{method} {path}"));
+        let fault = self.take_fault(method, path);
+        match fault {
+            Some(FaultKind::Refuse { status, kind }) => {
+                let r = Refusal::new(status, &kind, "injected fault");
+                return Answer::Reply(status, r.body().to_string().into_bytes());
+            }
+            Some(FaultKind::Stall(d)) => tokio::time::sleep(d).await,
+            _ => {}
+        }
+        let outcome = self.act(method, path, query, body);
+        if fault == Some(FaultKind::LoseReply) {
+            return Answer::Lost;
+        }
+        match outcome {
+            Ok(Value::Null) => Answer::Reply(204, Vec::new()),
+            Ok(v) => Answer::Reply(
+                if method == "POST" { 201 } else { 200 },
+                v.to_string().into_bytes(),
+            ),
+            Err(r) => Answer::Reply(r.status, r.body().to_string().into_bytes()),
+        }
+    }
+
+    fn act(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<&Value>,
+    ) -> Outcome {
+        let mut store = lock(&self.store);
+        match (method, path) {
+            ("GET", "/extensions") => Ok(json!({"extensions": EXTENSIONS
+                .iter()
+                .map(|a| json!({"alias": a, "name": a, "description": ""}))
+                .collect::<Vec<_>>()})),
+            ("GET", "/agents") => Ok(json!({"agents": []})),
+            ("GET", _) if resources::keys(&path[1..]).is_some() => {
+                let coll = &path[1..];
+                let (_, list_key) = resources::keys(coll).unwrap_or_default();
+                Ok(json!({ list_key: store.list(coll, query) }))
+            }
+            _ => {
+                let agent = !self.no_agent.load(Ordering::Relaxed);
+                resources::route(
+                    &mut store,
+                    agent,
+                    method,
+                    path,
+                    body.unwrap_or(&Value::Null),
+                )
+            }
+        }
+    }
+
+    fn take_fault(&self, method: &str, path: &str) -> Option<FaultKind> {
+        let mut faults = lock(&self.faults);
+        let i = faults.iter().position(|f| f.matches(method, path))?;
+        let f = &mut faults[i];
+        if f.skip > 0 {
+            f.skip -= 1;
+            return None;
+        }
+        let kind = f.kind.clone();
+        f.times = f.times.saturating_sub(1);
+        if f.times == 0 {
+            faults.remove(i);
+        }
+        Some(kind)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests;
