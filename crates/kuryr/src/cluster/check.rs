@@ -21,6 +21,7 @@ use kuryr_openstack::{Error as OsError, Neutron, Query, Session};
 
 use super::http::{self, Endpoint};
 use crate::config::{Config, PortDriverKind};
+use crate::paths::{self, DOCKER_PLUGIN_LOOKUP};
 
 /// What `kuryr node check` looks at.
 #[derive(Debug, Clone)]
@@ -36,7 +37,7 @@ impl Default for CheckOptions {
     fn default() -> Self {
         CheckOptions {
             config_file: PathBuf::from(crate::config::DEFAULT_CONFIG_FILE),
-            docker_host: "unix:///run/docker.sock".into(),
+            docker_host: paths::DOCKER_HOST.into(),
             timeout: Duration::from_secs(10),
         }
     }
@@ -100,21 +101,6 @@ impl Report {
 
 /// Neutron agent types that bind `binding:host_id` ports with a veth.
 const L2_AGENT_TYPES: [&str; 2] = ["Open vSwitch agent", "Linux bridge agent"];
-
-/// Docker's lookup of a v1 plugin named `kuryr`, first hit wins
-/// (`pkg/plugins/discovery.go`): sockets, then spec files.
-pub const DOCKER_PLUGIN_LOOKUP: &[&str] = &[
-    "/run/docker/plugins/kuryr.sock",
-    "/run/docker/plugins/kuryr/kuryr.sock",
-    "/etc/docker/plugins/kuryr.spec",
-    "/etc/docker/plugins/kuryr/kuryr.spec",
-    "/etc/docker/plugins/kuryr.json",
-    "/etc/docker/plugins/kuryr/kuryr.json",
-    "/usr/lib/docker/plugins/kuryr.spec",
-    "/usr/lib/docker/plugins/kuryr/kuryr.spec",
-    "/usr/lib/docker/plugins/kuryr.json",
-    "/usr/lib/docker/plugins/kuryr/kuryr.json",
-];
 
 /// Run every check.
 pub async fn run(opts: &CheckOptions) -> Report {
@@ -553,7 +539,7 @@ fn driver_listener(c: Option<&Config>) -> Listener {
             Some(p) => Listener::Socket(p.clone()),
             None => Listener::Tcp(c.default.kuryr_listen.to_string()),
         },
-        None => Listener::Socket(PathBuf::from(super::params::SOCKET_PATHS[0])),
+        None => Listener::Socket(PathBuf::from(paths::PLUGIN_SOCKET)),
     }
 }
 
@@ -750,7 +736,7 @@ async fn check_docker(r: &mut Report, listener: &Listener, docker_host: &str, ti
                     None => format!(
                         "dockerd finds no plugin named kuryr: write http://{hp} into {} (kuryr node setup does, \
                          with driver.plugin tcp)",
-                        super::render::PLUGIN_SPEC
+                        paths::PLUGIN_SPEC
                     ),
                 };
                 r.push("docker", Status::Fail, why);

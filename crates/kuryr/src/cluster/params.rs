@@ -52,12 +52,7 @@ use super::Problem;
 use super::json::{Fields, parse_object, type_name};
 use super::labels::{AgentType, valid_ifname};
 use super::template::NetworkDriverPolicy;
-
-/// Where the driver listens for Docker.
-pub const SOCKET_PATHS: [&str; 2] = [
-    "/run/docker/plugins/kuryr.sock",
-    "/run/docker/plugins/kuryr/kuryr.sock",
-];
+use crate::paths::{self, SOCKET_PATHS};
 
 /// All cluster parameters.
 #[derive(Debug, Clone)]
@@ -236,7 +231,7 @@ pub const DEFAULT_PLUGIN_REF: &str = "kuryr/kuryr:latest";
 impl Default for DriverParams {
     fn default() -> Self {
         DriverParams {
-            binary: PathBuf::from("/usr/local/bin/kuryr"),
+            binary: PathBuf::from(paths::KURYR_BINARY),
             plugin: PluginMode::Socket,
             socket: PathBuf::from(SOCKET_PATHS[0]),
             tcp_uri: "http://127.0.0.1:23750".into(),
@@ -777,9 +772,10 @@ fn read_driver(f: &mut Fields<'_>) -> DriverParams {
         Some(other) => g.problem(
             "plugin",
             format!(
-                "driver.plugin {other:?} is not supported: socket (the driver serves \
-                 /run/docker/plugins/kuryr.sock), tcp (kuryr-libnetwork's kuryr.spec on loopback) \
-                 or managed (a v2 Docker plugin, for swarm services)"
+                "driver.plugin {other:?} is not supported: socket (the driver serves {}), \
+                 tcp (kuryr-libnetwork's kuryr.spec on loopback) or managed (a v2 Docker plugin, \
+                 for swarm services)",
+                paths::PLUGIN_SOCKET
             ),
         ),
     }

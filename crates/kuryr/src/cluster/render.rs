@@ -15,27 +15,14 @@ use super::systemd;
 use super::template::{ClusterTemplate, KURYR};
 use crate::config::oslo::Writer;
 use crate::config::{BindingDriverKind, PortDriverKind};
+use crate::paths::{
+    CA_PEM, DOCKER_DROPIN, ETC_KURYR, KURYR_CONF, KURYR_UNIT, KURYR_UNIT_NAME,
+    LINUXBRIDGE_AGENT_INI, OVS_AGENT_INI, PLUGIN_BUNDLE, PLUGIN_CONFIG, PLUGIN_ENTRYPOINT,
+    PLUGIN_SOCKET, PLUGIN_SPEC,
+};
 
-pub const KURYR_CONF: &str = "/etc/kuryr/kuryr.conf";
-pub const CA_PEM: &str = "/etc/kuryr/ca.pem";
-pub const PLUGIN_SPEC: &str = "/usr/lib/docker/plugins/kuryr/kuryr.spec";
-pub const KURYR_UNIT_NAME: &str = "kuryr.service";
-pub const KURYR_UNIT: &str = "/etc/systemd/system/kuryr.service";
-pub const DOCKER_DROPIN: &str = "/etc/systemd/system/docker.service.d/kuryr.conf";
-pub const OVS_AGENT_INI: &str = "/etc/neutron/plugins/ml2/openvswitch_agent.ini";
-pub const LINUXBRIDGE_AGENT_INI: &str = "/etc/neutron/plugins/ml2/linuxbridge_agent.ini";
 /// The integration bridge: the binder always plugs into `br-int`.
 pub const INTEGRATION_BRIDGE: &str = "br-int";
-/// Systemd unit files live under here; a change there needs a reload.
-pub const SYSTEMD_DIR: &str = "/etc/systemd/system";
-/// Managed mode: the plugin bundle (`config.json` and `rootfs/`).
-pub const PLUGIN_BUNDLE: &str = "/var/lib/kuryr/plugin";
-/// Managed mode: the bundle's `config.json`.
-pub const PLUGIN_CONFIG: &str = "/var/lib/kuryr/plugin/config.json";
-/// Managed mode: a digest of the bundle, compared to decide a re-install.
-pub const PLUGIN_DIGEST: &str = "/var/lib/kuryr/plugin.digest";
-/// Managed mode: where the driver listens, inside the plugin.
-pub const MANAGED_SOCKET: &str = "/run/docker/plugins/kuryr.sock";
 
 /// The managed plugin's `config.json`: a network and IPAM driver on host
 /// networking with CAP_NET_ADMIN, the node's kuryr configuration mounted
@@ -44,7 +31,7 @@ pub fn plugin_config_json(etc_kuryr: &str) -> String {
     let v = serde_json::json!({
         "description": "Kuryr: OpenStack Neutron network and IPAM driver for Docker (kuryr-rs)",
         "documentation": "https://docs.openstack.org/kuryr-libnetwork/",
-        "entrypoint": ["/usr/bin/kuryr", "--config-file", "/etc/kuryr/kuryr.conf", "server"],
+        "entrypoint": [PLUGIN_ENTRYPOINT, "--config-file", KURYR_CONF, "server"],
         "workdir": "/",
         "interface": {
             "types": ["docker.networkdriver/1.0", "docker.ipamdriver/1.0"],
@@ -56,7 +43,7 @@ pub fn plugin_config_json(etc_kuryr: &str) -> String {
             "name": "etc-kuryr",
             "description": "the node's kuryr configuration (kuryr.conf, written by kuryr node setup)",
             "source": etc_kuryr,
-            "destination": "/etc/kuryr",
+            "destination": ETC_KURYR,
             "type": "bind",
             "options": ["rbind", "ro"],
             "settable": ["source"]
@@ -318,7 +305,7 @@ pub fn render(
                 PathBuf::from(PLUGIN_SPEC),
                 "managed mode: Docker runs the plugin".into(),
             ));
-            plan.add(PLUGIN_CONFIG, 0o644, None, plugin_config_json("/etc/kuryr"));
+            plan.add(PLUGIN_CONFIG, 0o644, None, plugin_config_json(ETC_KURYR));
         }
         PluginMode::Tcp => plan.add(
             PLUGIN_SPEC,
@@ -383,7 +370,7 @@ pub fn render(
         plan.steps.push(Step::ManagedPlugin {
             reference: params.driver.plugin_ref.clone(),
             bundle: PathBuf::from(PLUGIN_BUNDLE),
-            etc_kuryr: PathBuf::from("/etc/kuryr"),
+            etc_kuryr: PathBuf::from(ETC_KURYR),
         });
         return Ok(finish_notes(plan, template, params));
     }
@@ -464,7 +451,7 @@ fn kuryr_conf(
             w.set(d, "plugin_socket", params.driver.socket.to_string_lossy());
         }
         PluginMode::Managed => {
-            w.set(d, "plugin_socket", MANAGED_SOCKET);
+            w.set(d, "plugin_socket", PLUGIN_SOCKET);
         }
         PluginMode::Tcp => {
             w.set(d, "plugin_socket", "");

@@ -27,6 +27,7 @@ use super::render::{self, FileSpec, Plan, Role, Step};
 use super::{ClusterError, facts, load_inputs};
 use crate::cluster::params::{DatapathType, Installer};
 use crate::config::Config;
+use crate::paths;
 
 /// What `kuryr node setup` was asked to do.
 #[derive(Debug, Clone)]
@@ -291,7 +292,7 @@ pub fn run(opts: &SetupOptions, out: &mut dyn Write) -> Result<Outcome, ClusterE
 
     if changed_paths
         .iter()
-        .any(|p| p.starts_with(render::SYSTEMD_DIR))
+        .any(|p| p.starts_with(paths::SYSTEMD_DIR))
     {
         let reload = Cmd::new(&["systemctl", "daemon-reload"]);
         if !runner.execute(&[reload], out, &mut outcome)? {
@@ -330,14 +331,14 @@ pub fn run(opts: &SetupOptions, out: &mut dyn Write) -> Result<Outcome, ClusterE
 /// Load the rendered kuryr.conf back as the daemon will: a file that does
 /// not load, or loads with warnings, is a rendering bug.
 fn check_rendered_config(plan: &Plan) -> Result<Config, ClusterError> {
-    let path = PathBuf::from(render::KURYR_CONF);
-    let text = plan.text(render::KURYR_CONF).unwrap_or_default();
+    let path = PathBuf::from(paths::KURYR_CONF);
+    let text = plan.text(paths::KURYR_CONF).unwrap_or_default();
     let bug = |reason: String| ClusterError::Render {
         path: path.clone(),
         reason,
     };
     let config =
-        Config::from_texts(&[(render::KURYR_CONF, text)]).map_err(|e| bug(e.to_string()))?;
+        Config::from_texts(&[(paths::KURYR_CONF, text)]).map_err(|e| bug(e.to_string()))?;
     if !config.warnings.is_empty() {
         return Err(bug(config.warnings.join("; ")));
     }
@@ -475,7 +476,7 @@ fn add_plugin_bundle(plan: &mut Plan, root: &Path) -> Result<(), ClusterError> {
     else {
         return Ok(());
     };
-    *etc_kuryr = under_root(root, Path::new("/etc/kuryr"));
+    *etc_kuryr = under_root(root, Path::new(paths::ETC_KURYR));
     let read = |path: &Path| {
         std::fs::read(path).map_err(|source| ClusterError::Read {
             path: path.to_path_buf(),
@@ -486,7 +487,7 @@ fn add_plugin_bundle(plan: &mut Plan, root: &Path) -> Result<(), ClusterError> {
         path: PathBuf::from("/proc/self/exe"),
         source,
     })?;
-    let rootfs = Path::new(render::PLUGIN_BUNDLE).join("rootfs");
+    let rootfs = Path::new(paths::PLUGIN_ROOTFS);
     let mut add = |node_path: &Path, mode: u32, contents: Vec<u8>| {
         let path = rootfs.join(node_path.strip_prefix("/").unwrap_or(node_path));
         plan.files.insert(
@@ -499,17 +500,17 @@ fn add_plugin_bundle(plan: &mut Plan, root: &Path) -> Result<(), ClusterError> {
             },
         );
     };
-    add(Path::new("/usr/bin/kuryr"), 0o755, read(&exe)?);
+    add(Path::new(paths::PLUGIN_ENTRYPOINT), 0o755, read(&exe)?);
     for lib in shared_libraries(&exe) {
         add(&lib, 0o755, read(&lib)?);
     }
-    let ca = Path::new("/etc/ssl/certs/ca-certificates.crt");
+    let ca = Path::new(paths::SYSTEM_CA_BUNDLE);
     if ca.is_file() {
         add(ca, 0o644, read(ca)?);
     }
     // FNV-1a over every bundle file's path and contents.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let bundle = Path::new(render::PLUGIN_BUNDLE);
+    let bundle = Path::new(paths::PLUGIN_BUNDLE);
     for spec in plan.files.values().filter(|f| f.path.starts_with(bundle)) {
         let path = spec.path.to_string_lossy();
         let mode = spec.mode.to_le_bytes();
@@ -524,7 +525,7 @@ fn add_plugin_bundle(plan: &mut Plan, root: &Path) -> Result<(), ClusterError> {
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
     }
-    let path = PathBuf::from(render::PLUGIN_DIGEST);
+    let path = PathBuf::from(paths::PLUGIN_DIGEST);
     plan.files.insert(
         path.clone(),
         FileSpec {
@@ -758,7 +759,7 @@ impl Runner {
                 };
                 let bundle_changed = changed
                     .iter()
-                    .any(|p| p.starts_with(bundle) || p == Path::new(render::PLUGIN_DIGEST));
+                    .any(|p| p.starts_with(bundle) || p == Path::new(paths::PLUGIN_DIGEST));
                 let enabled = if live {
                     docker(&["plugin", "inspect", "-f", "{{.Enabled}}", reference]).output()
                 } else {
@@ -842,14 +843,7 @@ impl Runner {
 
 /// The mount points and runtime directories the plugin's rootfs needs.
 fn make_rootfs_dirs(bundle: &Path) {
-    for d in [
-        "etc/kuryr",
-        "run/docker/plugins",
-        "tmp",
-        "proc",
-        "sys",
-        "dev",
-    ] {
+    for d in paths::PLUGIN_ROOTFS_DIRS {
         let _ = std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o755)
