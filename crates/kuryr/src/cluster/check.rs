@@ -656,13 +656,8 @@ fn spec_target(path: &Path) -> Option<String> {
     } else {
         text.trim().to_string()
     };
-    let u = super::params::split_url(&url)?;
-    let host = if u.host.contains(':') {
-        format!("[{}]", u.host)
-    } else {
-        u.host
-    };
-    Some(format!("{host}:{}", u.port?))
+    let u = super::params::parse_url(&url)?;
+    Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?))
 }
 
 async fn check_docker(r: &mut Report, listener: &Listener, docker_host: &str, timeout: Duration) {

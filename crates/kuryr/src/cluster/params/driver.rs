@@ -1,10 +1,11 @@
 //! `driver`: the driver service on the nodes, and how Docker reaches it
 //! (a socket, kuryr-libnetwork's TCP spec file, or a managed v2 plugin).
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use super::split_url;
+use url::{Host, Url};
+
+use super::parse_url;
 use crate::cluster::json::Fields;
 use crate::paths::{self, SOCKET_PATHS};
 
@@ -169,13 +170,7 @@ fn read_socket(g: &mut Fields<'_>) -> Option<PathBuf> {
 /// TCP mode: an http URL on loopback with a port, without the trailing `/`.
 fn read_tcp_uri(g: &mut Fields<'_>) -> Option<String> {
     let uri = g.opt_str("tcp_uri")?;
-    let loopback = split_url(&uri).filter(|u| {
-        u.scheme == "http"
-            && u.port.is_some()
-            && u.path.trim_end_matches('/').is_empty()
-            && u.host.parse::<IpAddr>().is_ok_and(|a| a.is_loopback())
-    });
-    if loopback.is_some() {
+    if parse_url(&uri).is_some_and(|u| is_loopback_http(&uri, &u)) {
         return Some(uri.trim_end_matches('/').to_string());
     }
     g.problem(
@@ -186,4 +181,29 @@ fn read_tcp_uri(g: &mut Fields<'_>) -> Option<String> {
         ),
     );
     None
+}
+
+/// `http://` + a loopback address + a port, and nothing after it: what
+/// `uri` (parsed as `u`) must be to serve the unauthenticated plugin API.
+fn is_loopback_http(uri: &str, u: &Url) -> bool {
+    let host_is_loopback = match u.host() {
+        Some(Host::Ipv4(a)) => a.is_loopback(),
+        Some(Host::Ipv6(a)) => a.is_loopback(),
+        _ => false,
+    };
+    // `uri` itself goes into kuryr.conf and the spec file, so its host must
+    // be written as the address it parses to (127.1 is 127.0.0.1 to the url
+    // crate, a host name to Docker), and the url crate forgets a scheme's
+    // default port: an explicit `:80` is only visible in the text.
+    let written = u
+        .host_str()
+        .is_some_and(|h| uri.contains(&format!("//{h}:")) || uri.contains(&format!("@{h}:")));
+    let has_port = u.port().is_some() || uri.trim_end_matches('/').ends_with(":80");
+    u.scheme() == "http"
+        && host_is_loopback
+        && written
+        && has_port
+        && u.path().trim_end_matches('/').is_empty()
+        && u.query().is_none()
+        && u.fragment().is_none()
 }

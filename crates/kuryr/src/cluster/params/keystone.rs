@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use kuryr_openstack::Interface;
 
-use super::split_url;
+use super::parse_url;
 use crate::cluster::json::Fields;
 
 /// Where Keystone is and how to trust it.
@@ -58,7 +58,7 @@ pub(super) fn read(f: &mut Fields<'_>) -> Option<KeystoneParams> {
 /// `auth_url`: an http(s) URL of Keystone v3.
 fn read_auth_url(g: &mut Fields<'_>) -> Option<String> {
     let url = g.req_str("auth_url")?;
-    let ok = split_url(&url).filter(|u| matches!(u.scheme.as_str(), "http" | "https"));
+    let ok = parse_url(&url).filter(|u| matches!(u.scheme(), "http" | "https"));
     if ok.is_none() {
         g.problem(
             "auth_url",

@@ -52,6 +52,7 @@ mod keystone;
 mod tests;
 
 use serde_json::{Map, Value};
+use url::Url;
 
 pub use agent::{AgentParams, DatapathType, Installer, LocalIpSource};
 pub use credential::{CREDENTIAL_OPTION_ORDER, CredentialKind, NodeCredential};
@@ -221,49 +222,10 @@ fn secret_problem(s: &str) -> Option<&'static str> {
     }
 }
 
-/// The parts of an `scheme://host[:port][/path]` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct UrlParts {
-    pub scheme: String,
-    /// Without IPv6 brackets.
-    pub host: String,
-    pub port: Option<u16>,
-    pub path: String,
-}
-
-/// Split a URL; `None` unless it has a scheme and a host.
-pub(crate) fn split_url(s: &str) -> Option<UrlParts> {
-    let (scheme, rest) = s.split_once("://")?;
-    if scheme.is_empty()
-        || !scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '+')
-    {
-        return None;
-    }
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(end);
-    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-        let (host, after) = v6.split_once(']')?;
-        (host, after.strip_prefix(':'))
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (hostport, None),
-        }
-    };
-    if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c.is_control()) {
-        return None;
-    }
-    let port = match port {
-        None => None,
-        Some(p) => Some(p.parse::<u16>().ok().filter(|p| *p != 0)?),
-    };
-    Some(UrlParts {
-        scheme: scheme.to_ascii_lowercase(),
-        host: host.to_string(),
-        port,
-        path: path.to_string(),
-    })
+/// `s` as an absolute URL with a host and, when it names a port, not port
+/// 0; `None` otherwise.
+pub(crate) fn parse_url(s: &str) -> Option<Url> {
+    let u = Url::parse(s).ok()?;
+    let has_host = u.host_str().is_some_and(|h| !h.is_empty());
+    (has_host && u.port() != Some(0)).then_some(u)
 }

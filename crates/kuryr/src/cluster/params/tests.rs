@@ -1,6 +1,8 @@
 //! Parameters files, valid and broken: defaults, every field, and the
 //! exact problems reported (all of them, never a secret).
 
+use std::net::Ipv6Addr;
+
 use kuryr_openstack::Interface;
 use serde_json::{Value, json};
 
@@ -361,13 +363,17 @@ fn full_params() {
 
 #[test]
 fn urls() {
-    let u = split_url("http://[::1]:23750/x").unwrap();
+    let u = parse_url("http://[::1]:23750/x").unwrap();
     assert_eq!(
-        (u.host.as_str(), u.port, u.path.as_str()),
-        ("::1", Some(23750), "/x")
+        (u.host(), u.port(), u.path()),
+        (
+            Some(url::Host::Ipv6(Ipv6Addr::LOCALHOST)),
+            Some(23750),
+            "/x"
+        )
     );
-    let u = split_url("https://user:pw@keystone:5000").unwrap();
-    assert_eq!((u.host.as_str(), u.port), ("keystone", Some(5000)));
+    let u = parse_url("https://user:pw@keystone:5000").unwrap();
+    assert_eq!((u.host_str(), u.port()), (Some("keystone"), Some(5000)));
     for bad in [
         "keystone:5000",
         "http://",
@@ -376,7 +382,7 @@ fn urls() {
         "://h",
         "http://[::1",
     ] {
-        assert_eq!(split_url(bad), None, "{bad}");
+        assert_eq!(parse_url(bad), None, "{bad}");
     }
 }
 
@@ -385,4 +391,34 @@ fn policy_survives_other_errors() {
     let v = json!({"cluster_template": {"swarm_default_network_driver": "kuryr"}, "keystone": 1});
     assert_eq!(policy_only(&v.to_string()).default, "kuryr");
     assert_eq!(policy_only("nonsense"), NetworkDriverPolicy::default());
+}
+
+#[test]
+fn tcp_uri_is_loopback_with_a_port() {
+    let tcp_uri = |uri: &str| {
+        parse(&with(minimal(), "/driver", json!({"tcp_uri": uri}))).map(|p| p.driver.tcp_uri)
+    };
+    for (uri, stored) in [
+        ("http://127.0.0.1:23750", "http://127.0.0.1:23750"),
+        ("http://127.0.0.1:23750/", "http://127.0.0.1:23750"),
+        ("http://[::1]:23750", "http://[::1]:23750"),
+        ("http://127.0.0.1:80", "http://127.0.0.1:80"),
+        ("http://127.0.0.2:1", "http://127.0.0.2:1"),
+        ("http://u:pw@127.0.0.1:1", "http://u:pw@127.0.0.1:1"),
+    ] {
+        assert_eq!(tcp_uri(uri).as_deref(), Ok(stored), "{uri}");
+    }
+    for bad in [
+        "http://0.0.0.0:23750",
+        "http://127.0.0.1",
+        "http://localhost:23750",
+        "https://127.0.0.1:23750",
+        "http://127.0.0.1:23750/x",
+        "http://127.0.0.1:23750?x",
+        "http://127.0.0.1:0",
+        "http://127.1:23750",
+        "127.0.0.1:23750",
+    ] {
+        assert!(tcp_uri(bad).is_err(), "{bad}");
+    }
 }
