@@ -4,8 +4,8 @@
 //! the agent-mode services.
 //!
 //! Secrets (`application_credential_secret`, `password`, the agent's
-//! `transport_url`) are held as [`SecretString`]: `Debug` redacts them and
-//! no message of this module ever includes them.
+//! `transport_url`) are held as [`secrecy::SecretString`]: `Debug` redacts
+//! them and no message of this module ever includes them.
 //!
 //! Each top-level object has its file: `keystone.rs`, `credential.rs`,
 //! `driver.rs`, `agent.rs`; this one reads the whole file, the operator's

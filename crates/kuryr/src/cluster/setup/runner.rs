@@ -1,5 +1,5 @@
 //! Every command node setup runs goes through one [`CommandRunner`]:
-//! [`System`] runs it on the machine; in tests, [`Recording`] writes down
+//! [`System`] runs it on the machine; in tests, `Recording` writes down
 //! each command line and answers from a script, so what setup decides on a
 //! live root is tested without one.
 //!
