@@ -94,7 +94,7 @@ enum NodeCommand {
     /// Report this node's health, one line per check; exit 1 if any fails.
     Check {
         /// dockerd's API socket.
-        #[arg(long, value_name = "URL", default_value = "unix:///run/docker.sock")]
+        #[arg(long, value_name = "URL", default_value = crate::paths::DOCKER_HOST)]
         docker_host: String,
     },
 }

@@ -8,6 +8,8 @@
 //! - [`binding`] — the host side (veth, Open vSwitch, Linux bridge, ...)
 //! - [`config`] — `/etc/kuryr/kuryr.conf`
 //! - [`names`] — the names and tags shared with kuryr-libnetwork
+//! - [`paths`] — where kuryr's files are on a node (sockets, `kuryr.conf`,
+//!   units, the managed plugin's bundle), for the daemon and the cluster layer
 //! - [`cluster`] — Swarm cluster integration: templates, node setup, node check
 
 pub mod binding;
@@ -17,5 +19,6 @@ pub mod config;
 pub mod daemon;
 pub mod driver;
 pub mod names;
+pub mod paths;
 pub mod protocol;
 pub mod server;

@@ -14,8 +14,11 @@
 //!   service steps.
 //! - [`setup`]: `kuryr node setup`: compare with the node, write what
 //!   differs, run the service steps; idempotent, with `--dry-run` and
-//!   `--root`.
+//!   `--root`. Every command it runs goes through one runner, which unit
+//!   tests replace with a recording fake.
 //! - [`check`]: `kuryr node check`: one OK/FAIL line per health check.
+//!
+//! The node paths all of them use are in [`crate::paths`].
 //!
 //! Both input files are JSON: a template file holds the same object Magnum's
 //! API takes and returns (`openstack coe cluster template show -f json`

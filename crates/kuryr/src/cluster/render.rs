@@ -15,27 +15,14 @@ use super::systemd;
 use super::template::{ClusterTemplate, KURYR};
 use crate::config::oslo::Writer;
 use crate::config::{BindingDriverKind, PortDriverKind};
+use crate::paths::{
+    CA_PEM, DOCKER_DROPIN, ETC_KURYR, KURYR_CONF, KURYR_UNIT, KURYR_UNIT_NAME,
+    LINUXBRIDGE_AGENT_INI, OVS_AGENT_INI, PLUGIN_BUNDLE, PLUGIN_CONFIG, PLUGIN_ENTRYPOINT,
+    PLUGIN_SOCKET, PLUGIN_SPEC,
+};
 
-pub const KURYR_CONF: &str = "/etc/kuryr/kuryr.conf";
-pub const CA_PEM: &str = "/etc/kuryr/ca.pem";
-pub const PLUGIN_SPEC: &str = "/usr/lib/docker/plugins/kuryr/kuryr.spec";
-pub const KURYR_UNIT_NAME: &str = "kuryr.service";
-pub const KURYR_UNIT: &str = "/etc/systemd/system/kuryr.service";
-pub const DOCKER_DROPIN: &str = "/etc/systemd/system/docker.service.d/kuryr.conf";
-pub const OVS_AGENT_INI: &str = "/etc/neutron/plugins/ml2/openvswitch_agent.ini";
-pub const LINUXBRIDGE_AGENT_INI: &str = "/etc/neutron/plugins/ml2/linuxbridge_agent.ini";
 /// The integration bridge: the binder always plugs into `br-int`.
 pub const INTEGRATION_BRIDGE: &str = "br-int";
-/// Systemd unit files live under here; a change there needs a reload.
-pub const SYSTEMD_DIR: &str = "/etc/systemd/system";
-/// Managed mode: the plugin bundle (`config.json` and `rootfs/`).
-pub const PLUGIN_BUNDLE: &str = "/var/lib/kuryr/plugin";
-/// Managed mode: the bundle's `config.json`.
-pub const PLUGIN_CONFIG: &str = "/var/lib/kuryr/plugin/config.json";
-/// Managed mode: a digest of the bundle, compared to decide a re-install.
-pub const PLUGIN_DIGEST: &str = "/var/lib/kuryr/plugin.digest";
-/// Managed mode: where the driver listens, inside the plugin.
-pub const MANAGED_SOCKET: &str = "/run/docker/plugins/kuryr.sock";
 
 /// The managed plugin's `config.json`: a network and IPAM driver on host
 /// networking with CAP_NET_ADMIN, the node's kuryr configuration mounted
@@ -44,7 +31,7 @@ pub fn plugin_config_json(etc_kuryr: &str) -> String {
     let v = serde_json::json!({
         "description": "Kuryr: OpenStack Neutron network and IPAM driver for Docker (kuryr-rs)",
         "documentation": "https://docs.openstack.org/kuryr-libnetwork/",
-        "entrypoint": ["/usr/bin/kuryr", "--config-file", "/etc/kuryr/kuryr.conf", "server"],
+        "entrypoint": [PLUGIN_ENTRYPOINT, "--config-file", KURYR_CONF, "server"],
         "workdir": "/",
         "interface": {
             "types": ["docker.networkdriver/1.0", "docker.ipamdriver/1.0"],
@@ -56,7 +43,7 @@ pub fn plugin_config_json(etc_kuryr: &str) -> String {
             "name": "etc-kuryr",
             "description": "the node's kuryr configuration (kuryr.conf, written by kuryr node setup)",
             "source": etc_kuryr,
-            "destination": "/etc/kuryr",
+            "destination": ETC_KURYR,
             "type": "bind",
             "options": ["rbind", "ro"],
             "settable": ["source"]
@@ -210,8 +197,43 @@ pub fn render(
     role: Role,
     facts: &NodeFacts,
 ) -> Result<Plan, Vec<Problem>> {
+    let binding_host = params.binding_host.apply(&facts.hostname);
+    let problems = inconsistencies(template, params, facts, &binding_host);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let mut plan = Plan {
+        role,
+        binding_host,
+        files: BTreeMap::new(),
+        absent: Vec::new(),
+        steps: Vec::new(),
+        notes: Vec::new(),
+    };
+    let header = header(template, role);
+    add_kuryr_conf(&mut plan, template, params, &header)?;
+    add_plugin_discovery(&mut plan, params);
+    let after_units = if template.kuryr.mode == KuryrMode::Agent {
+        add_agent(&mut plan, template, params, &header, facts.local_ip)?
+    } else {
+        Vec::new()
+    };
+    if params.driver.plugin == PluginMode::Managed {
+        add_managed_plugin(&mut plan, params);
+    } else {
+        add_driver_service(&mut plan, params, &header, &after_units);
+    }
+    Ok(finish_notes(plan, template, params))
+}
+
+/// What the template, the parameters and the facts disagree on.
+fn inconsistencies(
+    template: &ClusterTemplate,
+    params: &ClusterParams,
+    facts: &NodeFacts,
+    binding_host: &str,
+) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let k = &template.kuryr;
     if !template.uses_kuryr() {
         let how = if template.network_driver_defaulted {
             " (the operator's default swarm_default_network_driver)"
@@ -227,9 +249,28 @@ pub fn render(
             ),
         ));
     }
+    if template.kuryr.mode == KuryrMode::Agent {
+        agent_inconsistencies(template.kuryr.agent_type, params, facts, &mut problems);
+    }
+    if binding_host.is_empty() || binding_host.len() > 255 {
+        problems.push(Problem::new(
+            "binding_host",
+            format!("the binding host {binding_host:?} must have 1 to 255 characters"),
+        ));
+    }
+    problems
+}
+
+/// Agent mode: the agent parameters fit the agent type, and tunnels have
+/// an endpoint address.
+fn agent_inconsistencies(
+    agent_type: AgentType,
+    params: &ClusterParams,
+    facts: &NodeFacts,
+    problems: &mut Vec<Problem>,
+) {
     let agent = &params.agent;
-    let agent_mode = k.mode == KuryrMode::Agent;
-    if agent_mode && k.agent_type == AgentType::LinuxBridge {
+    if agent_type == AgentType::LinuxBridge {
         if let Some(t) = agent.tunnel_types.iter().find(|t| *t != "vxlan") {
             problems.push(Problem::new(
                 "agent.tunnel_types",
@@ -244,54 +285,45 @@ pub fn render(
             ));
         }
     }
-    if agent_mode && k.agent_type == AgentType::Ovs && !agent.physical_interface_mappings.is_empty()
-    {
+    if agent_type == AgentType::Ovs && !agent.physical_interface_mappings.is_empty() {
         problems.push(Problem::new(
             "agent.physical_interface_mappings",
             "agent.physical_interface_mappings is for the linuxbridge agent; the ovs agent uses \
              agent.bridge_mappings",
         ));
     }
-    let tunnels = agent_mode && !agent.tunnel_types.is_empty();
-    if tunnels && facts.local_ip.is_none() {
+    if !agent.tunnel_types.is_empty() && facts.local_ip.is_none() {
         problems.push(Problem::new(
             "agent.local_ip",
             "agent.local_ip is missing: the tunnel endpoint address of this node is needed",
         ));
     }
-    let binding_host = params.binding_host.apply(&facts.hostname);
-    if binding_host.is_empty() || binding_host.len() > 255 {
-        problems.push(Problem::new(
-            "binding_host",
-            format!("the binding host {binding_host:?} must have 1 to 255 characters"),
-        ));
-    }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
+}
 
-    let mut plan = Plan {
-        role,
-        binding_host: binding_host.clone(),
-        files: BTreeMap::new(),
-        absent: Vec::new(),
-        steps: Vec::new(),
-        notes: Vec::new(),
-    };
-    let mode_desc = if agent_mode {
+/// The comment every generated file starts with.
+fn header(template: &ClusterTemplate, role: Role) -> String {
+    let k = &template.kuryr;
+    let mode_desc = if k.mode == KuryrMode::Agent {
         format!("kuryr_mode agent/{}", k.agent_type)
     } else {
         format!("kuryr_mode {}", k.mode)
     };
-    let header = format!(
+    format!(
         "Generated by `kuryr node setup` from cluster template \"{}\"\n\
          (coe {}, {mode_desc}) for a {role} node.\n\
          Re-run node setup to change it: edits here are overwritten.",
         template.display_name(),
         template.coe,
-    );
+    )
+}
 
-    // --- kuryr.conf ---
+/// `kuryr.conf`, and the CA bundle when the parameters carry it as PEM.
+fn add_kuryr_conf(
+    plan: &mut Plan,
+    template: &ClusterTemplate,
+    params: &ClusterParams,
+    header: &str,
+) -> Result<(), Vec<Problem>> {
     let cafile = match &params.keystone.ca {
         None => None,
         Some(CaBundle::Path(p)) => Some(p.to_string_lossy().into_owned()),
@@ -300,14 +332,20 @@ pub fn render(
             Some(CA_PEM.to_string())
         }
     };
-    plan.add(
-        KURYR_CONF,
-        0o600,
-        None,
-        kuryr_conf(template, params, &header, &binding_host, cafile.as_deref())?,
-    );
+    let conf = kuryr_conf(
+        template,
+        params,
+        header,
+        &plan.binding_host,
+        cafile.as_deref(),
+    )?;
+    plan.add(KURYR_CONF, 0o600, None, conf);
+    Ok(())
+}
 
-    // --- how Docker finds the driver ---
+/// How Docker finds the driver: its socket (no spec file), the spec file,
+/// or the managed plugin's `config.json`.
+fn add_plugin_discovery(plan: &mut Plan, params: &ClusterParams) {
     match params.driver.plugin {
         PluginMode::Socket => plan.absent.push((
             PathBuf::from(PLUGIN_SPEC),
@@ -318,7 +356,7 @@ pub fn render(
                 PathBuf::from(PLUGIN_SPEC),
                 "managed mode: Docker runs the plugin".into(),
             ));
-            plan.add(PLUGIN_CONFIG, 0o644, None, plugin_config_json("/etc/kuryr"));
+            plan.add(PLUGIN_CONFIG, 0o644, None, plugin_config_json(ETC_KURYR));
         }
         PluginMode::Tcp => plan.add(
             PLUGIN_SPEC,
@@ -327,78 +365,95 @@ pub fn render(
             format!("{}\n", params.driver.tcp_uri),
         ),
     }
+}
 
-    // --- the L2 agent ---
+/// Agent mode: the agent's configuration, its packages and services, the
+/// integration bridge. Returns the unit files the driver starts after.
+fn add_agent(
+    plan: &mut Plan,
+    template: &ClusterTemplate,
+    params: &ClusterParams,
+    header: &str,
+    local_ip: Option<IpAddr>,
+) -> Result<Vec<String>, Vec<Problem>> {
+    let agent_type = template.kuryr.agent_type;
+    let agent = &params.agent;
+    let ini = agent_ini(params, agent_type, header, &plan.binding_host, local_ip)?;
+    let path = match agent_type {
+        AgentType::Ovs => OVS_AGENT_INI,
+        AgentType::LinuxBridge => LINUXBRIDGE_AGENT_INI,
+    };
+    plan.add(path, 0o640, Some("neutron"), ini);
+    if agent.install != Installer::None {
+        plan.steps.push(Step::Install {
+            installer: agent.install,
+            packages: agent.packages_for(agent_type),
+        });
+    }
     let mut after_units = Vec::new();
-    if agent_mode {
-        let ini = agent_ini(params, k.agent_type, &header, &binding_host, facts.local_ip)?;
-        let path = match k.agent_type {
-            AgentType::Ovs => OVS_AGENT_INI,
-            AgentType::LinuxBridge => LINUXBRIDGE_AGENT_INI,
-        };
-        plan.add(path, 0o640, Some("neutron"), ini);
-        if agent.install != Installer::None {
-            plan.steps.push(Step::Install {
-                installer: agent.install,
-                packages: agent.packages_for(k.agent_type),
-            });
-        }
-        if k.agent_type == AgentType::Ovs {
-            let ovs = agent.openvswitch_unit();
-            plan.steps.push(Step::Service {
-                unit: ovs.clone(),
-                restart_when_changed: vec![],
-            });
-            plan.steps.push(Step::OvsBridge {
-                bridge: INTEGRATION_BRIDGE.into(),
-                datapath_type: agent.datapath_type,
-            });
-            after_units.push(unit_file_name(&ovs));
-        }
-        let agent_unit = agent.agent_unit(k.agent_type);
+    if agent_type == AgentType::Ovs {
+        let ovs = agent.openvswitch_unit();
         plan.steps.push(Step::Service {
-            unit: agent_unit.clone(),
-            restart_when_changed: vec![PathBuf::from(path)],
+            unit: ovs.clone(),
+            restart_when_changed: vec![],
         });
-        after_units.push(unit_file_name(&agent_unit));
-        if agent.transport_url.is_none() {
-            plan.notes.push(format!(
-                "agent.transport_url is not set: the {} agent must find Neutron's message bus in \
-                 /etc/neutron/neutron.conf ([DEFAULT] transport_url)",
-                k.agent_type
-            ));
-        }
+        plan.steps.push(Step::OvsBridge {
+            bridge: INTEGRATION_BRIDGE.into(),
+            datapath_type: agent.datapath_type,
+        });
+        after_units.push(unit_file_name(&ovs));
     }
+    let agent_unit = agent.agent_unit(agent_type);
+    plan.steps.push(Step::Service {
+        unit: agent_unit.clone(),
+        restart_when_changed: vec![PathBuf::from(path)],
+    });
+    after_units.push(unit_file_name(&agent_unit));
+    if agent.transport_url.is_none() {
+        plan.notes.push(format!(
+            "agent.transport_url is not set: the {agent_type} agent must find Neutron's message bus in \
+             /etc/neutron/neutron.conf ([DEFAULT] transport_url)"
+        ));
+    }
+    Ok(after_units)
+}
 
-    // --- systemd (managed mode: Docker runs the driver) ---
-    if params.driver.plugin == PluginMode::Managed {
+/// Managed mode: Docker runs the driver, so no unit and no drop-in; the
+/// plugin step instead.
+fn add_managed_plugin(plan: &mut Plan, params: &ClusterParams) {
+    for path in [KURYR_UNIT, DOCKER_DROPIN] {
         plan.absent.push((
-            PathBuf::from(KURYR_UNIT),
+            PathBuf::from(path),
             "managed mode: Docker runs the driver".into(),
         ));
-        plan.absent.push((
-            PathBuf::from(DOCKER_DROPIN),
-            "managed mode: Docker runs the driver".into(),
-        ));
-        plan.steps.push(Step::ManagedPlugin {
-            reference: params.driver.plugin_ref.clone(),
-            bundle: PathBuf::from(PLUGIN_BUNDLE),
-            etc_kuryr: PathBuf::from("/etc/kuryr"),
-        });
-        return Ok(finish_notes(plan, template, params));
     }
+    plan.steps.push(Step::ManagedPlugin {
+        reference: params.driver.plugin_ref.clone(),
+        bundle: PathBuf::from(PLUGIN_BUNDLE),
+        etc_kuryr: PathBuf::from(ETC_KURYR),
+    });
+}
+
+/// The driver's unit (after the agent's units), the drop-in that makes
+/// dockerd wait for it, and its service step.
+fn add_driver_service(
+    plan: &mut Plan,
+    params: &ClusterParams,
+    header: &str,
+    after_units: &[String],
+) {
     plan.add(
         KURYR_UNIT,
         0o644,
         None,
         systemd::kuryr_service(
-            &header,
+            header,
             &params.driver.binary,
             Path::new(KURYR_CONF),
-            &after_units,
+            after_units,
         ),
     );
-    plan.add(DOCKER_DROPIN, 0o644, None, systemd::docker_dropin(&header));
+    plan.add(DOCKER_DROPIN, 0o644, None, systemd::docker_dropin(header));
     let mut kuryr_inputs = vec![PathBuf::from(KURYR_CONF), PathBuf::from(KURYR_UNIT)];
     if plan.files.contains_key(Path::new(CA_PEM)) {
         kuryr_inputs.push(PathBuf::from(CA_PEM));
@@ -407,8 +462,6 @@ pub fn render(
         unit: KURYR_UNIT_NAME.into(),
         restart_when_changed: kuryr_inputs,
     });
-
-    Ok(finish_notes(plan, template, params))
 }
 
 fn finish_notes(mut plan: Plan, template: &ClusterTemplate, params: &ClusterParams) -> Plan {
@@ -464,7 +517,7 @@ fn kuryr_conf(
             w.set(d, "plugin_socket", params.driver.socket.to_string_lossy());
         }
         PluginMode::Managed => {
-            w.set(d, "plugin_socket", MANAGED_SOCKET);
+            w.set(d, "plugin_socket", PLUGIN_SOCKET);
         }
         PluginMode::Tcp => {
             w.set(d, "plugin_socket", "");

@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use crate::paths::KURYR_UNIT_NAME;
+
 /// One `ExecStart=` argument, escaped for systemd: `%` specifiers and `$`
 /// expansion are disabled by doubling, and arguments with spaces, quotes,
 /// backslashes or `;` are double-quoted with C-style escapes.
@@ -81,7 +83,7 @@ WantedBy=multi-user.target
 /// The drop-in that makes dockerd wait for the driver.
 pub(crate) fn docker_dropin(header: &str) -> String {
     let comments: String = header.lines().map(|l| format!("# {l}\n")).collect();
-    format!("{comments}\n[Unit]\nAfter=kuryr.service\nWants=kuryr.service\n")
+    format!("{comments}\n[Unit]\nAfter={KURYR_UNIT_NAME}\nWants={KURYR_UNIT_NAME}\n")
 }
 
 #[cfg(test)]

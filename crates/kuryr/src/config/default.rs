@@ -153,7 +153,7 @@ const LOG_FILE: Opt = Opt::new("log_file").deprecated(&["logfile"]);
 const LOG_DIR: Opt = Opt::new("log_dir").deprecated(&["logdir"]);
 const HOST: Opt = Opt::new("host");
 pub(crate) const PLUGIN_SOCKET: Opt =
-    Opt::new("plugin_socket").default("/run/docker/plugins/kuryr.sock");
+    Opt::new("plugin_socket").default(crate::paths::PLUGIN_SOCKET);
 
 /// Options we read.
 pub(crate) const OPTS: &[Opt] = &[

@@ -36,7 +36,7 @@ use oslo::{DEFAULT_SECTION, Document};
 use source::Sources;
 
 /// The path kuryr-libnetwork's packaging and docs use.
-pub const DEFAULT_CONFIG_FILE: &str = "/etc/kuryr/kuryr.conf";
+pub const DEFAULT_CONFIG_FILE: &str = crate::paths::KURYR_CONF;
 
 /// The whole configuration.
 #[derive(Debug, Clone)]
@@ -181,7 +181,7 @@ pub fn default_config_files() -> Vec<PathBuf> {
         dirs.push(home.join(".kuryr"));
         dirs.push(home);
     }
-    dirs.push(PathBuf::from("/etc/kuryr"));
+    dirs.push(PathBuf::from(crate::paths::ETC_KURYR));
     dirs.push(PathBuf::from("/etc"));
     first_existing(&dirs, "kuryr.conf")
 }

@@ -705,7 +705,7 @@ fn managed_mode_plan() {
     let c = load(&plan);
     assert_eq!(
         c.default.plugin_socket.as_deref(),
-        Some(Path::new(MANAGED_SOCKET))
+        Some(Path::new(PLUGIN_SOCKET))
     );
     let config = plan.text(PLUGIN_CONFIG).unwrap();
     assert!(!config.contains("pa$$word"), "{config}");

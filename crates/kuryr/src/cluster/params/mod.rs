@@ -1,0 +1,231 @@
+//! Cluster parameters: what Magnum kept in `magnum.conf` and passed to
+//! Heat, for every node of a cluster: where Keystone is, the credential the
+//! nodes use, how binding hosts are named, how the driver is served, and
+//! the agent-mode services.
+//!
+//! Secrets (`application_credential_secret`, `password`, the agent's
+//! `transport_url`) are held as [`secrecy::SecretString`]: `Debug` redacts
+//! them and no message of this module ever includes them.
+//!
+//! Each top-level object has its file: `keystone.rs`, `credential.rs`,
+//! `driver.rs`, `agent.rs`; this one reads the whole file, the operator's
+//! network-driver policy (`cluster_template`) and `binding_host`. Every
+//! reader records each problem and goes on, so one run reports them all.
+//!
+//! An example, with every field:
+//!
+//! ```json
+//! {
+//!   "cluster_template": {
+//!     "swarm_allowed_network_drivers": ["all"],
+//!     "swarm_default_network_driver": "kuryr"
+//!   },
+//!   "keystone": {
+//!     "auth_url": "https://keystone.example.com:5000/v3",
+//!     "region_name": "RegionOne",
+//!     "interface": "internal",
+//!     "ca_file": "/etc/ssl/certs/openstack-ca.pem"
+//!   },
+//!   "credential": {
+//!     "type": "application_credential",
+//!     "application_credential_id": "8f0c...",
+//!     "application_credential_secret": "..."
+//!   },
+//!   "binding_host": "hostname",
+//!   "driver": {"binary": "/usr/local/bin/kuryr", "plugin": "socket"},
+//!   "agent": {
+//!     "local_ip": {"interface": "eth0"},
+//!     "datapath_type": "system",
+//!     "tunnel_types": ["vxlan"],
+//!     "l2_population": true,
+//!     "transport_url": "rabbit://neutron:...@10.0.0.10:5672/",
+//!     "install": "apt"
+//!   }
+//! }
+//! ```
+
+mod agent;
+mod credential;
+mod driver;
+mod keystone;
+#[cfg(test)]
+mod tests;
+
+use serde_json::{Map, Value};
+use url::Url;
+
+pub use agent::{AgentParams, DatapathType, Installer, LocalIpSource};
+pub use credential::{CREDENTIAL_OPTION_ORDER, CredentialKind, NodeCredential};
+pub use driver::{DEFAULT_PLUGIN_REF, DriverParams, PluginMode};
+pub use keystone::{CaBundle, KeystoneParams};
+
+use super::Problem;
+use super::json::{Fields, parse_object};
+use super::template::NetworkDriverPolicy;
+
+/// All cluster parameters.
+#[derive(Debug, Clone)]
+pub struct ClusterParams {
+    /// `cluster_template`: the operator's network-driver policy.
+    pub network_drivers: NetworkDriverPolicy,
+    pub keystone: KeystoneParams,
+    pub credential: NodeCredential,
+    pub binding_host: HostNaming,
+    pub driver: DriverParams,
+    pub agent: AgentParams,
+}
+
+impl ClusterParams {
+    /// Parse and validate a parameters file, every problem reported.
+    pub fn from_json(text: &str) -> Result<Self, Vec<Problem>> {
+        let obj = parse_object(text, "cluster parameters").map_err(|p| vec![p])?;
+        Self::from_object(&obj)
+    }
+
+    pub fn from_object(obj: &Map<String, Value>) -> Result<Self, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let mut f = Fields::new(obj, "", &mut problems);
+        f.reject_unknown(TOP_FIELDS, "cluster parameters");
+        let network_drivers = read_policy(&mut f);
+        let keystone = keystone::read(&mut f);
+        let credential = credential::read(&mut f);
+        let binding_host = read_binding_host(&mut f);
+        let driver = driver::read(&mut f);
+        let agent = agent::read(&mut f);
+        match (keystone, credential) {
+            (Some(keystone), Some(credential)) if problems.is_empty() => Ok(ClusterParams {
+                network_drivers,
+                keystone,
+                credential,
+                binding_host,
+                driver,
+                agent,
+            }),
+            _ => Err(problems),
+        }
+    }
+}
+
+const TOP_FIELDS: &[&str] = &[
+    "cluster_template",
+    "keystone",
+    "credential",
+    "binding_host",
+    "driver",
+    "agent",
+];
+
+/// The operator's network-driver policy from a parameters file, even when
+/// other parts of it are wrong (so a template is still judged by it).
+pub fn policy_only(text: &str) -> NetworkDriverPolicy {
+    let Ok(obj) = parse_object(text, "cluster parameters") else {
+        return NetworkDriverPolicy::default();
+    };
+    let mut sink = Vec::new();
+    let mut f = Fields::new(&obj, "", &mut sink);
+    read_policy(&mut f)
+}
+
+/// `cluster_template`: which network drivers the operator allows.
+fn read_policy(f: &mut Fields<'_>) -> NetworkDriverPolicy {
+    let mut policy = NetworkDriverPolicy::default();
+    let Some(obj) = f.object("cluster_template") else {
+        return policy;
+    };
+    let mut g = Fields::new(obj, "cluster_template", f.out);
+    g.reject_unknown(
+        &[
+            "swarm_allowed_network_drivers",
+            "swarm_default_network_driver",
+        ],
+        "cluster_template",
+    );
+    if let Some(list) = g.str_list("swarm_allowed_network_drivers") {
+        if list.is_empty() {
+            g.problem(
+                "swarm_allowed_network_drivers",
+                "cluster_template.swarm_allowed_network_drivers must not be empty: use [\"all\"] to allow every supported driver",
+            );
+        } else {
+            policy.allowed = list;
+        }
+    }
+    if let Some(d) = g.opt_str("swarm_default_network_driver") {
+        policy.default = d;
+    }
+    policy
+}
+
+/// How a node's binding host (`binding:host_id`, the L2 agent's `host`)
+/// is named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostNaming {
+    /// The machine's host name, what both kuryr-libnetwork and the Neutron
+    /// agents use by default.
+    Hostname,
+    /// A pattern with `{hostname}` (the host name) or `{short_hostname}`
+    /// (up to its first dot), e.g. `{short_hostname}.swarm.example.com`.
+    Pattern(String),
+}
+
+impl HostNaming {
+    /// The binding host for a machine called `hostname`.
+    pub fn apply(&self, hostname: &str) -> String {
+        match self {
+            HostNaming::Hostname => hostname.to_string(),
+            HostNaming::Pattern(p) => {
+                let short = hostname.split('.').next().unwrap_or(hostname);
+                p.replace("{hostname}", hostname)
+                    .replace("{short_hostname}", short)
+            }
+        }
+    }
+}
+
+/// `binding_host`: `"hostname"` or a pattern naming every node apart.
+fn read_binding_host(f: &mut Fields<'_>) -> HostNaming {
+    let Some(s) = f.opt_str("binding_host") else {
+        return HostNaming::Hostname;
+    };
+    if s == "hostname" {
+        return HostNaming::Hostname;
+    }
+    let has_placeholder = s.contains("{hostname}") || s.contains("{short_hostname}");
+    let rest = s.replace("{hostname}", "").replace("{short_hostname}", "");
+    let clean = !rest.contains(['{', '}'])
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+        && s.len() <= 255;
+    if !has_placeholder || !clean {
+        f.problem(
+            "binding_host",
+            format!(
+                "binding_host {s:?} is not \"hostname\" or a pattern with {{hostname}} or {{short_hostname}} \
+                 (e.g. \"{{short_hostname}}.swarm.example.com\"): every node needs its own binding host, \
+                 without spaces"
+            ),
+        );
+        return HostNaming::Hostname;
+    }
+    HostNaming::Pattern(s)
+}
+
+/// Why a secret cannot go into an oslo.config file, without showing it.
+fn secret_problem(s: &str) -> Option<&'static str> {
+    if s.contains(['\n', '\r']) {
+        Some("must not contain line breaks")
+    } else if s.contains("\\$") {
+        Some("must not contain the sequence \\$, which oslo.config cannot read back")
+    } else if s.trim() != s {
+        Some("must not start or end with spaces, which oslo.config strips")
+    } else {
+        None
+    }
+}
+
+/// `s` as an absolute URL with a host and, when it names a port, not port
+/// 0; `None` otherwise.
+pub(crate) fn parse_url(s: &str) -> Option<Url> {
+    let u = Url::parse(s).ok()?;
+    let has_host = u.host_str().is_some_and(|h| !h.is_empty());
+    (has_host && u.port() != Some(0)).then_some(u)
+}
