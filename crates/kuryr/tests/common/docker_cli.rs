@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 
 use super::env::{lab_dir, output_text, repo_root};
 
-pub const SOCKET: &str = "/run/docker/plugins/kuryr.sock";
+pub use kuryr::paths::PLUGIN_SOCKET as SOCKET;
 
 /// Run the docker CLI against the lab's dockerd.
 pub fn docker(args: &[&str]) -> Output {

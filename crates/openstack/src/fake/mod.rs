@@ -21,9 +21,13 @@
 //! The lab tests use the real Neutron; this fake only answers what the
 //! driver asks and is checked against the lab's behaviour by those tests.
 
+mod actions;
 mod addr;
+mod delete;
+mod ports;
 mod resources;
 mod store;
+mod subnets;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
