@@ -5,8 +5,10 @@
 //! 202. Here every `kuryr_*` label is checked when the template is read,
 //! with one message per bad label in Magnum's label wording
 //! (`property "labels/X" with value "Y" is not supported, ...`). Labels that
-//! do not start with `kuryr_` belong to other parts of the cluster and are
-//! passed through untouched.
+//! do not start with `kuryr_` belong to other parts of the cluster: Magnum's
+//! own label rules (`swarm_strategy`, `mesos_slave_*`) are applied with the
+//! template's (template/rules.rs), and every other label is passed through
+//! untouched.
 
 use std::collections::BTreeMap;
 use std::fmt;
