@@ -1,8 +1,10 @@
 //! The few Python conversions Magnum's API applies to template values, so
 //! that a value means here what it means to Magnum: `int()` of a string
-//! (`" 2000 "` and `"1_024"` are integers), `str()` of a float (a label
-//! `1e16` is stored as `"1e+16"`), `str.strip()` / `str.split()` whitespace
-//! and oslo's `bool_from_string(strict=True)`.
+//! (`" 2000 "`, `"1_024"` and `"١٠٢٤"` are integers), `str()` of a float (a
+//! label `1e16` is stored as `"1e+16"`), `str.strip()` / `str.split()`
+//! whitespace, oslo's `bool_from_string(strict=True)` and `json.loads()`
+//! (which also takes `NaN` and `Infinity`). Unicode data as in Debian 12's
+//! Python 3.11 (Unicode 14).
 
 /// Python's `str.isspace()` for one character: Unicode White_Space plus the
 /// four information separators U+001C..U+001F.
@@ -20,10 +22,29 @@ pub(super) fn split_words(s: &str) -> impl Iterator<Item = &str> {
     s.split(is_space).filter(|w| !w.is_empty())
 }
 
+/// The first code point of each run of ten Unicode decimal digits
+/// (category Nd, Unicode 14), which Python's `int()` reads like `0`-`9`.
+const DECIMAL_ZEROS: &[u32] = &[
+    0x30, 0x660, 0x6F0, 0x7C0, 0x966, 0x9E6, 0xA66, 0xAE6, 0xB66, 0xBE6, 0xC66, 0xCE6, 0xD66,
+    0xDE6, 0xE50, 0xED0, 0xF20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80, 0x1A90,
+    0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0, 0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0, 0xFF10,
+    0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0, 0x11650,
+    0x116C0, 0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x16A60, 0x16AC0, 0x16B50,
+    0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0,
+];
+
+/// The value of a decimal digit, in any script.
+fn decimal(c: char) -> Option<u32> {
+    let c = u32::from(c);
+    DECIMAL_ZEROS
+        .iter()
+        .find(|&&zero| (zero..zero + 10).contains(&c))
+        .map(|zero| c - zero)
+}
+
 /// `int(s)` for a string, base 10: surrounding whitespace, an optional
-/// sign, digits with single underscores between them. Values beyond `i128`
-/// saturate (only range checks follow). ASCII digits only: Python also
-/// takes other Unicode decimal digits, which no template uses.
+/// sign, decimal digits (any script) with single underscores between them.
+/// Values beyond `i128` saturate (only range checks follow).
 pub(super) fn int_from_str(s: &str) -> Option<i128> {
     let s = strip(s);
     let (negative, digits) = match s.as_bytes().first()? {
@@ -45,7 +66,7 @@ pub(super) fn int_from_str(s: &str) -> Option<i128> {
             continue;
         }
         previous_underscore = false;
-        let d = c.to_digit(10)?;
+        let d = decimal(c)?;
         value = value.saturating_mul(10).saturating_add(i128::from(d));
     }
     Some(if negative { -value } else { value })
@@ -120,6 +141,140 @@ pub(super) fn is_uuid_like(s: &str) -> bool {
     hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit())
 }
 
+/// Whether Python's `json.loads(s)` reads `s`: standard JSON (numbers of
+/// any size, any `\\u` escape) plus the constants `NaN`, `Infinity` and
+/// `-Infinity`; no control characters inside strings.
+pub(super) fn json_loads_ok(s: &str) -> bool {
+    let mut p = JsonSyntax {
+        b: s.as_bytes(),
+        i: 0,
+    };
+    p.value() && {
+        p.ws();
+        p.i == p.b.len()
+    }
+}
+
+/// A syntax-only reader for [`json_loads_ok`].
+struct JsonSyntax<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl JsonSyntax<'_> {
+    fn ws(&mut self) {
+        while matches!(self.b.get(self.i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, lit: &str) -> bool {
+        let ok = self.b[self.i..].starts_with(lit.as_bytes());
+        if ok {
+            self.i += lit.len();
+        }
+        ok
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    fn value(&mut self) -> bool {
+        self.ws();
+        match self.b.get(self.i) {
+            Some(b'{') => self.seq(b'}', true),
+            Some(b'[') => self.seq(b']', false),
+            Some(b'"') => self.string(),
+            Some(b'-' | b'0'..=b'9') => self.eat("-Infinity") || self.number(),
+            _ => ["true", "false", "null", "NaN", "Infinity"]
+                .iter()
+                .any(|lit| self.eat(lit)),
+        }
+    }
+
+    /// An object (`keyed`) or an array, from its opening bracket.
+    fn seq(&mut self, close: u8, keyed: bool) -> bool {
+        self.i += 1;
+        self.ws();
+        if self.b.get(self.i) == Some(&close) {
+            self.i += 1;
+            return true;
+        }
+        loop {
+            if keyed {
+                self.ws();
+                if !(self.b.get(self.i) == Some(&b'"') && self.string()) {
+                    return false;
+                }
+                self.ws();
+                if !self.eat(":") {
+                    return false;
+                }
+            }
+            if !self.value() {
+                return false;
+            }
+            self.ws();
+            match self.b.get(self.i) {
+                Some(b',') => self.i += 1,
+                Some(&c) if c == close => {
+                    self.i += 1;
+                    return true;
+                }
+                _ => return false,
+            }
+        }
+    }
+
+    fn string(&mut self) -> bool {
+        self.i += 1;
+        while let Some(&c) = self.b.get(self.i) {
+            self.i += 1;
+            match c {
+                b'"' => return true,
+                b'\\' => match self.b.get(self.i) {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 1,
+                    Some(b'u') => {
+                        let hex = self.b.get(self.i + 1..self.i + 5);
+                        if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                            return false;
+                        }
+                        self.i += 5;
+                    }
+                    _ => return false,
+                },
+                0..=0x1f => return false,
+                _ => {}
+            }
+        }
+        false
+    }
+
+    fn number(&mut self) -> bool {
+        self.eat("-");
+        if self.eat("0") {
+        } else if self.digits() == 0 {
+            return false;
+        }
+        if self.eat(".") && self.digits() == 0 {
+            return false;
+        }
+        if matches!(self.b.get(self.i), Some(b'e' | b'E')) {
+            self.i += 1;
+            let _ = self.eat("+") || self.eat("-");
+            if self.digits() == 0 {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +289,8 @@ mod tests {
             ("-3", -3),
             ("007", 7),
             ("\u{1f}9\u{a0}", 9),
+            ("\u{661}\u{660}\u{662}\u{664}", 1024),
+            ("\u{ff11}_\u{ff10}", 10),
         ] {
             assert_eq!(int_from_str(s), Some(n), "{s:?}");
         }
@@ -194,6 +351,43 @@ mod tests {
             "g2345678123456781234567812345678",
         ] {
             assert!(!is_uuid_like(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn json_as_python_loads_it() {
+        for ok in [
+            "{}",
+            " [1, -2.5e+3, \"x\\u00e9\\n\", true, false, null] ",
+            "{\"A\": \"1\", \"b\": {\"c\": []}}",
+            "NaN",
+            "[Infinity, -Infinity]",
+            "1e400",
+            "\"\\ud800\"",
+            "0",
+            "-0.0",
+        ] {
+            assert!(json_loads_ok(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "{",
+            "[1,]",
+            "{\"a\" 1}",
+            "01",
+            "1.",
+            ".5",
+            "+1",
+            "nan",
+            "\"\t\"",
+            "\"\\x\"",
+            "[1] [2]",
+            "{a: 1}",
+            "'x'",
+            "-",
+            "1e",
+        ] {
+            assert!(!json_loads_ok(bad), "{bad}");
         }
     }
 }

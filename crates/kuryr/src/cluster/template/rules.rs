@@ -170,9 +170,7 @@ pub(super) fn check_labels(f: &mut Fields<'_>, a: &Attrs) {
             "mesos_slave_isolation" => mesos_isolation(value),
             "mesos_slave_image_providers" => mesos_image_providers(value, a),
             "mesos_slave_executor_env_variables" => {
-                serde_json::from_str::<serde_json::Value>(value)
-                    .is_err()
-                    .then(|| "Json format error".to_string())
+                (!python::json_loads_ok(value)).then(|| "Json format error".to_string())
             }
             _ => swarm_strategy(value),
         };
