@@ -5,8 +5,10 @@
 //! 202. Here every `kuryr_*` label is checked when the template is read,
 //! with one message per bad label in Magnum's label wording
 //! (`property "labels/X" with value "Y" is not supported, ...`). Labels that
-//! do not start with `kuryr_` belong to other parts of the cluster and are
-//! passed through untouched.
+//! do not start with `kuryr_` belong to other parts of the cluster: Magnum's
+//! own label rules (`swarm_strategy`, `mesos_slave_*`) are applied with the
+//! template's (template/rules.rs), and every other label is passed through
+//! untouched.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -231,6 +233,40 @@ pub fn valid_ifname(s: &str) -> bool {
 /// itself is invalid (the checks that depend on it are then skipped).
 pub fn parse(labels: &BTreeMap<String, String>, coe: Option<Coe>) -> (KuryrLabels, Vec<Problem>) {
     let mut problems = Vec::new();
+    unknown_names(labels, &mut problems);
+    let (mode, mode_valid) = mode(labels, &mut problems);
+    let agent_type = agent_type(labels, mode, mode_valid, &mut problems);
+    let subnetpool = subnetpool(labels, &mut problems);
+    let scope = scope(labels, coe, &mut problems);
+    let mtu = integer(
+        labels,
+        MTU,
+        MTU_RANGE,
+        "an integer from 68 to 9000",
+        &mut problems,
+    );
+    let link_iface = link_iface(labels, mode, mode_valid, &mut problems);
+    let vif_plugging_timeout = integer(
+        labels,
+        VIF_PLUGGING_TIMEOUT,
+        0..=MAX_VIF_TIMEOUT,
+        "whole seconds from 0 to 3600",
+        &mut problems,
+    );
+    let kuryr = KuryrLabels {
+        mode,
+        agent_type,
+        subnetpool,
+        scope,
+        mtu,
+        link_iface,
+        vif_plugging_timeout,
+    };
+    (kuryr, problems)
+}
+
+/// A label that looks like a kuryr label (any case) but is not one.
+fn unknown_names(labels: &BTreeMap<String, String>, problems: &mut Vec<Problem>) {
     let known: Vec<&str> = LABELS.iter().map(|l| l.name).collect();
     for name in labels.keys() {
         let lower = name.to_ascii_lowercase();
@@ -253,7 +289,11 @@ pub fn parse(labels: &BTreeMap<String, String>, coe: Option<Coe>) -> (KuryrLabel
             ),
         ));
     }
+}
 
+/// `kuryr_mode`, and whether it is valid (absent counts as valid: the
+/// mode-dependent checks then apply to the default).
+fn mode(labels: &BTreeMap<String, String>, problems: &mut Vec<Problem>) -> (KuryrMode, bool) {
     let mode = choice(
         labels,
         MODE,
@@ -262,11 +302,18 @@ pub fn parse(labels: &BTreeMap<String, String>, coe: Option<Coe>) -> (KuryrLabel
             ("nested", KuryrMode::Nested),
             ("vlan", KuryrMode::Vlan),
         ],
-        &mut problems,
+        problems,
     );
-    let mode_valid = mode.is_some() || !labels.contains_key(MODE);
-    let mode = mode.unwrap_or_default();
+    let valid = mode.is_some() || !labels.contains_key(MODE);
+    (mode.unwrap_or_default(), valid)
+}
 
+fn agent_type(
+    labels: &BTreeMap<String, String>,
+    mode: KuryrMode,
+    mode_valid: bool,
+    problems: &mut Vec<Problem>,
+) -> AgentType {
     let agent_type = choice(
         labels,
         AGENT_TYPE,
@@ -274,7 +321,7 @@ pub fn parse(labels: &BTreeMap<String, String>, coe: Option<Coe>) -> (KuryrLabel
             ("ovs", AgentType::Ovs),
             ("linuxbridge", AgentType::LinuxBridge),
         ],
-        &mut problems,
+        problems,
     );
     if agent_type.is_some() && mode_valid && mode != KuryrMode::Agent {
         problems.push(Problem::new(
@@ -285,25 +332,32 @@ pub fn parse(labels: &BTreeMap<String, String>, coe: Option<Coe>) -> (KuryrLabel
             ),
         ));
     }
+    agent_type.unwrap_or_default()
+}
 
-    let subnetpool = labels.get(SUBNETPOOL).and_then(|v| {
-        let ok = !v.trim().is_empty()
-            && v.trim() == v
-            && v.chars().count() <= 255
-            && !v.chars().any(char::is_control);
-        if ok {
-            Some(v.clone())
-        } else {
-            problems.push(not_supported(
-                SUBNETPOOL,
-                v,
-                "the name of a Neutron subnet pool (1 to 255 characters, no control characters, \
-                 no leading or trailing spaces)",
-            ));
-            None
-        }
-    });
+fn subnetpool(labels: &BTreeMap<String, String>, problems: &mut Vec<Problem>) -> Option<String> {
+    let v = labels.get(SUBNETPOOL)?;
+    let ok = !v.trim().is_empty()
+        && v.trim() == v
+        && v.chars().count() <= 255
+        && !v.chars().any(char::is_control);
+    if ok {
+        return Some(v.clone());
+    }
+    problems.push(not_supported(
+        SUBNETPOOL,
+        v,
+        "the name of a Neutron subnet pool (1 to 255 characters, no control characters, \
+         no leading or trailing spaces)",
+    ));
+    None
+}
 
+fn scope(
+    labels: &BTreeMap<String, String>,
+    coe: Option<Coe>,
+    problems: &mut Vec<Problem>,
+) -> CapabilityScope {
     let scope = choice(
         labels,
         SCOPE,
@@ -311,7 +365,7 @@ pub fn parse(labels: &BTreeMap<String, String>, coe: Option<Coe>) -> (KuryrLabel
             ("local", CapabilityScope::Local),
             ("global", CapabilityScope::Global),
         ],
-        &mut problems,
+        problems,
     );
     if scope == Some(CapabilityScope::Global)
         && let Some(coe) = coe
@@ -326,28 +380,25 @@ pub fn parse(labels: &BTreeMap<String, String>, coe: Option<Coe>) -> (KuryrLabel
             ),
         ));
     }
+    scope.unwrap_or_default()
+}
 
-    let mtu = integer(
-        labels,
-        MTU,
-        MTU_RANGE,
-        "an integer from 68 to 9000",
-        &mut problems,
-    );
-
-    let link_iface = labels.get(LINK_IFACE).and_then(|v| {
-        if valid_ifname(v) {
-            Some(v.clone())
-        } else {
-            problems.push(not_supported(
-                LINK_IFACE,
-                v,
-                "a network interface name (1 to 15 characters, no '/', ':' or whitespace)",
-            ));
-            None
-        }
-    });
-    if labels.contains_key(LINK_IFACE) && mode_valid && mode == KuryrMode::Agent {
+fn link_iface(
+    labels: &BTreeMap<String, String>,
+    mode: KuryrMode,
+    mode_valid: bool,
+    problems: &mut Vec<Problem>,
+) -> Option<String> {
+    let v = labels.get(LINK_IFACE)?;
+    let iface = valid_ifname(v).then(|| v.clone());
+    if iface.is_none() {
+        problems.push(not_supported(
+            LINK_IFACE,
+            v,
+            "a network interface name (1 to 15 characters, no '/', ':' or whitespace)",
+        ));
+    }
+    if mode_valid && mode == KuryrMode::Agent {
         problems.push(Problem::new(
             format!("labels/{LINK_IFACE}"),
             format!(
@@ -356,25 +407,7 @@ pub fn parse(labels: &BTreeMap<String, String>, coe: Option<Coe>) -> (KuryrLabel
             ),
         ));
     }
-
-    let vif_plugging_timeout = integer(
-        labels,
-        VIF_PLUGGING_TIMEOUT,
-        0..=MAX_VIF_TIMEOUT,
-        "whole seconds from 0 to 3600",
-        &mut problems,
-    );
-
-    let kuryr = KuryrLabels {
-        mode,
-        agent_type: agent_type.unwrap_or_default(),
-        subnetpool,
-        scope: scope.unwrap_or_default(),
-        mtu,
-        link_iface,
-        vif_plugging_timeout,
-    };
-    (kuryr, problems)
+    iface
 }
 
 #[cfg(test)]
