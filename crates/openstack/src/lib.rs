@@ -10,6 +10,10 @@
 //! With the `fake` feature, [`fake::FakeNeutron`] answers a session's
 //! requests in process, for unit tests and fuzzing of callers.
 
+// No function over 80 lines outside tests (threshold in clippy.toml);
+// CI runs clippy with -D warnings.
+#![cfg_attr(not(test), warn(clippy::too_many_lines))]
+
 pub mod auth;
 pub mod error;
 #[cfg(feature = "fake")]

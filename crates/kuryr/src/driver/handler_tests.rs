@@ -159,3 +159,36 @@ async fn a_neutron_refusal_midway_is_a_clear_error_and_rolls_back() {
     .await;
     assert_eq!(left(&fake), []);
 }
+
+#[tokio::test]
+async fn a_network_named_by_the_user_must_exist_and_be_unique() {
+    let fake = FakeNeutron::new();
+    let d = driver(&fake).await;
+    let create = |name: &str| {
+        json!({"NetworkID": NID, "Options": {"com.docker.network.generic": {"neutron.net.name": name}},
+               "IPv4Data": [{"Pool": "10.0.4.0/24", "Gateway": "10.0.4.1/24"}]})
+    };
+    let (status, reply) = call(&d, "/NetworkDriver.CreateNetwork", create("nope")).await;
+    assert_eq!(status, 500);
+    assert!(
+        reply["Err"]
+            .as_str()
+            .unwrap()
+            .contains("no Neutron network is named \"nope\""),
+        "{reply}"
+    );
+    fake.seed("networks", json!({"name": "twice"}));
+    fake.seed("networks", json!({"name": "twice"}));
+    let (_, reply) = call(&d, "/NetworkDriver.CreateNetwork", create("twice")).await;
+    let err = reply["Err"].as_str().unwrap();
+    assert!(
+        err.contains("2 Neutron networks are named \"twice\": use neutron.net.uuid"),
+        "{err}"
+    );
+    // Nothing was adopted: no tags on either.
+    assert!(
+        fake.objects("networks")
+            .iter()
+            .all(|n| n["tags"] == json!([]))
+    );
+}

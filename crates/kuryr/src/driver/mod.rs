@@ -10,6 +10,7 @@ mod endpoint;
 mod error;
 mod index;
 mod ipam;
+mod lookup;
 mod network;
 mod node;
 mod swarm;

@@ -196,35 +196,7 @@ impl Driver {
         name: Option<&String>,
         shared: Option<bool>,
     ) -> Result<Network> {
-        let network = match uuid {
-            Some(uuid) => self.neutron.get_network(uuid).await.map_err(|e| {
-                if e.is_not_found() {
-                    DriverError::NotFound(format!("Neutron network {uuid} does not exist"))
-                } else {
-                    e.into()
-                }
-            })?,
-            None => {
-                let name = name.map(String::as_str).unwrap_or_default();
-                let mut found = self
-                    .neutron
-                    .list_networks(&Query::new().eq("name", name))
-                    .await?;
-                match found.len() {
-                    0 => {
-                        return Err(DriverError::NotFound(format!(
-                            "no Neutron network is named {name:?}"
-                        )));
-                    }
-                    1 => found.remove(0),
-                    n => {
-                        return Err(DriverError::Invalid(format!(
-                            "{n} Neutron networks are named {name:?}: use neutron.net.uuid"
-                        )));
-                    }
-                }
-            }
-        };
+        let network = self.find_network(uuid, name).await?;
         if let Some(shared) = shared
             && shared != network.shared
         {

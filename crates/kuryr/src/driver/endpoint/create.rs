@@ -38,12 +38,7 @@ impl Driver {
         req: CreateEndpointRequest,
     ) -> Result<CreateEndpointResponse> {
         let _guard = self.lock(req.network_id.as_str()).await;
-        let net = self.network_entry(&req.network_id).await?.ok_or_else(|| {
-            DriverError::NotFound(format!(
-                "no Neutron network for Docker network {}",
-                req.network_id
-            ))
-        })?;
+        let net = self.known_network(&req.network_id).await?;
         let eid = req.endpoint_id.clone();
         // A retried call: the endpoint exists; make sure the Neutron side
         // behind the VM port and the host side do.

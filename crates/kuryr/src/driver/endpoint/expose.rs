@@ -7,7 +7,7 @@ use kuryr_openstack::Query;
 use kuryr_openstack::neutron::{Port, PortUpdate, SecurityGroupCreate, SecurityGroupRuleCreate};
 use tracing::info;
 
-use super::super::{Driver, DriverError, Result};
+use super::super::{Driver, Result};
 use crate::names;
 use crate::protocol::{EndpointRequest, ExposedPort, ProgramRequest};
 
@@ -77,12 +77,7 @@ impl Driver {
             return Ok(());
         }
         let _guard = self.lock(req.network_id.as_str()).await;
-        let ep = self
-            .endpoint_entry(&req.endpoint_id)
-            .await?
-            .ok_or_else(|| {
-                DriverError::NotFound(format!("no Neutron port for endpoint {}", req.endpoint_id))
-            })?;
+        let ep = self.known_endpoint(&req.endpoint_id).await?;
         let sg = self.exposed_sg(&ep.port, &req.exposed).await?;
         if !ep.port.security_groups.contains(&sg) {
             let mut groups = ep.port.security_groups.clone();

@@ -23,7 +23,10 @@ use crate::protocol::{
 };
 
 impl Driver {
-    async fn endpoint_entry(&self, endpoint_id: &DockerId) -> Result<Option<EndpointEntry>> {
+    pub(in crate::driver) async fn endpoint_entry(
+        &self,
+        endpoint_id: &DockerId,
+    ) -> Result<Option<EndpointEntry>> {
         let known = self.index().endpoint(endpoint_id.as_str()).cloned();
         if known.is_some() {
             return Ok(known);
@@ -136,18 +139,8 @@ impl Driver {
     }
 
     pub(super) async fn join(&self, req: JoinRequest) -> Result<JoinResponse> {
-        let ep = self
-            .endpoint_entry(&req.endpoint_id)
-            .await?
-            .ok_or_else(|| {
-                DriverError::NotFound(format!("no Neutron port for endpoint {}", req.endpoint_id))
-            })?;
-        let net = self.network_entry(&req.network_id).await?.ok_or_else(|| {
-            DriverError::NotFound(format!(
-                "no Neutron network for Docker network {}",
-                req.network_id
-            ))
-        })?;
+        let ep = self.known_endpoint(&req.endpoint_id).await?;
+        let net = self.known_network(&req.network_id).await?;
         let subnet_ids: Vec<&str> = ep
             .port
             .fixed_ips

@@ -240,68 +240,6 @@ impl Driver {
         self.carve(&default, v6).await
     }
 
-    /// A user's pool, by id or unique name.
-    pub(in crate::driver) async fn find_subnetpool(
-        &self,
-        id: Option<&String>,
-        name: Option<&String>,
-    ) -> Result<SubnetPool> {
-        if let Some(id) = id {
-            return self.neutron.get_subnetpool(id).await.map_err(|e| {
-                if e.is_not_found() {
-                    DriverError::NotFound(format!("subnet pool {id} does not exist"))
-                } else {
-                    e.into()
-                }
-            });
-        }
-        let name = name.map(String::as_str).unwrap_or_default();
-        let mut found = self
-            .neutron
-            .list_subnetpools(&Query::new().eq("name", name))
-            .await?;
-        match found.len() {
-            0 => Err(DriverError::NotFound(format!(
-                "subnet pool named {name:?} does not exist"
-            ))),
-            1 => Ok(found.remove(0)),
-            n => Err(DriverError::Invalid(format!(
-                "{n} subnet pools are named {name:?}: use neutron.pool.uuid"
-            ))),
-        }
-    }
-
-    /// A user's subnet, by id or unique name.
-    pub(in crate::driver) async fn find_subnet(
-        &self,
-        id: Option<&String>,
-        name: Option<&String>,
-    ) -> Result<Subnet> {
-        if let Some(id) = id {
-            return self.neutron.get_subnet(id).await.map_err(|e| {
-                if e.is_not_found() {
-                    DriverError::NotFound(format!("subnet {id} does not exist"))
-                } else {
-                    e.into()
-                }
-            });
-        }
-        let name = name.map(String::as_str).unwrap_or_default();
-        let mut found = self
-            .neutron
-            .list_subnets(&Query::new().eq("name", name))
-            .await?;
-        match found.len() {
-            0 => Err(DriverError::NotFound(format!(
-                "subnet named {name:?} does not exist"
-            ))),
-            1 => Ok(found.remove(0)),
-            n => Err(DriverError::Invalid(format!(
-                "{n} subnets are named {name:?}: use neutron.subnet.uuid"
-            ))),
-        }
-    }
-
     /// The `kuryrPool-<cidr>` pool, reused if any host made it already.
     async fn kuryr_pool(
         &self,

@@ -20,23 +20,21 @@
 //! deliberate differences, each a row of the table in docs/user-guide.md
 //! (checked here too). Both verdicts are printed for every template.
 
-#[path = "template_magnum/corpus.rs"]
+// A test binary in a folder finds the shared tree one level up.
+#[path = "../common/mod.rs"]
+mod common;
 mod corpus;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use common::env::repo_root;
 use kuryr::cluster::{ClusterTemplate, NetworkDriverPolicy};
 use serde_json::{Value, json};
 
 const PYTHON: &str = "/usr/bin/python3";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// What the deliberately different verdicts look like.
 #[derive(Clone, Copy)]
@@ -161,7 +159,7 @@ fn magnum_verdicts(cases: &[corpus::Case]) -> Vec<Verdict> {
                    "policy": {"allowed": c.policy.0, "default": c.policy.1}})
         })
         .collect();
-    let script = repo().join("lab/magnum-validate.py");
+    let script = repo_root().join("lab/magnum-validate.py");
     let install = "install Debian's python3-magnum (`sudo apt-get install --no-install-recommends \
                    python3-magnum`; lab/up, run by ./run-tests, installs it)";
     let mut child = Command::new(PYTHON)
@@ -315,7 +313,8 @@ fn agreement(magnum: &Verdict, ours: &Verdict) -> Result<&'static str, String> {
 /// The ids in the first column of the user guide's table of deliberate
 /// differences (the table after the heading naming them).
 fn documented_differences() -> BTreeSet<String> {
-    let guide = std::fs::read_to_string(repo().join("docs/user-guide.md")).expect("user guide");
+    let guide =
+        std::fs::read_to_string(repo_root().join("docs/user-guide.md")).expect("user guide");
     let start = guide
         .find("### Where kuryr differs from Magnum")
         .expect("docs/user-guide.md has a section \"### Where kuryr differs from Magnum\"");
@@ -334,7 +333,7 @@ fn documented_differences() -> BTreeSet<String> {
 #[test]
 fn template_validation_agrees_with_magnum() {
     let started = Instant::now();
-    let cases = corpus::cases(&repo());
+    let cases = corpus::cases(&repo_root());
     let magnum = magnum_verdicts(&cases);
     let magnum_time = started.elapsed();
     let by_id: BTreeMap<&str, &Difference> = DIFFERENCES.iter().map(|d| (d.id, d)).collect();
