@@ -17,14 +17,14 @@ mod common;
 
 use std::time::Duration;
 
+use common::container::Container;
 use common::host::{link_exists, master_of};
-use common::lab::{self, Ep, Lab, Net, plain_ip};
-use common::netns::{self, NetNs};
+use common::lab::{self, Lab, plain_ip};
+use common::netns;
 use common::vm::wait_active;
 use kuryr::binding::{Binder, VethConfig};
 use kuryr::driver::{Driver, DriverConfig};
 use kuryr_openstack::Query;
-use kuryr_openstack::neutron::Port;
 
 /// The linuxbridge agent of the lab must be up, or the test says how to
 /// start it (it never passes without it).
@@ -40,31 +40,6 @@ async fn require_lb_agent(lab: &Lab, host: &str) {
         "no live Neutron linuxbridge agent on host {host:?} ({agents:?}): start the lab \
          with both agents: `sudo KURYR_LAB_AGENT=both lab/up` (./run-tests does)"
     );
-}
-
-/// A container: its endpoint, Neutron port and sandbox.
-struct Container {
-    ep: Ep,
-    port: Port,
-    ns: NetNs,
-}
-
-/// Join as Docker does it: move `t_c...` into the sandbox as `eth0`, set
-/// the IPAM address and bring it up.
-async fn run_container(lab: &Lab, api: &lab::Api<'_>, net: &Net, ns_name: &str) -> Container {
-    let ep = api.start_container(net).await;
-    let ports = lab.ports_of(&ep.eid).await;
-    assert_eq!(ports.len(), 1, "{ports:#?}");
-    let port = ports.into_iter().next().unwrap();
-    let src = ep.join["InterfaceName"]["SrcName"]
-        .as_str()
-        .expect("SrcName")
-        .to_string();
-    assert_eq!(src, format!("t_c{}", &port.id[..11]));
-    let ns = NetNs::new(ns_name);
-    netns::move_link(None, &src, Some(&ns), "eth0");
-    ns.configure("eth0", &ep.address);
-    Container { ep, port, ns }
 }
 
 #[tokio::test]
@@ -87,9 +62,12 @@ async fn linuxbridge_agent_mode_connects_containers() {
         let net_a = api.create_network(&lab.cidr4(0)).await;
         let net_b = api.create_network(&lab.cidr4(1)).await;
         let tag = format!("{:x}", common::env::random_u64() & 0xff_ffff);
-        let a1 = run_container(lab, &api, &net_a, &format!("kt-lb-a1-{tag}")).await;
-        let a2 = run_container(lab, &api, &net_a, &format!("kt-lb-a2-{tag}")).await;
-        let b1 = run_container(lab, &api, &net_b, &format!("kt-lb-b1-{tag}")).await;
+        let mut a1 = Container::start(lab, &api, &net_a).await;
+        a1.enter(None, &format!("kt-lb-a1-{tag}"));
+        let mut a2 = Container::start(lab, &api, &net_a).await;
+        a2.enter(None, &format!("kt-lb-a2-{tag}"));
+        let mut b1 = Container::start(lab, &api, &net_b).await;
+        b1.enter(None, &format!("kt-lb-b1-{tag}"));
 
         let neutron_a = lab.network_of(&net_a.nid).await;
         let neutron_b = lab.network_of(&net_b.nid).await;
@@ -105,7 +83,7 @@ async fn linuxbridge_agent_mode_connects_containers() {
                 Some(brq.as_str()),
                 "{tap} is enslaved to the agent's bridge"
             );
-            let eth0 = c.ns.link("eth0").expect("eth0 in the sandbox");
+            let eth0 = c.sandbox().link("eth0").expect("eth0 in the sandbox");
             assert_eq!(netns::mac(&eth0), c.port.mac_address);
             assert_eq!(Some(netns::mtu(&eth0)), net.mtu.map(u64::from));
         }
@@ -114,15 +92,16 @@ async fn linuxbridge_agent_mode_connects_containers() {
         let ip_a1 = plain_ip(&a1.ep.address);
         let ip_a2 = plain_ip(&a2.ep.address);
         assert!(
-            a1.ns.pings(ip_a2, Duration::from_secs(30)),
+            a1.sandbox().pings(ip_a2, Duration::from_secs(30)),
             "a1 cannot ping a2 ({ip_a2}) through the Linux bridge"
         );
-        assert!(a2.ns.pings(ip_a1, Duration::from_secs(10)));
+        assert!(a2.sandbox().pings(ip_a1, Duration::from_secs(10)));
         // Another network is another L2 segment: claiming net A is on-link
         // does not help.
-        b1.ns.ip_ok(&["route", "add", &net_a.cidr, "dev", "eth0"]);
+        b1.sandbox()
+            .ip_ok(&["route", "add", &net_a.cidr, "dev", "eth0"]);
         assert!(
-            b1.ns.never_pings(ip_a1, 3),
+            b1.sandbox().never_pings(ip_a1, 3),
             "a container on another network reached {ip_a1}"
         );
 
@@ -137,7 +116,10 @@ async fn linuxbridge_agent_mode_connects_containers() {
             let tap = format!("tap{}", &c.port.id[..11]);
             api.stop_container(net, &c.ep).await;
             assert!(!link_exists(&tap), "{tap} removed by DeleteEndpoint");
-            assert!(!c.ns.has_link("eth0"), "the container end went with it");
+            assert!(
+                !c.sandbox().has_link("eth0"),
+                "the container end went with it"
+            );
             assert!(lab.port(&c.port.id).await.is_none(), "port deleted");
         }
         api.remove_network(&net_a).await;

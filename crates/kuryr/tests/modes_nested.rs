@@ -24,8 +24,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::container::Container;
 use common::env::{docker_id, neutron, random_u64};
-use common::lab::{self, Api, Ep, Lab, Net, plain_ip};
+use common::lab::{self, Lab};
 use common::netns::{self, NetNs, in_netns, link_in};
 use common::requests;
 use common::vm::{VmNode, vm_node};
@@ -60,61 +61,6 @@ fn nested_driver(lab: &Lab, kind: NestedKind, node: &VmNode, link_iface: Option<
             netns: Some(node.ns.path()),
         }),
     )
-}
-
-/// A container: its endpoint and Neutron port, and (after
-/// [`Container::enter`]) its sandbox.
-struct Container {
-    ep: Ep,
-    port: Port,
-    src: String,
-    ns: Option<NetNs>,
-}
-
-async fn create_container(lab: &Lab, api: &Api<'_>, net: &Net) -> Container {
-    let ep = api.start_container(net).await;
-    let ports = lab.ports_of(&ep.eid).await;
-    assert_eq!(ports.len(), 1, "{ports:#?}");
-    let port = ports.into_iter().next().unwrap();
-    let src = ep.join["InterfaceName"]["SrcName"]
-        .as_str()
-        .expect("SrcName")
-        .to_string();
-    assert_eq!(src, format!("t_c{}", &port.id[..11]));
-    Container {
-        ep,
-        port,
-        src,
-        ns: None,
-    }
-}
-
-impl Container {
-    fn ip(&self) -> &str {
-        plain_ip(&self.ep.address)
-    }
-
-    /// Docker's Join: the sub-interface moves from the node into the
-    /// sandbox as `eth0`, gets its address and comes up.
-    fn enter(&mut self, node: &VmNode, name: &str) {
-        let ns = NetNs::new(name);
-        netns::move_link(Some(&node.ns), &self.src, Some(&ns), "eth0");
-        ns.configure("eth0", &self.ep.address);
-        self.ns = Some(ns);
-    }
-
-    /// Docker's Leave: back into the node under its SrcName.
-    fn leave(&mut self, node: &VmNode) {
-        // As libnetwork does: renamed inside the sandbox, then moved (the
-        // node has an eth0 of its own).
-        let ns = self.ns.take().expect("in a sandbox");
-        ns.ip_ok(&["link", "set", "eth0", "down", "name", &self.src]);
-        netns::move_link(Some(&ns), &self.src, Some(&node.ns), &self.src);
-    }
-
-    fn sandbox(&self) -> &NetNs {
-        self.ns.as_ref().expect("in a sandbox")
-    }
 }
 
 fn pair_of(ip: &str, mac: &str) -> AddressPair {
@@ -239,9 +185,9 @@ async fn nested_mode_case(lab: &Lab, kind: NestedKind) {
         "the VMs' subnet is reused"
     );
 
-    let mut c1 = create_container(lab, &api1, &net1).await;
-    let mut c2 = create_container(lab, &api1, &net1).await;
-    let mut c3 = create_container(lab, &api2, &net2).await;
+    let mut c1 = Container::start(lab, &api1, &net1).await;
+    let mut c2 = Container::start(lab, &api1, &net1).await;
+    let mut c3 = Container::start(lab, &api2, &net2).await;
     for (c, node) in [(&c1, &node1), (&c2, &node1), (&c3, &node2)] {
         assert_eq!(c.port.host_id, "", "nested ports are bound to no host");
         assert_eq!(c.port.network_id, vm_net.id);
@@ -316,9 +262,9 @@ async fn nested_mode_case(lab: &Lab, kind: NestedKind) {
         }
     }
 
-    c1.enter(&node1, &format!("kt-c1-{tag}"));
-    c2.enter(&node1, &format!("kt-c2-{tag}"));
-    c3.enter(&node2, &format!("kt-c3-{tag}"));
+    c1.enter(Some(&node1.ns), &format!("kt-c1-{tag}"));
+    c2.enter(Some(&node1.ns), &format!("kt-c2-{tag}"));
+    c3.enter(Some(&node2.ns), &format!("kt-c3-{tag}"));
     let wait = Duration::from_secs(30);
     assert!(
         c1.sandbox().pings(c2.ip(), wait),
@@ -378,7 +324,7 @@ async fn nested_mode_case(lab: &Lab, kind: NestedKind) {
         (&mut c2, &node1, &api1, &net1),
         (&mut c3, &node2, &api2, &net2),
     ] {
-        c.leave(node);
+        c.leave(Some(&node.ns));
         assert!(node.ns.has_link(&c.src));
         api.stop_container(net, &c.ep).await;
         assert!(!node.ns.has_link(&c.src), "{} deleted", c.src);

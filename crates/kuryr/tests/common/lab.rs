@@ -81,11 +81,22 @@ impl Lab {
 
     /// A fresh, started driver with its own Neutron session.
     pub async fn driver(&self) -> Driver {
-        let config = DriverConfig {
+        self.driver_with(self.config(), Binder::Noop).await
+    }
+
+    /// The driver settings of [`Lab::driver`]: ports bound to the lab's
+    /// OVS agent host.
+    pub fn config(&self) -> DriverConfig {
+        DriverConfig {
             host_id: self.host.clone(),
             ..Default::default()
-        };
-        let driver = Driver::new(neutron(), config, Binder::Noop);
+        }
+    }
+
+    /// A fresh, started driver with these settings and host binding (a
+    /// "host" of its own: another daemon, or the same one restarted).
+    pub async fn driver_with(&self, config: DriverConfig, binder: Binder) -> Driver {
+        let driver = Driver::new(neutron(), config, binder);
         driver.start().await.expect("driver start against the lab");
         driver
     }

@@ -4,6 +4,7 @@
 //! - [`env`]: the lab's variables and accounts, IDs, names, slots, polling
 //! - [`lab`]: [`lab::Lab`] (a test's Neutron view, tracking and cleanup),
 //!   [`lab::Api`] (an in-process driver driven like dockerd), [`lab::run`]
+//! - [`container`]: a container's endpoint, port and sandbox namespace
 //! - [`requests`]: the Docker-shaped request bodies
 //! - [`docker_cli`]: the lab's dockerd through the `docker` CLI, the daemon
 //!   under test
@@ -15,6 +16,7 @@
 // Each test binary uses a part of this tree.
 #![allow(dead_code, unused_imports)]
 
+pub mod container;
 pub mod docker_cli;
 pub mod env;
 pub mod host;
