@@ -70,6 +70,27 @@ pub fn driver_config(config: &Config) -> DriverConfig {
         port_driver: d.default_port_driver,
         link_iface: config.binding.link_iface.clone(),
         link_netns: None,
+        orphan_grace: Duration::from_secs(300),
+        faults: test_faults(),
+    }
+}
+
+/// Fault points for the fault suite: `KURYR_FAULT_POINTS` is read only
+/// when set (tests set it; see [`crate::driver::Faults::parse`]). A
+/// crash there kills the daemon. A bad value is a warning, not a start-up
+/// failure: it is a test setting, not configuration.
+fn test_faults() -> Option<std::sync::Arc<crate::driver::Faults>> {
+    let spec = std::env::var("KURYR_FAULT_POINTS").ok()?;
+    match crate::driver::Faults::parse(&spec) {
+        Ok(mut f) => {
+            f.kill_process = true;
+            warn!(%spec, "fault points armed (a test setting)");
+            Some(std::sync::Arc::new(f))
+        }
+        Err(e) => {
+            warn!(error = %e, "KURYR_FAULT_POINTS ignored");
+            None
+        }
     }
 }
 

@@ -60,9 +60,70 @@ pub fn id_from_tags(tags: &[String]) -> Option<String> {
     }
 }
 
+/// The Docker IDs a network's tags name. Several Docker networks may share
+/// one Neutron network (each adds its tags): every swarm ID (a
+/// 25-character low tag, no high half) is returned, and a 64-character ID
+/// when its two halves pair unambiguously (one 32-character low tag, one
+/// high tag). Several 64-character IDs on one network cannot be paired
+/// from tags alone: they are left out here and found by their two tags
+/// when a request names them.
+pub fn ids_from_tags(tags: &[String]) -> Vec<String> {
+    let lows: Vec<&str> = tags
+        .iter()
+        .filter_map(|t| t.strip_prefix(TAG_LOW))
+        .collect();
+    let highs: Vec<&str> = tags
+        .iter()
+        .filter_map(|t| t.strip_prefix(TAG_HIGH))
+        .collect();
+    let mut ids: Vec<String> = lows
+        .iter()
+        .filter(|l| l.len() != 32)
+        .map(|l| l.to_string())
+        .collect();
+    let halves: Vec<&&str> = lows.iter().filter(|l| l.len() == 32).collect();
+    if let ([low], [high]) = (halves.as_slice(), highs.as_slice()) {
+        ids.push(format!("{low}{high}"));
+    }
+    ids
+}
+
+/// Low tags (the first 32 characters of each Docker ID) other than `id`'s:
+/// the other Docker networks using a Neutron network.
+pub fn other_users<'a>(tags: &'a [String], id: &DockerId) -> Vec<&'a str> {
+    let own = &id_tags(id)[0];
+    tags.iter()
+        .filter(|t| t.starts_with(TAG_LOW) && *t != own)
+        .map(|t| &t[TAG_LOW.len()..])
+        .collect()
+}
+
+/// Did the Docker network whose low tag value is `low` find the network
+/// pre-existing (its `kuryr.net.existing:<id[:12]>` marker)?
+pub fn found_existing(tags: &[String], low: &str) -> bool {
+    let marker = format!("{TAG_EXISTING_NET}{}", &low[..low.len().min(12)]);
+    tags.contains(&marker)
+}
+
 /// Marker on a pre-existing network adopted by a Docker network.
 pub fn existing_net_tag(id: &DockerId) -> String {
     format!("{TAG_EXISTING_NET}{}", id.prefix(12))
+}
+
+/// Prefix of the description of what kuryr makes (ours; unknown to the
+/// Python driver, which leaves descriptions empty).
+pub const MADE_BY_PREFIX: &str = "kuryr: docker ";
+
+/// Description of a Neutron object kuryr makes for Docker object `id` on
+/// host `host`: even without tags (a crash before tagging) it is known as
+/// kuryr's, whose, and where it was made.
+pub fn made_by(id: &DockerId, host: &str) -> String {
+    format!("{MADE_BY_PREFIX}{id} on {host}")
+}
+
+/// (Docker ID, host) of a description written by [`made_by`].
+pub fn parse_made_by(description: &str) -> Option<(&str, &str)> {
+    description.strip_prefix(MADE_BY_PREFIX)?.split_once(" on ")
 }
 
 /// Name of a Neutron network created for a Docker network.
@@ -101,9 +162,12 @@ pub fn container_ifname(port_id: &str) -> String {
     ifname(CONTAINER_VETH_PREFIX, port_id)
 }
 
+/// Suffix of the security group made for a port's exposed ports.
+pub const EXPOSED_SG_SUFFIX: &str = "-exposed_ports";
+
 /// Security group made for a port's exposed ports.
 pub fn exposed_sg_name(port_id: &str) -> String {
-    format!("{port_id}-exposed_ports")
+    format!("{port_id}{EXPOSED_SG_SUFFIX}")
 }
 
 #[cfg(test)]
@@ -125,6 +189,32 @@ mod tests {
             Some(swarm.as_str())
         );
         assert_eq!(id_from_tags(&["other".into()]), None);
+    }
+
+    #[test]
+    fn several_docker_ids_on_one_network() {
+        let a = DockerId::parse(&"ab".repeat(32)).unwrap();
+        let b = DockerId::parse(&"cd".repeat(32)).unwrap();
+        let swarm = DockerId::parse("3n6ixqz7b4ms9ec2tmgoya1kk").unwrap();
+        let mut tags: Vec<String> = id_tags(&a);
+        assert_eq!(ids_from_tags(&tags), vec![a.to_string()]);
+        tags.extend(id_tags(&swarm));
+        assert_eq!(ids_from_tags(&tags), vec![swarm.to_string(), a.to_string()]);
+        tags.extend(id_tags(&b));
+        // Two 64-character IDs: the halves cannot be paired.
+        assert_eq!(ids_from_tags(&tags), vec![swarm.to_string()]);
+        assert_eq!(other_users(&tags, &a).len(), 2);
+        tags.push(existing_net_tag(&b));
+        assert!(found_existing(&tags, &"cd".repeat(16)));
+        assert!(!found_existing(&tags, &"ab".repeat(16)));
+    }
+
+    #[test]
+    fn made_by_round_trips() {
+        let id = DockerId::parse(&"ab".repeat(32)).unwrap();
+        let d = made_by(&id, "node-1");
+        assert_eq!(parse_made_by(&d), Some((id.as_str(), "node-1")));
+        assert_eq!(parse_made_by("a user's network"), None);
     }
 
     #[test]

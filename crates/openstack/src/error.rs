@@ -124,6 +124,11 @@ impl Error {
         self.is_conflict() || self.kind() == Some("SubnetPoolDeleteError")
     }
 
+    /// An `If-Match` precondition failed: the resource changed (HTTP 412).
+    pub fn is_precondition_failed(&self) -> bool {
+        self.status() == Some(412)
+    }
+
     /// The requested fixed IP is taken by another port.
     pub fn is_ip_already_allocated(&self) -> bool {
         self.kind() == Some("IpAddressAlreadyAllocated")

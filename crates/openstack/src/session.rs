@@ -206,6 +206,7 @@ impl Session {
     /// Send one request to the fake: the same accounting and error
     /// decoding as over HTTP.
     #[cfg(feature = "fake")]
+    #[allow(clippy::too_many_arguments)]
     async fn call_fake(
         &self,
         fake: &crate::fake::FakeNeutron,
@@ -214,9 +215,12 @@ impl Session {
         path: &str,
         query: &[(String, String)],
         body: Option<&Value>,
+        revision: Option<u64>,
     ) -> Result<Response> {
         let started = Instant::now();
-        let answer = fake.handle(method.as_str(), path, query, body).await;
+        let answer = fake
+            .handle(method.as_str(), path, query, body, revision)
+            .await;
         let (status, bytes) = match answer {
             crate::fake::Answer::Reply(status, bytes) => (status, bytes),
             crate::fake::Answer::Lost => {
@@ -386,6 +390,24 @@ impl Session {
         query: &[(String, String)],
         body: Option<&Value>,
     ) -> Result<Response> {
+        self.call_if(op, base, method, path, query, body, None)
+            .await
+    }
+
+    /// [`Session::call`] with `If-Match: revision_number=N` when
+    /// `revision` is given: Neutron answers 412 if the resource changed
+    /// since (compare-and-swap on updates).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn call_if(
+        &self,
+        op: &'static str,
+        base: &str,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<&Value>,
+        revision: Option<u64>,
+    ) -> Result<Response> {
         let service: &'static str = op.split('.').next().unwrap_or("openstack");
         let service = match service {
             "neutron" => "neutron",
@@ -394,7 +416,9 @@ impl Session {
         };
         #[cfg(feature = "fake")]
         if let Some(fake) = &self.inner.fake {
-            return self.call_fake(fake, op, method, path, query, body).await;
+            return self
+                .call_fake(fake, op, method, path, query, body, revision)
+                .await;
         }
         let mut retried = false;
         loop {
@@ -410,6 +434,9 @@ impl Session {
             }
             if let Some(body) = body {
                 req = req.json(body);
+            }
+            if let Some(rev) = revision {
+                req = req.header("If-Match", format!("revision_number={rev}"));
             }
             let started = Instant::now();
             let sent = req.send().await;

@@ -285,6 +285,17 @@ impl Binder {
             Binder::Noop => Ok(()),
         }
     }
+
+    /// Is the host side of this port there? veth mode: its host-side
+    /// interface exists (it stays in the host while the container runs).
+    /// `None` where the binder cannot tell (nested sub-interfaces live in
+    /// the container; no-op binding).
+    pub async fn host_side_exists(&self, port_id: &str) -> Result<Option<bool>, BindError> {
+        match self {
+            Binder::Veth(b) => Ok(Some(b.has_link(&vif::host_ifname(port_id)).await?)),
+            Binder::Nested(_) | Binder::Noop => Ok(None),
+        }
+    }
 }
 
 #[cfg(test)]

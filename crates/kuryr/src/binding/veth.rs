@@ -406,6 +406,11 @@ impl VethBinder {
         }
     }
 
+    /// Does a link of this name exist in the host namespace?
+    pub(crate) async fn has_link(&self, name: &str) -> Result<bool, BindError> {
+        Ok(self.netlink().await?.link(name).await?.is_some())
+    }
+
     pub(crate) async fn unbind(&self, req: &UnbindRequest<'_>) -> Result<(), BindError> {
         check_names(req.port_id, &req.host_ifname, &req.container_ifname)?;
         let nl = self.netlink().await?;

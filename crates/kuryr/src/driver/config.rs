@@ -1,7 +1,10 @@
 //! The driver's settings, taken from kuryr.conf by the daemon.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use super::Faults;
 
 use crate::config::{CapabilityScope, PortDriverKind};
 
@@ -39,6 +42,11 @@ pub struct DriverConfig {
     /// Network namespace where the node's NIC lives, for finding the VM
     /// port (`None`: the daemon's own). Give the nested binder the same.
     pub link_netns: Option<PathBuf>,
+    /// Orphans younger than this are left alone (another host's call, or
+    /// one on its way here, may be making them).
+    pub orphan_grace: Duration,
+    /// Fault points armed by a test (`None` outside tests).
+    pub faults: Option<Arc<Faults>>,
 }
 
 impl Default for DriverConfig {
@@ -60,6 +68,8 @@ impl Default for DriverConfig {
             port_driver: PortDriverKind::Veth,
             link_iface: None,
             link_netns: None,
+            orphan_grace: Duration::from_secs(300),
+            faults: None,
         }
     }
 }

@@ -23,6 +23,13 @@ pub enum DriverError {
     /// The port did not become ACTIVE in time.
     #[error("{0}")]
     Timeout(String),
+    /// A test's fault point failed the call (tests only).
+    #[error("injected fault at {0}")]
+    Injected(String),
+    /// A test's fault point stopped the call dead, as if the daemon was
+    /// killed there: nothing is rolled back (tests only).
+    #[error("simulated crash at {0}")]
+    Crashed(String),
 }
 
 pub type Result<T, E = DriverError> = std::result::Result<T, E>;

@@ -20,6 +20,19 @@ pub struct NetworkEntry {
 }
 
 impl NetworkEntry {
+    /// The entry of Docker network `docker_id` on `network`; pre-existing
+    /// for it when the network carries its existing marker.
+    pub fn new(docker_id: String, network: Network, subnets: Vec<Subnet>) -> NetworkEntry {
+        let low = &docker_id[..docker_id.len().min(32)];
+        let existing = crate::names::found_existing(&network.tags, low);
+        NetworkEntry {
+            docker_id,
+            network,
+            subnets,
+            existing,
+        }
+    }
+
     /// The subnet holding `ip`.
     pub fn subnet_for(&self, ip: IpAddr) -> Option<&Subnet> {
         self.subnets.iter().find(|s| {
@@ -37,8 +50,6 @@ pub struct PoolEntry {
     pub pool: SubnetPool,
     /// The CIDR Docker knows the pool by.
     pub cidr: IpNet,
-    /// `--ip-range`, applied as the subnet's allocation pool.
-    pub ip_range: Option<IpNet>,
     /// Set when the CIDR was carved from a default pool: the subnet must be
     /// allocated from that pool so Neutron prevents overlaps.
     pub carved_from: Option<String>,
@@ -70,19 +81,11 @@ impl Index {
     }
 
     pub fn put_network(&mut self, docker_id: String, network: Network, subnets: Vec<Subnet>) {
-        let existing = network
-            .tags
-            .iter()
-            .any(|t| t.starts_with(crate::names::TAG_EXISTING_NET));
-        self.networks.insert(
-            docker_id.clone(),
-            NetworkEntry {
-                docker_id,
-                network,
-                subnets,
-                existing,
-            },
-        );
+        self.insert_network(NetworkEntry::new(docker_id, network, subnets));
+    }
+
+    pub fn insert_network(&mut self, entry: NetworkEntry) {
+        self.networks.insert(entry.docker_id.clone(), entry);
     }
 
     pub fn network(&self, docker_id: &str) -> Option<&NetworkEntry> {
@@ -97,24 +100,17 @@ impl Index {
         self.networks.remove(docker_id)
     }
 
-    /// The network whose subnet belongs to `pool` (or has its CIDR).
+    /// The subnet of `pool` and its network: the subnet tagged with the
+    /// PoolID (kuryr and kuryr-libnetwork tag every subnet of a Docker
+    /// pool), or allocated from the pool.
     pub fn network_of_pool(&self, pool: &PoolEntry) -> Option<(&NetworkEntry, &Subnet)> {
-        let cidr = pool.cidr.to_string();
-        let find = |matches: &dyn Fn(&NetworkEntry, &Subnet) -> bool| {
-            self.networks
-                .values()
-                .find_map(|n| n.subnets.iter().find(|s| matches(n, s)).map(|s| (n, s)))
-        };
-        find(&|_, s| {
-            s.subnetpool_id.as_deref() == Some(pool.pool.id.as_str())
-                // A pool made for `neutron.subnet.*` is tagged with the subnet ID.
-                || pool.pool.tags.contains(&s.id)
-                || (pool.carved_from.is_some() && s.cidr == cidr)
+        let id = pool.pool.id.as_str();
+        self.networks.values().find_map(|n| {
+            n.subnets
+                .iter()
+                .find(|s| s.tags.iter().any(|t| t == id) || s.subnetpool_id.as_deref() == Some(id))
+                .map(|s| (n, s))
         })
-        // A user's subnet that CreateNetwork reused in an adopted network
-        // (`-o neutron.net.*`) was not allocated from the pool: it is the
-        // pool's by CIDR, as in kuryr-libnetwork.
-        .or_else(|| find(&|n, s| n.existing && s.subnetpool_id.is_none() && s.cidr == cidr))
     }
 
     pub fn put_pool(&mut self, entry: PoolEntry) {
@@ -154,6 +150,11 @@ impl Index {
                 .iter()
                 .any(|f| f.subnet_id == subnet_id && f.ip_address == ip)
         })
+    }
+
+    /// Is this port one this daemon handed out (unclaimed) or released?
+    pub fn has_port(&self, port_id: &str) -> bool {
+        self.ports.contains_key(port_id)
     }
 
     pub fn remove_port(&mut self, port_id: &str) -> Option<Port> {

@@ -13,12 +13,16 @@ mod ipam;
 mod lookup;
 mod network;
 mod node;
+mod orphans;
+mod steps;
 mod swarm;
 
 pub use config::DriverConfig;
 pub use error::{DriverError, Result};
 pub use index::Index;
 pub use node::Node;
+pub use orphans::Collected;
+pub use steps::{FAULT_POINTS, FaultAction, Faults};
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -98,6 +102,12 @@ impl Driver {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Is a call holding the lock of `key` right now?
+    fn locked(&self, key: &str) -> bool {
+        let locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.get(key).is_some_and(|l| l.try_lock().is_err())
+    }
+
     async fn lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = {
             let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
@@ -161,43 +171,26 @@ impl Driver {
             .into_iter()
             .filter(|n| n.tags.iter().any(|t| t.starts_with(names::TAG_LOW)))
             .collect();
-        let mut subnets = Vec::new();
-        if !ours.is_empty() {
-            let mut q = Query::new();
-            for n in &ours {
-                q = q.eq("network_id", &n.id);
-            }
-            subnets = self.neutron.list_subnets(&q).await?;
-        }
-        // Veth mode: our ports are bound to this host. Nested modes bind
-        // none: ours are those behind our VM port (pairs, trunk subports).
-        let mut q = Query::new().eq("device_owner", names::DEVICE_OWNER);
-        if let Some(host) = self.bind_host_id() {
-            q = q.eq("binding:host_id", host);
-        } else if let Some(node) = self.node()
-            && node.trunk_id.is_none()
-        {
-            q = q.eq("network_id", &node.vm_port.network_id);
-        }
-        let mut ports = self.neutron.list_ports(&q).await?;
-        if let Some(ours) = self.node_port_filter().await? {
-            ports.retain(|p| names::id_from_tags(&p.tags).is_none() || ours(p));
-        }
+        let subnets = self.subnets_of(&ours).await?;
+        let ports = self.ports_of_this_node().await?;
         let mut index = self.index();
+        let mut neutron_ids = std::collections::HashSet::new();
         for net in ours {
-            if let Some(id) = names::id_from_tags(&net.tags) {
-                let subs = subnets
-                    .iter()
-                    .filter(|s| s.network_id == net.id)
-                    .cloned()
-                    .collect();
-                index.put_network(id, net, subs);
+            neutron_ids.insert(net.id.clone());
+            let subs: Vec<_> = subnets
+                .iter()
+                .filter(|s| s.network_id == net.id)
+                .cloned()
+                .collect();
+            // Several Docker networks may use one Neutron network.
+            for id in names::ids_from_tags(&net.tags) {
+                index.put_network(id, net.clone(), subs.clone());
             }
         }
         let (mut endpoints, mut unbound) = (0, 0);
         for port in ports {
             match names::id_from_tags(&port.tags) {
-                Some(ep) if index.network_by_neutron_id(&port.network_id).is_some() => {
+                Some(ep) if neutron_ids.contains(&port.network_id) => {
                     index.put_endpoint(ep, port);
                     endpoints += 1;
                 }
@@ -212,6 +205,42 @@ impl Driver {
             endpoints, unbound, "index rebuilt from Neutron"
         );
         Ok(())
+    }
+
+    /// The subnets of `networks`, in requests of at most
+    /// [`NETWORKS_PER_QUERY`] network IDs each (a query string past ~8 KiB
+    /// is refused with 414).
+    async fn subnets_of(
+        &self,
+        networks: &[kuryr_openstack::neutron::Network],
+    ) -> Result<Vec<kuryr_openstack::neutron::Subnet>> {
+        let mut subnets = Vec::new();
+        for chunk in networks.chunks(NETWORKS_PER_QUERY) {
+            let mut q = Query::new();
+            for n in chunk {
+                q = q.eq("network_id", &n.id);
+            }
+            subnets.extend(self.neutron.list_subnets(&q).await?);
+        }
+        Ok(subnets)
+    }
+
+    /// Kuryr's ports of this node: bound to this host (veth mode), or
+    /// behind this node's VM port (nested modes bind none).
+    async fn ports_of_this_node(&self) -> Result<Vec<kuryr_openstack::neutron::Port>> {
+        let mut q = Query::new().eq("device_owner", names::DEVICE_OWNER);
+        if let Some(host) = self.bind_host_id() {
+            q = q.eq("binding:host_id", host);
+        } else if let Some(node) = self.node()
+            && node.trunk_id.is_none()
+        {
+            q = q.eq("network_id", &node.vm_port.network_id);
+        }
+        let mut ports = self.neutron.list_ports(&q).await?;
+        if let Some(ours) = self.node_port_filter().await? {
+            ports.retain(|p| names::id_from_tags(&p.tags).is_none() || ours(p));
+        }
+        Ok(ports)
     }
 
     /// Execute one parsed plugin call. Calls that need state wait for
@@ -318,6 +347,10 @@ impl Driver {
         })
     }
 }
+
+/// Network IDs per subnet query at start-up: 40 IDs of 36 characters and
+/// the `network_id=` keys keep the query string under 2 KiB.
+const NETWORKS_PER_QUERY: usize = 40;
 
 /// `ip/prefixlen` of `ip` inside `cidr`.
 fn with_prefix(ip: IpAddr, cidr: &IpNet) -> String {

@@ -456,3 +456,150 @@ async fn docker_mac_address_is_applied_and_a_users_mac_restored() {
     })
     .await;
 }
+
+/// DeleteEndpoint runs every step even when one fails: with the exposed
+/// ports' group still used elsewhere (Neutron refuses to delete it), the
+/// host side is unbound all the same and the first error is reported; the
+/// group is collected as an orphan once it is free.
+#[tokio::test]
+async fn delete_endpoint_unbinds_the_host_even_when_neutron_refuses_a_step() {
+    use kuryr::binding::{Binder, VethConfig};
+    lab::run(async |lab: &Lab| {
+        common::netns::require_root("host binding");
+        let d = lab
+            .driver_with(lab.config(), Binder::veth(VethConfig::default()))
+            .await;
+        let api = lab.api(&d);
+        let net = api.create_network(&lab.cidr4(0)).await;
+        let ep = api.start_container(&net).await;
+        api.ok(
+            "/NetworkDriver.ProgramExternalConnectivity",
+            requests::program(&net.nid, &ep.eid, json!([{"Proto": 6, "Port": 8080}])),
+        )
+        .await;
+        let port = lab.ports_of(&ep.eid).await.remove(0);
+        let tap = format!("tap{}", &port.id[..11]);
+        assert!(common::host::link_exists(&tap));
+        let sg = lab
+            .neutron
+            .list_security_groups(&Query::new().eq("name", format!("{}-exposed_ports", port.id)))
+            .await
+            .unwrap()
+            .remove(0);
+        // Someone else's port uses the group: Neutron refuses to delete it.
+        let nnet = lab.network_of(&net.nid).await;
+        let holder = lab
+            .neutron
+            .create_port(&PortCreate {
+                network_id: nnet.id.clone(),
+                security_groups: Some(vec![sg.id.clone()]),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        lab.track_user_port(&holder.id);
+        let reply = api
+            .fails(
+                "/NetworkDriver.DeleteEndpoint",
+                requests::endpoint(&net.nid, &ep.eid),
+            )
+            .await;
+        assert!(
+            reply.err().contains(&sg.id) || reply.err().contains("in use"),
+            "{}",
+            reply.err()
+        );
+        assert!(
+            !common::host::link_exists(&tap),
+            "{tap} unbound despite the Neutron error"
+        );
+        // dockerd does not retry a failed DeleteEndpoint: ReleaseAddress
+        // comes next and releases the port.
+        api.ok(
+            "/IpamDriver.ReleaseAddress",
+            requests::release_address(&net.pool_id, plain_ip(&ep.address)),
+        )
+        .await;
+        assert!(lab.port(&port.id).await.is_none());
+        // The group Neutron would not delete goes with orphan collection
+        // once it is free: its port is gone.
+        lab.neutron.delete_port(&holder.id).await.unwrap();
+        let collected = d.collect_orphans().await.expect("orphan collection");
+        assert!(collected.security_groups.contains(&sg.id), "{collected:?}");
+        let left = lab
+            .neutron
+            .list_security_groups(&Query::new().eq("name", format!("{}-exposed_ports", port.id)))
+            .await
+            .unwrap();
+        assert!(left.is_empty(), "{left:#?}");
+        api.remove_network(&net).await;
+        lab.assert_clean().await;
+    })
+    .await;
+}
+
+/// A ProgramExternalConnectivity whose port update Neutron refuses (a
+/// user's port without port security, reused by `--ip`) leaves no
+/// security group behind.
+#[tokio::test]
+async fn a_failed_expose_removes_its_security_group() {
+    lab::run(async |lab: &Lab| {
+        let d = lab.driver().await;
+        let api = lab.api(&d);
+        let user = user_network(lab, &lab.cidr4(0)).await;
+        let net = api
+            .create_network_with(&user.cidr, json!({}), json!({"neutron.net.uuid": user.id}))
+            .await;
+        let ip = lab.ip4(0, 60);
+        let port = lab
+            .neutron
+            .create_port(&PortCreate {
+                network_id: user.id.clone(),
+                fixed_ips: Some(vec![FixedIp {
+                    subnet_id: user.subnet_id.clone(),
+                    ip_address: ip.clone(),
+                }]),
+                port_security_enabled: Some(false),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        lab.track_user_port(&port.id);
+        let addr = api
+            .ok(
+                "/IpamDriver.RequestAddress",
+                requests::request_address(&net.pool_id, &ip),
+            )
+            .await;
+        let eid = docker_id();
+        api.ok(
+            "/NetworkDriver.CreateEndpoint",
+            requests::create_endpoint(&net.nid, &eid, s(&addr["Address"]), ""),
+        )
+        .await;
+        api.fails(
+            "/NetworkDriver.ProgramExternalConnectivity",
+            requests::program(&net.nid, &eid, json!([{"Proto": 6, "Port": 80}])),
+        )
+        .await;
+        let left = lab
+            .neutron
+            .list_security_groups(&Query::new().eq("name", format!("{}-exposed_ports", port.id)))
+            .await
+            .unwrap();
+        assert!(
+            left.is_empty(),
+            "the group of a failed expose is deleted: {left:#?}"
+        );
+        let ep = lab::Ep {
+            eid,
+            address: s(&addr["Address"]).to_string(),
+            mac: String::new(),
+            join: json!({}),
+        };
+        api.stop_container(&net, &ep).await;
+        api.remove_network(&net).await;
+        lab.assert_clean().await;
+    })
+    .await;
+}

@@ -87,3 +87,34 @@ async fn a_restarted_driver_serves_existing_networks_and_endpoints() {
     })
     .await;
 }
+
+/// A network from the default pool (no `--subnet`), then a restart, then
+/// three containers one after the other: every RequestAddress finds the
+/// pool's subnet (the pool, loaded after the restart, is matched to its
+/// subnet by the PoolID tag, or Neutron is asked), and `network rm`
+/// leaves nothing.
+#[tokio::test]
+async fn containers_after_a_restart_on_a_network_from_the_default_pool() {
+    lab::run(async |lab: &Lab| {
+        let net = {
+            let a = lab.driver().await;
+            lab.api(&a).create_network("").await
+        };
+        let b = lab.driver().await;
+        let api = lab.api(&b);
+        let mut eps = Vec::new();
+        for _ in 0..3 {
+            eps.push(api.start_container(&net).await);
+        }
+        let nnet = lab.network_of(&net.nid).await;
+        assert_eq!(lab.kuryr_ports_in(&nnet.id).await.len(), 3);
+        for ep in &eps {
+            api.stop_container(&net, ep).await;
+        }
+        api.remove_network(&net).await;
+        assert!(lab.neutron.get_network(&nnet.id).await.is_err());
+        assert!(lab.pool(&net.pool_id).await.is_none());
+        lab.assert_clean().await;
+    })
+    .await;
+}

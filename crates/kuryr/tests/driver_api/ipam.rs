@@ -104,35 +104,41 @@ async fn gateway_is_optional_and_honoured_when_given() {
     .await;
 }
 
-/// `--ip-range` is the subnet's allocation pool; `--aux-address` is
-/// reserved as a port until ReleaseAddress.
+/// `--ip-range` is the Docker pool and the Neutron subnet, as
+/// kuryr-libnetwork makes them; `--aux-address` is reserved as a port
+/// until ReleaseAddress.
 #[tokio::test]
 async fn ip_range_and_aux_addresses() {
     lab::run(async |lab: &Lab| {
         let d = lab.driver().await;
         let api = lab.api(&d);
 
-        // --subnet c0 --ip-range <upper half>, gateway (.1) outside the range.
-        // --subnet c1 --ip-range <lower half>, gateway (.1) inside it.
-        for (k, range, want) in [(0, "128/25", vec![(128, 254)]), (1, "0/25", vec![(2, 127)])] {
+        // kuryr-libnetwork's contract: with --ip-range the Docker pool,
+        // `kuryrPool-<range>` and the Neutron subnet are the range itself
+        // (so each driver finds the other's networks); --subnet only
+        // contains it.
+        for (k, range) in [(0, "128/25"), (1, "0/25")] {
             let cidr = lab.cidr4(k);
             let range = format!("{}.{range}", lab.ip4(k, 0).rsplit_once('.').unwrap().0);
+            lab.track_cidr(&range);
             let pool = api
                 .ok(
                     "/IpamDriver.RequestPool",
                     requests::request_pool(&cidr, &range, false, json!({})),
                 )
                 .await;
-            assert_eq!(
-                pool["Pool"], cidr,
-                "Docker's pool is --subnet, not --ip-range"
-            );
+            assert_eq!(pool["Pool"], range, "Docker's pool is the --ip-range");
             let pid = s(&pool["PoolID"]).to_string();
+            let sp = lab.pool(&pid).await.expect("the pool");
+            assert_eq!(sp.name, format!("kuryrPool-{range}"));
+            assert_eq!(sp.prefixes, vec![range.clone()]);
             let gw = s(&pool["Data"][GATEWAY_KEY]).to_string();
+            let first = net_of(&range).hosts().next().unwrap();
+            assert_eq!(gw, format!("{first}/25"));
             let net = lab::Net {
                 nid: docker_id(),
                 pool_id: pid.clone(),
-                cidr: cidr.clone(),
+                cidr: range.clone(),
                 gateway: gw.clone(),
             };
             api.ok(
@@ -140,30 +146,22 @@ async fn ip_range_and_aux_addresses() {
                 requests::create_network(
                     &net.nid,
                     json!({}),
-                    vec![requests::ipam_data(&cidr, &gw)],
+                    vec![requests::ipam_data(&range, &gw)],
                     vec![],
                 ),
             )
             .await;
             let nnet = lab.network_of(&net.nid).await;
             let subnet = lab.subnets_in(&nnet.id).await.remove(0);
-            assert_eq!(subnet.cidr, cidr, "the subnet is the whole --subnet");
-            let pools: Vec<(String, String)> = subnet
-                .allocation_pools
-                .iter()
-                .map(|p| (p.start.clone(), p.end.clone()))
-                .collect();
-            let want: Vec<(String, String)> = want
-                .iter()
-                .map(|(a, b)| (lab.ip4(k, *a), lab.ip4(k, *b)))
-                .collect();
-            assert_eq!(pools, want, "--ip-range {range}");
+            assert_eq!(subnet.cidr, range, "the subnet is the --ip-range");
+            assert_eq!(subnet.name, format!("kuryr-subnet-{range}"));
             let ep = api.start_container(&net).await;
             let ip = ip_of(&ep.address);
             assert!(
                 net_of(&range).contains(&ip),
                 "{ip} outside --ip-range {range}"
             );
+            assert!(ep.address.ends_with("/25"), "{}", ep.address);
             api.stop_container(&net, &ep).await;
             api.remove_network(&net).await;
         }
@@ -241,6 +239,98 @@ async fn ip_range_and_aux_addresses() {
         api.ok("/NetworkDriver.DeleteNetwork", requests::network(&nid))
             .await;
         assert!(lab.neutron.get_network(&nnet.id).await.is_err());
+        lab.assert_clean().await;
+    })
+    .await;
+}
+
+/// The same `--ip` twice: a second RequestAddress while the first still
+/// holds the address is refused, on this daemon and on another host's
+/// (the pending port is bound to the host that handed it out); and a
+/// ReleaseAddress from another host never deletes a port an endpoint
+/// holds.
+#[tokio::test]
+async fn the_same_ip_is_handed_out_once() {
+    lab::run(async |lab: &Lab| {
+        let a = lab.driver().await;
+        // Another host (its own host id; its ports need no agent here).
+        let other_host = kuryr::driver::DriverConfig {
+            host_id: format!("{}-b", lab.host),
+            ..lab.config()
+        };
+        let b = lab
+            .driver_with(other_host, kuryr::binding::Binder::Noop)
+            .await;
+        let (api_a, api_b) = (lab.api(&a), lab.api(&b));
+        let net = api_a.create_network(&lab.cidr4(0)).await;
+        let ip = lab.ip4(0, 50);
+        let request = requests::request_address(&net.pool_id, &ip);
+        let first = api_a
+            .ok("/IpamDriver.RequestAddress", request.clone())
+            .await;
+        for api in [&api_a, &api_b] {
+            let again = api
+                .fails("/IpamDriver.RequestAddress", request.clone())
+                .await;
+            assert!(again.err().contains("already allocated"), "{}", again.err());
+        }
+        let winner = api_a.start_container_at(&net, s(&first["Address"])).await;
+        // A stray release from the other host: the endpoint's port stays.
+        api_b
+            .ok(
+                "/IpamDriver.ReleaseAddress",
+                requests::release_address(&net.pool_id, &ip),
+            )
+            .await;
+        let ports = lab.ports_of(&winner.eid).await;
+        assert_eq!(
+            ports.len(),
+            1,
+            "the endpoint's port survives another host's release"
+        );
+        api_a.stop_container(&net, &winner).await;
+        assert!(lab.port_with_ip(&ip).await.is_empty());
+        api_a.remove_network(&net).await;
+        lab.assert_clean().await;
+    })
+    .await;
+}
+
+/// ReleasePool gives a user's pool (`--ipam-opt neutron.pool.uuid`) back
+/// without kuryr's `kuryr.subnetpool.existing` tag.
+#[tokio::test]
+async fn release_pool_gives_a_users_pool_back_untagged() {
+    lab::run(async |lab: &Lab| {
+        let n = &lab.neutron;
+        let cidr = lab.cidr4(0);
+        let user = n
+            .create_subnetpool(&kuryr_openstack::neutron::SubnetPoolCreate {
+                name: format!("kt-user-pool-{:x}", common::env::random_u64()),
+                prefixes: vec![cidr.clone()],
+                default_prefixlen: Some(24),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        lab.track_pool(&user.id);
+        n.replace_tags(TagResource::SubnetPool, &user.id, &["user-pool"])
+            .await
+            .unwrap();
+        let d = lab.driver().await;
+        let api = lab.api(&d);
+        let net = api
+            .create_network_with(&cidr, json!({"neutron.pool.uuid": user.id}), json!({}))
+            .await;
+        assert_eq!(net.pool_id, user.id);
+        let tags = lab.pool(&user.id).await.unwrap().tags;
+        assert!(
+            tags.contains(&"kuryr.subnetpool.existing".to_string()),
+            "{tags:?}"
+        );
+        api.remove_network(&net).await;
+        let after = lab.pool(&user.id).await.expect("the user's pool is kept");
+        assert_eq!(after.tags, vec!["user-pool".to_string()]);
+        n.delete_subnetpool(&user.id).await.unwrap();
         lab.assert_clean().await;
     })
     .await;

@@ -381,3 +381,372 @@ async fn a_failed_create_network_rolls_back() {
     })
     .await;
 }
+
+/// `--subnet C -o neutron.net.uuid=X` where X's subnet with CIDR C came
+/// from a subnet pool that is not kuryr's: the subnet is the pool's by
+/// CIDR (tagged with the PoolID while Docker uses it, as kuryr-libnetwork
+/// does), containers get addresses from it, and all of it is given back.
+#[tokio::test]
+async fn existing_network_whose_subnet_came_from_another_pool() {
+    lab::run(async |lab: &Lab| {
+        let n = &lab.neutron;
+        let cidr = lab.cidr4(0);
+        let other = n
+            .create_subnetpool(&kuryr_openstack::neutron::SubnetPoolCreate {
+                name: format!("kt-other-pool-{:x}", common::env::random_u64()),
+                prefixes: vec![cidr.clone()],
+                default_prefixlen: Some(24),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        lab.track_pool(&other.id);
+        let user = n
+            .create_network(&NetworkCreate {
+                name: Some(format!("kt-user-net-{:x}", common::env::random_u64())),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        lab.track_user_network(&user.id);
+        let subnet = n
+            .create_subnet(&SubnetCreate {
+                network_id: user.id.clone(),
+                ip_version: 4,
+                cidr: Some(cidr.clone()),
+                subnetpool_id: Some(other.id.clone()),
+                enable_dhcp: Some(false),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let d = lab.driver().await;
+        let api = lab.api(&d);
+        let net = api
+            .create_network_with(&cidr, json!({}), json!({"neutron.net.uuid": user.id}))
+            .await;
+        let tagged = n.get_subnet(&subnet.id).await.unwrap();
+        assert!(tagged.tags.contains(&net.pool_id), "{:?}", tagged.tags);
+        let ep = api.start_container(&net).await;
+        assert!(net_of(&cidr).contains(&ip_of(&ep.address)));
+        let ep2 = api.start_container(&net).await;
+        api.stop_container(&net, &ep).await;
+        api.stop_container(&net, &ep2).await;
+        api.remove_network(&net).await;
+        let after = n
+            .get_subnet(&subnet.id)
+            .await
+            .expect("the user's subnet is kept");
+        assert!(after.tags.is_empty(), "{:?}", after.tags);
+        assert!(lab.kuryr_ports_in(&user.id).await.is_empty());
+        n.delete_subnet(&subnet.id).await.unwrap();
+        n.delete_subnetpool(&other.id).await.unwrap();
+        lab.assert_clean().await;
+    })
+    .await;
+}
+
+/// A CreateNetwork whose `--aux-address` reservation fails midway (the
+/// broadcast address) leaves no network, subnet, aux port or pool once
+/// Docker has released the pool.
+#[tokio::test]
+async fn a_failed_aux_address_reservation_leaves_nothing() {
+    lab::run(async |lab: &Lab| {
+        let d = lab.driver().await;
+        let api = lab.api(&d);
+        let cidr = lab.cidr4(0);
+        let pool = api
+            .ok(
+                "/IpamDriver.RequestPool",
+                requests::request_pool(&cidr, "", false, json!({})),
+            )
+            .await;
+        let pool_id = s(&pool["PoolID"]).to_string();
+        let gw = s(&pool["Data"][GATEWAY_KEY]).to_string();
+        let nid = docker_id();
+        let mut data = requests::ipam_data(&cidr, &gw);
+        data["AuxAddresses"] = json!({"a-ok": format!("{}/24", lab.ip4(0, 10)),
+                                      "z-bcast": format!("{}/24", lab.ip4(0, 255))});
+        let reply = api
+            .fails(
+                "/NetworkDriver.CreateNetwork",
+                requests::create_network(&nid, json!({}), vec![data], vec![]),
+            )
+            .await;
+        assert!(reply.err().contains(&lab.ip4(0, 255)), "{}", reply.err());
+        assert!(lab.networks_of(&nid).await.is_empty(), "network left");
+        assert!(
+            lab.port_with_ip(&lab.ip4(0, 10)).await.is_empty(),
+            "aux port left"
+        );
+        api.ok("/IpamDriver.ReleasePool", requests::release_pool(&pool_id))
+            .await;
+        assert!(lab.pool(&pool_id).await.is_none(), "pool left");
+        lab.assert_clean().await;
+    })
+    .await;
+}
+
+/// Tags a user adds to an adopted network, or to their port reused by
+/// `--ip`, while Docker uses them survive `docker network rm` and the
+/// container's end: kuryr removes only its own tags.
+#[tokio::test]
+async fn tags_a_user_adds_meanwhile_survive() {
+    lab::run(async |lab: &Lab| {
+        let n = &lab.neutron;
+        let d = lab.driver().await;
+        let api = lab.api(&d);
+        let user = user_network(lab, &lab.cidr4(0)).await;
+        let net = api
+            .create_network_with(&user.cidr, json!({}), json!({"neutron.net.uuid": user.id}))
+            .await;
+        let port = n
+            .create_port(&PortCreate {
+                network_id: user.id.clone(),
+                fixed_ips: Some(vec![FixedIp {
+                    subnet_id: user.subnet_id.clone(),
+                    ip_address: lab.ip4(0, 50),
+                }]),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        lab.track_user_port(&port.id);
+        let ep = {
+            let addr = api
+                .ok(
+                    "/IpamDriver.RequestAddress",
+                    requests::request_address(&net.pool_id, &lab.ip4(0, 50)),
+                )
+                .await;
+            api.start_container_at(&net, s(&addr["Address"])).await
+        };
+        n.add_tag(TagResource::Network, &user.id, "added-meanwhile")
+            .await
+            .unwrap();
+        n.add_tag(TagResource::Port, &port.id, "port-added-meanwhile")
+            .await
+            .unwrap();
+        api.stop_container(&net, &ep).await;
+        let p = n.get_port(&port.id).await.expect("the user's port is kept");
+        assert_eq!(p.tags, vec!["port-added-meanwhile".to_string()]);
+        api.remove_network(&net).await;
+        let got = n.get_network(&user.id).await.unwrap();
+        let tags: BTreeSet<_> = got.tags.into_iter().collect();
+        let want: BTreeSet<_> = ["user-owned", "added-meanwhile"]
+            .map(String::from)
+            .into_iter()
+            .collect();
+        assert_eq!(tags, want);
+        lab.assert_clean().await;
+    })
+    .await;
+}
+
+/// Two Docker networks on one Neutron network (`-o neutron.net.name` on
+/// two hosts in local scope): both are made, the network carries both
+/// sets of ID tags, a restarted driver serves both, containers on the two
+/// reach each other, and removing one keeps the network for the other; the
+/// pre-existing network outlives both.
+#[tokio::test]
+async fn two_docker_networks_share_one_neutron_network() {
+    use common::container::Container;
+    use kuryr::binding::{Binder, VethConfig};
+    lab::run(async |lab: &Lab| {
+        common::netns::require_root("the shared-network data path");
+        let user = user_network(lab, &lab.cidr4(0)).await;
+        let host_a = lab
+            .driver_with(lab.config(), Binder::veth(VethConfig::default()))
+            .await;
+        let host_b = lab
+            .driver_with(lab.config(), Binder::veth(VethConfig::default()))
+            .await;
+        let (api_a, api_b) = (lab.api(&host_a), lab.api(&host_b));
+        let generic = json!({"neutron.net.name": user.name});
+        let net_a = api_a
+            .create_network_with(&user.cidr, json!({}), generic.clone())
+            .await;
+        let net_b = api_b
+            .create_network_with(&user.cidr, json!({}), generic)
+            .await;
+        assert_ne!(net_a.nid, net_b.nid);
+        let got = lab.neutron.get_network(&user.id).await.unwrap();
+        for nid in [&net_a.nid, &net_b.nid] {
+            for tag in id_tags(nid) {
+                assert!(got.tags.contains(&tag), "{tag} missing from {:?}", got.tags);
+            }
+        }
+        assert_eq!(lab.network_of(&net_b.nid).await.id, user.id);
+
+        let tag = format!("{:x}", common::env::random_u64() & 0xff_ffff);
+        let mut ca = Container::start(lab, &api_a, &net_a).await;
+        ca.enter(None, &format!("kt-sh-a-{tag}"));
+        let mut cb = Container::start(lab, &api_b, &net_b).await;
+        cb.enter(None, &format!("kt-sh-b-{tag}"));
+        common::vm::wait_active(lab, &ca.port.id).await;
+        common::vm::wait_active(lab, &cb.port.id).await;
+        assert!(
+            ca.sandbox()
+                .pings(cb.ip(), std::time::Duration::from_secs(30)),
+            "a container on Docker network A cannot reach one on B"
+        );
+
+        // A restarted daemon knows both Docker networks (start-up rebuild).
+        let restarted = lab.driver().await;
+        let api_r = lab.api(&restarted);
+        for (net, c) in [(&net_a, &ca), (&net_b, &cb)] {
+            let join = api_r
+                .ok("/NetworkDriver.Join", requests::join(&net.nid, &c.ep.eid))
+                .await;
+            assert_eq!(join["InterfaceName"]["SrcName"], c.src.as_str());
+        }
+
+        ca.leave(None);
+        api_a.stop_container(&net_a, &ca.ep).await;
+        api_a.remove_network(&net_a).await;
+        let got = lab.neutron.get_network(&user.id).await.expect("kept for B");
+        assert!(
+            id_tags(&net_b.nid).iter().all(|t| got.tags.contains(t)),
+            "{:?}",
+            got.tags
+        );
+        assert!(
+            !id_tags(&net_a.nid).iter().any(|t| got.tags.contains(t)),
+            "{:?}",
+            got.tags
+        );
+        assert_eq!(
+            lab.subnets_in(&user.id).await.len(),
+            1,
+            "B's subnet is kept"
+        );
+        let ep2 = api_b.start_container(&net_b).await;
+        api_b.stop_container(&net_b, &ep2).await;
+
+        cb.leave(None);
+        api_b.stop_container(&net_b, &cb.ep).await;
+        api_b.remove_network(&net_b).await;
+        let got = lab
+            .neutron
+            .get_network(&user.id)
+            .await
+            .expect("pre-existing: kept");
+        assert_eq!(got.tags, vec!["user-owned".to_string()]);
+        lab.assert_clean().await;
+    })
+    .await;
+}
+
+/// A network kuryr made for Docker network A and adopted by Docker network
+/// B (`-o neutron.net.uuid`) stays while B uses it after A is removed, and
+/// goes with B: kuryr made it, so the last Docker network using it deletes
+/// it (B is not marked as having found it pre-existing).
+#[tokio::test]
+async fn a_kuryr_network_adopted_by_another_docker_network_outlives_its_maker() {
+    lab::run(async |lab: &Lab| {
+        let a = lab.driver().await;
+        let b = lab.driver().await;
+        let (api_a, api_b) = (lab.api(&a), lab.api(&b));
+        let cidr = lab.cidr4(0);
+        let net_a = api_a.create_network(&cidr).await;
+        let nnet = lab.network_of(&net_a.nid).await;
+        let net_b = api_b
+            .create_network_with(&cidr, json!({}), json!({"neutron.net.uuid": nnet.id}))
+            .await;
+        let ep = api_b.start_container(&net_b).await;
+        api_a.remove_network(&net_a).await;
+        assert!(
+            lab.neutron.get_network(&nnet.id).await.is_ok(),
+            "B still uses it"
+        );
+        let join = api_b
+            .ok("/NetworkDriver.Join", requests::join(&net_b.nid, &ep.eid))
+            .await;
+        assert_eq!(join["Gateway"], plain_ip(&net_b.gateway));
+        api_b.stop_container(&net_b, &ep).await;
+        api_b.remove_network(&net_b).await;
+        assert!(
+            lab.neutron.get_network(&nnet.id).await.is_err(),
+            "deleted with its last user"
+        );
+        lab.assert_clean().await;
+    })
+    .await;
+}
+
+/// A crash right after the network is made and before it is tagged leaves
+/// a network no Docker ID finds; dockerd's retry makes another, and the
+/// restarted daemon collects the first as an orphan (its description says
+/// this host made it). An injected failure there rolls it back instead.
+#[tokio::test]
+async fn a_crash_between_network_create_and_tag_leaves_nothing_for_long() {
+    use kuryr::driver::{FaultAction, Faults};
+    lab::run(async |lab: &Lab| {
+        let faults = std::sync::Arc::new(Faults::default());
+        let config = kuryr::driver::DriverConfig {
+            faults: Some(faults.clone()),
+            orphan_grace: std::time::Duration::ZERO,
+            ..lab.config()
+        };
+        let a = lab
+            .driver_with(config.clone(), kuryr::binding::Binder::Noop)
+            .await;
+        let api = lab.api(&a);
+        let cidr = lab.cidr4(0);
+        let pool = api
+            .ok(
+                "/IpamDriver.RequestPool",
+                requests::request_pool(&cidr, "", false, json!({})),
+            )
+            .await;
+        let (pid, gw) = (
+            s(&pool["PoolID"]).to_string(),
+            s(&pool["Data"][GATEWAY_KEY]).to_string(),
+        );
+        let nid = docker_id();
+        let create = requests::create_network(
+            &nid,
+            json!({}),
+            vec![requests::ipam_data(&cidr, &gw)],
+            vec![],
+        );
+        let kuryr_nets = async || {
+            lab.neutron
+                .list_networks(&Query::new().eq("name", format!("kuryr-net-{}", &nid[..8])))
+                .await
+                .unwrap()
+        };
+
+        // An injected error there: rolled back.
+        faults.arm("CreateNetwork.network_made", FaultAction::Error);
+        api.fails("/NetworkDriver.CreateNetwork", create.clone())
+            .await;
+        assert!(kuryr_nets().await.is_empty(), "rolled back");
+
+        // A crash there: the untagged network stays, the retry (a new
+        // daemon) makes another.
+        faults.arm("CreateNetwork.network_made", FaultAction::Crash);
+        api.fails("/NetworkDriver.CreateNetwork", create.clone())
+            .await;
+        let half = kuryr_nets().await;
+        assert_eq!(half.len(), 1);
+        assert!(half[0].tags.is_empty());
+        let b = lab.driver_with(config, kuryr::binding::Binder::Noop).await;
+        let api_b = lab.api(&b);
+        api_b.ok("/NetworkDriver.CreateNetwork", create).await;
+        let collected = b.collect_orphans().await.unwrap();
+        assert_eq!(collected.networks, vec![half[0].id.clone()]);
+        let left = kuryr_nets().await;
+        assert_eq!(left.len(), 1, "{left:#?}");
+        assert_eq!(left[0].id, lab.network_of(&nid).await.id);
+        let net = lab::Net {
+            nid,
+            pool_id: pid,
+            cidr: cidr.clone(),
+            gateway: gw,
+        };
+        api_b.remove_network(&net).await;
+        lab.assert_clean().await;
+    })
+    .await;
+}

@@ -116,6 +116,11 @@ pub(super) fn tags(
         _ => return Err(Refusal::new(405, "HTTPMethodNotAllowed", method)),
     };
     o.insert("tags".into(), json!(tags));
+    let rev = o
+        .get("revision_number")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    o.insert("revision_number".into(), json!(rev + 1));
     Ok(out)
 }
 

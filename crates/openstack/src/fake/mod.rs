@@ -195,6 +195,7 @@ impl FakeNeutron {
         path: &str,
         query: &[(String, String)],
         body: Option<&Value>,
+        if_match: Option<u64>,
     ) -> Answer {
         lock(&self.log).push(format!("{method} {path}"));
         let fault = self.take_fault(method, path);
@@ -206,7 +207,10 @@ impl FakeNeutron {
             Some(FaultKind::Stall(d)) => tokio::time::sleep(d).await,
             _ => {}
         }
-        let outcome = self.act(method, path, query, body);
+        let outcome = match self.precondition(path, if_match) {
+            Err(r) => Err(r),
+            Ok(()) => self.act(method, path, query, body),
+        };
         if fault == Some(FaultKind::LoseReply) {
             return Answer::Lost;
         }
@@ -249,6 +253,30 @@ impl FakeNeutron {
                     body.unwrap_or(&Value::Null),
                 )
             }
+        }
+    }
+
+    /// `If-Match: revision_number=N` on `/coll/id`: 412 unless the object
+    /// is still at revision N.
+    fn precondition(&self, path: &str, if_match: Option<u64>) -> Result<(), Refusal> {
+        let Some(want) = if_match else {
+            return Ok(());
+        };
+        let mut segs = path.trim_start_matches('/').split('/');
+        let (Some(coll), Some(id)) = (segs.next(), segs.next()) else {
+            return Ok(());
+        };
+        let store = lock(&self.store);
+        let have = store
+            .get(coll, id)
+            .and_then(|o| o.get("revision_number")?.as_u64());
+        match have {
+            Some(have) if have != want => Err(Refusal::new(
+                412,
+                "PreconditionFailed",
+                format!("Constraint revision_number={want} not met: the resource is at {have}"),
+            )),
+            _ => Ok(()),
         }
     }
 

@@ -109,8 +109,15 @@ impl Store {
         self.objects.get_mut(coll)?.get_mut(id)
     }
 
-    pub fn insert(&mut self, coll: &'static str, obj: Map<String, Value>) {
+    /// Store an object, new or changed: its `revision_number` goes up by
+    /// one, as Neutron bumps it on every change.
+    pub fn insert(&mut self, coll: &'static str, mut obj: Map<String, Value>) {
         let id = obj["id"].as_str().unwrap_or_default().to_string();
+        let rev = self
+            .get(coll, &id)
+            .and_then(|o| o.get("revision_number")?.as_u64())
+            .map_or(1, |r| r + 1);
+        obj.insert("revision_number".into(), Value::from(rev));
         self.objects.entry(coll).or_default().insert(id, obj);
     }
 

@@ -412,6 +412,27 @@ impl Neutron {
             .await
     }
 
+    /// Update a port only if it is still at `revision` (its
+    /// `revision_number` when read): a 412 `PreconditionFailed` means
+    /// someone changed it since.
+    pub async fn update_port_if(&self, id: &str, body: &PortUpdate, revision: u64) -> Result<Port> {
+        let base = self.base_url().await?;
+        let body = json!({ "port": body });
+        let resp = self
+            .session
+            .call_if(
+                "neutron.update_port",
+                &base,
+                Method::PUT,
+                &format!("/ports/{}", segment(id)),
+                &[],
+                Some(&body),
+                Some(revision),
+            )
+            .await?;
+        Self::take(resp.json("neutron", "update_port")?, "port", "update_port")
+    }
+
     pub async fn delete_port(&self, id: &str) -> Result<()> {
         self.delete("neutron.delete_port", "ports", id).await
     }

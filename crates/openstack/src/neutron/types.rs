@@ -57,6 +57,15 @@ pub struct Network {
         deserialize_with = "lenient_u32"
     )]
     pub segmentation_id: Option<u32>,
+    /// Free text; kuryr marks what it makes with the Docker ID.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub description: String,
+    /// When Neutron made it (RFC 3339), for grace periods.
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// Bumped by Neutron on every change; `If-Match` compares it.
+    #[serde(default)]
+    pub revision_number: Option<u64>,
 }
 
 /// Body of `POST /v2.0/networks`.
@@ -90,6 +99,8 @@ pub struct NetworkCreate {
     )]
     pub segmentation_id: Option<u32>,
     /// Any other attribute an extension adds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -137,6 +148,15 @@ pub struct Subnet {
     pub ipv6_address_mode: Option<String>,
     #[serde(default)]
     pub project_id: Option<String>,
+    /// Free text; kuryr marks what it makes with the Docker ID.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub description: String,
+    /// When Neutron made it (RFC 3339), for grace periods.
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// Bumped by Neutron on every change; `If-Match` compares it.
+    #[serde(default)]
+    pub revision_number: Option<u64>,
 }
 
 /// Body of `POST /v2.0/subnets`.
@@ -170,6 +190,8 @@ pub struct SubnetCreate {
     pub ipv6_address_mode: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub project_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -198,6 +220,14 @@ pub struct SubnetPool {
     pub tags: Vec<String>,
     #[serde(default)]
     pub project_id: Option<String>,
+    /// When Neutron made it (RFC 3339), for grace periods.
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// Bumped by Neutron on every change; `If-Match` compares it.
+    #[serde(default)]
+    pub revision_number: Option<u64>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub description: String,
 }
 
 /// Body of `POST /v2.0/subnetpools`.
@@ -307,6 +337,15 @@ pub struct Port {
     pub binding_profile: Map<String, Value>,
     #[serde(default)]
     pub trunk_details: Option<TrunkDetails>,
+    /// Free text; kuryr marks what it makes with the Docker ID.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub description: String,
+    /// When Neutron made it (RFC 3339), for grace periods.
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// Bumped by Neutron on every change; `If-Match` compares it.
+    #[serde(default)]
+    pub revision_number: Option<u64>,
 }
 
 impl Port {

@@ -7,24 +7,16 @@ use std::net::IpAddr;
 
 use kuryr_openstack::neutron::{FixedIp, Port, PortCreate, PortUpdate};
 use kuryr_openstack::{Query, TagResource};
-use tracing::{info, warn};
+use tracing::info;
 
 use super::super::index::NetworkEntry;
 use super::super::ipam::{is_bound, is_kuryr_port};
+use super::super::steps::{Journal, Undo};
 use super::super::{Driver, DriverError, Result};
 use crate::names;
 use crate::protocol::{
     CreateEndpointInterface, CreateEndpointRequest, CreateEndpointResponse, DockerId,
 };
-
-/// The port an endpoint gets, and how to undo what was done to it.
-struct Claimed {
-    port: Port,
-    /// Made by this call (deleted on rollback), not found.
-    created_here: bool,
-    /// The tags before this call (restored on rollback).
-    original_tags: Vec<String>,
-}
 
 /// What Docker's request asks of the port.
 struct Wanted {
@@ -37,7 +29,7 @@ impl Driver {
         &self,
         req: CreateEndpointRequest,
     ) -> Result<CreateEndpointResponse> {
-        let _guard = self.lock(req.network_id.as_str()).await;
+        let _guard = self.lock(req.endpoint_id.as_str()).await;
         let net = self.known_network(&req.network_id).await?;
         let eid = req.endpoint_id.clone();
         // A retried call: the endpoint exists; make sure the Neutron side
@@ -52,15 +44,21 @@ impl Driver {
             fixed_ips: self.wanted_fixed_ips(&req, &net)?,
             mac: req.interface.mac_address.clone(),
         };
-        let found = self.ports_holding(&net, &wanted.fixed_ips, &eid).await?;
-        let claimed = match found.is_empty() {
-            // Docker's own IPAM gave the address: the port is made here and
-            // deleted in DeleteEndpoint.
-            true => self.create_endpoint_port(&net, &wanted, &eid).await?,
-            false => self.reconcile_port(found, &wanted, &eid).await?,
-        };
-        let claimed = self.tag_endpoint_port(claimed, &eid).await?;
-        let port = self.plug(&net, claimed, &eid).await?;
+        let port = self
+            .journaled("CreateEndpoint", async |j: &mut Journal| {
+                let found = self.ports_holding(&net, &wanted.fixed_ips, &eid).await?;
+                let port = match found.is_empty() {
+                    // Docker's own IPAM gave the address: the port is made
+                    // here and deleted in DeleteEndpoint.
+                    true => self.create_endpoint_port(&net, &wanted, &eid, j).await?,
+                    false => self.reconcile_port(found, &wanted, &eid, j).await?,
+                };
+                self.fault_point("CreateEndpoint.port_claimed").await?;
+                let port = self.tag_endpoint_port(port, &eid, j).await?;
+                self.fault_point("CreateEndpoint.port_tagged").await?;
+                self.plug(&net, port, &eid, j).await
+            })
+            .await?;
         info!(endpoint = %eid, port = %port.id, mac = %port.mac_address, "endpoint created");
         let response = self.endpoint_response(&req, &port);
         self.index().put_endpoint(eid.to_string(), port);
@@ -166,7 +164,8 @@ impl Driver {
         net: &NetworkEntry,
         wanted: &Wanted,
         eid: &DockerId,
-    ) -> Result<Claimed> {
+        j: &mut Journal,
+    ) -> Result<Port> {
         let port = self
             .neutron
             .create_port(&PortCreate {
@@ -183,11 +182,8 @@ impl Driver {
                 ..Default::default()
             })
             .await?;
-        Ok(Claimed {
-            port,
-            created_here: true,
-            original_tags: Vec::new(),
-        })
+        j.push(Undo::DeletePort(port.id.clone()));
+        Ok(port)
     }
 
     /// Make the found port(s) the endpoint's: dual stack through kuryr
@@ -199,7 +195,8 @@ impl Driver {
         mut found: Vec<Port>,
         wanted: &Wanted,
         eid: &DockerId,
-    ) -> Result<Claimed> {
+        j: &mut Journal,
+    ) -> Result<Port> {
         found.sort_by_key(is_kuryr_port);
         let mut keep = found.remove(0);
         for extra in &found {
@@ -218,32 +215,68 @@ impl Driver {
         }
         let original_tags = keep.tags.clone();
         let (mut update, extra_tags) = self.port_update_for(&keep, wanted, eid);
+        j.push(Undo::UpdatePort {
+            id: keep.id.clone(),
+            update: undo_of(&keep, &update),
+        });
         if update.mac_address.is_some() && is_bound(&keep) {
             // Neutron refuses a new MAC on a bound port (409 PortBound),
             // and IPAM ports are bound to this host from the start:
             // unbind first; the update below binds it again.
-            keep = self
-                .neutron
-                .update_port(
-                    &keep.id,
-                    &PortUpdate {
-                        host_id: Some(String::new()),
-                        ..Default::default()
-                    },
-                )
-                .await?;
+            let unbind = PortUpdate {
+                host_id: Some(String::new()),
+                ..Default::default()
+            };
+            keep = self.claim_update(&keep, &unbind, eid).await?;
             update.host_id = self.bind_host_id();
         }
         if !update.is_empty() {
-            keep = self.neutron.update_port(&keep.id, &update).await?;
+            keep = self.claim_update(&keep, &update, eid).await?;
         }
-        keep.tags = original_tags.clone();
-        keep.tags.extend(extra_tags);
-        Ok(Claimed {
-            port: keep,
-            created_here: false,
-            original_tags,
-        })
+        keep.tags = original_tags;
+        if !extra_tags.is_empty() {
+            j.push(Undo::RemoveTags {
+                resource: TagResource::Port,
+                id: keep.id.clone(),
+                tags: extra_tags.clone(),
+            });
+            self.add_tags(TagResource::Port, &keep.id, &extra_tags)
+                .await?;
+            keep.tags.extend(extra_tags);
+        }
+        Ok(keep)
+    }
+
+    /// Update a port this endpoint is claiming. A port this daemon handed
+    /// out is its own to claim; one found in Neutron (a user's port, a
+    /// port handed out before a restart or by the swarm manager) is
+    /// claimed only if nobody changed it since it was read (`If-Match` on
+    /// its revision): two claimers cannot both win, the loser sees the
+    /// winner's endpoint and gives up.
+    async fn claim_update(&self, port: &Port, update: &PortUpdate, eid: &DockerId) -> Result<Port> {
+        let handed_out_here = self.index().has_port(&port.id);
+        let rev = port.revision_number.filter(|_| !handed_out_here);
+        let Some(rev) = rev else {
+            return Ok(self.neutron.update_port(&port.id, update).await?);
+        };
+        match self.neutron.update_port_if(&port.id, update, rev).await {
+            Err(e) if e.is_precondition_failed() => {
+                let fresh = self.neutron.get_port(&port.id).await?;
+                if let Some(owner) = names::id_from_tags(&fresh.tags)
+                    && owner != eid.as_str()
+                {
+                    // Not ours any more: forget we handed it out.
+                    self.index().remove_port(&port.id);
+                    return Err(DriverError::Invalid(format!(
+                        "port {} is in use by endpoint {owner}",
+                        port.id
+                    )));
+                }
+                let rev = fresh.revision_number.unwrap_or(rev);
+                Ok(self.neutron.update_port_if(&port.id, update, rev).await?)
+            }
+            other => Ok(other?),
+        }
     }
 
     /// The update that makes `port` the endpoint's, and the tags to add
@@ -292,102 +325,92 @@ impl Driver {
     }
 
     /// Tag the port with the endpoint's ID (and `compute:kuryr` if kuryr
-    /// made it).
-    async fn tag_endpoint_port(&self, mut claimed: Claimed, eid: &DockerId) -> Result<Claimed> {
-        let mut tags = claimed.port.tags.clone();
+    /// made it), adding only what is missing.
+    async fn tag_endpoint_port(
+        &self,
+        mut port: Port,
+        eid: &DockerId,
+        j: &mut Journal,
+    ) -> Result<Port> {
         let mut desired: Vec<String> = names::id_tags(eid);
-        if is_kuryr_port(&claimed.port) {
+        if is_kuryr_port(&port) {
             desired.push(names::PORT_CREATED_TAG.into());
         }
-        for t in desired {
-            if !tags.contains(&t) {
-                tags.push(t);
-            }
+        let missing: Vec<String> = desired
+            .into_iter()
+            .filter(|t| !port.tags.contains(t))
+            .collect();
+        if missing.is_empty() {
+            return Ok(port);
         }
-        if tags == claimed.port.tags && !claimed.created_here {
-            return Ok(claimed);
-        }
-        match self
-            .neutron
-            .replace_tags(TagResource::Port, &claimed.port.id, &tags)
-            .await
-        {
-            Ok(t) => {
-                claimed.port.tags = t;
-                Ok(claimed)
-            }
-            Err(e) => {
-                self.undo_port(&claimed).await;
-                Err(e.into())
-            }
-        }
-    }
-
-    /// Put the port behind the VM port (nested modes), bind the host side
-    /// and wait for ACTIVE if configured; undo everything on failure.
-    async fn plug(&self, net: &NetworkEntry, claimed: Claimed, eid: &DockerId) -> Result<Port> {
-        let mut port = claimed.port.clone();
-        let vlan_id = match self.attach_to_node(&port, eid).await {
-            Ok(v) => {
-                if self.trunk_mode() {
-                    port.device_id = eid.to_string();
-                }
-                v
-            }
-            Err(e) => {
-                // Half done is possible (a subport added, its device ID
-                // not): undoing is idempotent.
-                self.undo_node(&port).await;
-                self.undo_port(&claimed).await;
-                return Err(e);
-            }
-        };
-        if let Err(e) = self.bind_host(net, &port, eid, vlan_id).await {
-            self.undo_node(&port).await;
-            self.undo_port(&claimed).await;
-            return Err(e);
-        }
-        // Nested modes bind no port to a host: there is no agent to wait for.
-        if self.config.vif_plugging_is_fatal && !self.nested_mode() {
-            match self.wait_active(&port.id).await {
-                Ok(p) => {
-                    port = Port {
-                        tags: port.tags.clone(),
-                        ..p
-                    }
-                }
-                Err(e) => {
-                    self.unbind_host_quietly(net, &port).await;
-                    self.undo_port(&claimed).await;
-                    return Err(e);
-                }
-            }
+        j.push(Undo::RemoveTags {
+            resource: TagResource::Port,
+            id: port.id.clone(),
+            tags: missing.clone(),
+        });
+        if port.tags.is_empty() {
+            // A port of ours with no tags yet (made just now): one call.
+            port.tags = self
+                .neutron
+                .replace_tags(TagResource::Port, &port.id, &missing)
+                .await?;
+        } else {
+            self.add_tags(TagResource::Port, &port.id, &missing).await?;
+            port.tags.extend(missing);
         }
         Ok(port)
     }
 
-    /// Undo CreateEndpoint's Neutron changes after a later step failed.
-    async fn undo_port(&self, claimed: &Claimed) {
-        let port = &claimed.port;
-        let result = if claimed.created_here {
-            self.neutron.delete_port(&port.id).await
-        } else {
-            self.neutron
-                .replace_tags(TagResource::Port, &port.id, &claimed.original_tags)
-                .await
-                .map(|_| ())
-        };
-        if let Err(e) = result
-            && !e.is_not_found()
-        {
-            warn!(port = %port.id, error = %e, "rollback of the port failed");
+    /// Put the port behind the VM port (nested modes), bind the host side
+    /// and wait for ACTIVE if configured.
+    async fn plug(
+        &self,
+        net: &NetworkEntry,
+        mut port: Port,
+        eid: &DockerId,
+        j: &mut Journal,
+    ) -> Result<Port> {
+        // Half done is possible (a subport added, its device ID not):
+        // undoing is idempotent.
+        j.push(Undo::DetachFromNode(port.clone()));
+        let vlan_id = self.attach_to_node(&port, eid).await?;
+        if self.trunk_mode() {
+            port.device_id = eid.to_string();
         }
+        self.fault_point("CreateEndpoint.attached").await?;
+        j.push(Undo::UnbindHost {
+            network_id: net.network.id.clone(),
+            port: port.clone(),
+        });
+        self.bind_host(net, &port, eid, vlan_id).await?;
+        self.fault_point("CreateEndpoint.bound").await?;
+        // Nested modes bind no port to a host: there is no agent to wait for.
+        if self.config.vif_plugging_is_fatal && !self.nested_mode() {
+            let active = self.wait_active(&port.id).await?;
+            port = Port {
+                tags: port.tags.clone(),
+                ..active
+            };
+        }
+        Ok(port)
     }
+}
 
-    /// Undo [`Driver::attach_to_node`] after a later step failed.
-    async fn undo_node(&self, port: &Port) {
-        if let Err(e) = self.detach_from_node(port).await {
-            warn!(port = %port.id, error = %e, "rollback behind the VM port failed");
-        }
+/// The update that puts back what `update` changes on `port`.
+fn undo_of(port: &Port, update: &PortUpdate) -> PortUpdate {
+    PortUpdate {
+        device_id: update.device_id.as_ref().map(|_| port.device_id.clone()),
+        device_owner: update
+            .device_owner
+            .as_ref()
+            .map(|_| port.device_owner.clone()),
+        host_id: update.host_id.as_ref().map(|_| port.host_id.clone()),
+        admin_state_up: update.admin_state_up.map(|_| port.admin_state_up),
+        mac_address: update
+            .mac_address
+            .as_ref()
+            .map(|_| port.mac_address.clone()),
+        fixed_ips: update.fixed_ips.as_ref().map(|_| port.fixed_ips.clone()),
+        ..Default::default()
     }
 }

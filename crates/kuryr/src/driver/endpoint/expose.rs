@@ -7,6 +7,7 @@ use kuryr_openstack::Query;
 use kuryr_openstack::neutron::{Port, PortUpdate, SecurityGroupCreate, SecurityGroupRuleCreate};
 use tracing::info;
 
+use super::super::steps::{Journal, Undo};
 use super::super::{Driver, Result};
 use crate::names;
 use crate::protocol::{EndpointRequest, ExposedPort, ProgramRequest};
@@ -76,27 +77,32 @@ impl Driver {
         if !self.config.process_external_connectivity || req.exposed.is_empty() {
             return Ok(());
         }
-        let _guard = self.lock(req.network_id.as_str()).await;
+        let _guard = self.lock(req.endpoint_id.as_str()).await;
         let ep = self.known_endpoint(&req.endpoint_id).await?;
-        let sg = self.exposed_sg(&ep.port, &req.exposed).await?;
-        if !ep.port.security_groups.contains(&sg) {
-            let mut groups = ep.port.security_groups.clone();
-            groups.push(sg.clone());
-            let updated = self
-                .neutron
-                .update_port(
-                    &ep.port.id,
-                    &PortUpdate {
-                        security_groups: Some(groups),
-                        ..Default::default()
-                    },
-                )
-                .await?;
-            let mut index = self.index();
-            if let Some(e) = index.endpoint_mut(req.endpoint_id.as_str()) {
-                e.port.security_groups = updated.security_groups;
-            }
-        }
+        let sg = self
+            .journaled("ProgramExternalConnectivity", async |j: &mut Journal| {
+                let sg = self.exposed_sg(&ep.port, &req.exposed, j).await?;
+                if !ep.port.security_groups.contains(&sg) {
+                    let mut groups = ep.port.security_groups.clone();
+                    groups.push(sg.clone());
+                    let updated = self
+                        .neutron
+                        .update_port(
+                            &ep.port.id,
+                            &PortUpdate {
+                                security_groups: Some(groups),
+                                ..Default::default()
+                            },
+                        )
+                        .await?;
+                    let mut index = self.index();
+                    if let Some(e) = index.endpoint_mut(req.endpoint_id.as_str()) {
+                        e.port.security_groups = updated.security_groups;
+                    }
+                }
+                Ok(sg)
+            })
+            .await?;
         if let Some(e) = self.index().endpoint_mut(req.endpoint_id.as_str()) {
             e.exposed_sg = Some(sg.clone());
         }
@@ -106,7 +112,12 @@ impl Driver {
 
     /// The port's exposed-ports group: found by name, or made with one
     /// ingress rule per run of ports and address family.
-    async fn exposed_sg(&self, port: &Port, exposed: &[ExposedPort]) -> Result<String> {
+    async fn exposed_sg(
+        &self,
+        port: &Port,
+        exposed: &[ExposedPort],
+        j: &mut Journal,
+    ) -> Result<String> {
         let name = names::exposed_sg_name(&port.id);
         let existing = self
             .neutron
@@ -123,11 +134,11 @@ impl Driver {
                 project_id: None,
             })
             .await?;
+        j.push(Undo::DeleteSecurityGroup(sg.id.clone()));
         for rule in exposed_rules(&sg.id, port, exposed) {
             if let Err(e) = self.neutron.create_security_group_rule(&rule).await
                 && !e.is_conflict()
             {
-                let _ = self.neutron.delete_security_group(&sg.id).await;
                 return Err(e.into());
             }
         }
@@ -141,7 +152,7 @@ impl Driver {
         if !self.config.process_external_connectivity {
             return Ok(());
         }
-        let _guard = self.lock(req.network_id.as_str()).await;
+        let _guard = self.lock(req.endpoint_id.as_str()).await;
         let Some(ep) = self.endpoint_entry(&req.endpoint_id).await? else {
             return Ok(());
         };

@@ -1,8 +1,9 @@
 //! Endpoints: CreateEndpoint binds the port's host side ([`create`]), Join
 //! tells Docker which interface to move into the container,
-//! DeleteEndpoint undoes it; `--expose` is [`expose`].
+//! DeleteEndpoint ([`delete`]) undoes it; `--expose` is [`expose`].
 
 mod create;
+mod delete;
 mod expose;
 
 use std::collections::BTreeMap;
@@ -11,7 +12,7 @@ use std::time::Instant;
 use kuryr_openstack::Query;
 use kuryr_openstack::neutron::Port;
 use serde_json::Value;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::index::{EndpointEntry, NetworkEntry};
 use super::{Driver, DriverError, Result};
@@ -72,12 +73,13 @@ impl Driver {
         Ok(())
     }
 
-    async fn unbind_host(&self, net: &NetworkEntry, port: &Port) -> Result<()> {
+    /// Remove a port's host side (whatever of it is there).
+    pub(in crate::driver) async fn unbind_port(&self, network_id: &str, port: &Port) -> Result<()> {
         let (host_ifname, container_ifname) = Self::bind_names(&port.id);
         self.binder
             .unbind(&UnbindRequest {
                 port_id: &port.id,
-                network_id: &net.network.id,
+                network_id,
                 host_ifname,
                 container_ifname,
                 vif_type: &port.vif_type,
@@ -85,13 +87,6 @@ impl Driver {
             })
             .await?;
         Ok(())
-    }
-
-    /// Rollback path: the unbind is best effort, its failure only logged.
-    async fn unbind_host_quietly(&self, net: &NetworkEntry, port: &Port) {
-        if let Err(e) = self.unbind_host(net, port).await {
-            warn!(port = %port.id, error = %e, "unbind failed");
-        }
     }
 
     /// Poll until Neutron reports the port ACTIVE, bounded by the timeout.
@@ -141,6 +136,7 @@ impl Driver {
     pub(super) async fn join(&self, req: JoinRequest) -> Result<JoinResponse> {
         let ep = self.known_endpoint(&req.endpoint_id).await?;
         let net = self.known_network(&req.network_id).await?;
+        self.fault_point("Join.found").await?;
         let subnet_ids: Vec<&str> = ep
             .port
             .fixed_ips
@@ -177,44 +173,5 @@ impl Driver {
             static_routes,
             disable_gateway_service: true,
         })
-    }
-
-    pub(super) async fn delete_endpoint(&self, req: &EndpointRequest) -> Result<()> {
-        let _guard = self.lock(req.network_id.as_str()).await;
-        let Some(ep) = self.endpoint_entry(&req.endpoint_id).await? else {
-            info!(endpoint = %req.endpoint_id, "no port: nothing to delete");
-            return Ok(());
-        };
-        let net = self.network_entry(&req.network_id).await?;
-        let port = ep.port.clone();
-        if let Some(sg) = &ep.exposed_sg {
-            self.drop_exposed_sg(&port, sg).await?;
-        }
-        let unbind = match &net {
-            Some(net) => self.unbind_host(net, &port).await,
-            None => Ok(()),
-        };
-        // The pairs / the subport go before the port may be deleted
-        // (Neutron refuses to delete a subport's port).
-        self.detach_from_node(&port).await?;
-        if port.name == names::endpoint_port_name(&req.endpoint_id) {
-            // Made in CreateEndpoint (Docker's IPAM): no ReleaseAddress will
-            // reach us for it.
-            match self.neutron.delete_port(&port.id).await {
-                Ok(()) => {}
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e.into()),
-            }
-            self.index().remove_endpoint(req.endpoint_id.as_str());
-        } else {
-            // ReleaseAddress comes next and deletes (or restores) the port;
-            // keep it findable without a lookup.
-            let mut index = self.index();
-            index.remove_endpoint(req.endpoint_id.as_str());
-            index.put_port(port.clone());
-        }
-        unbind?;
-        info!(endpoint = %req.endpoint_id, port = %port.id, "endpoint deleted");
-        Ok(())
     }
 }

@@ -10,6 +10,7 @@ use kuryr_openstack::neutron::{FixedIp, Port, PortCreate, Subnet};
 use kuryr_openstack::{Query, TagResource};
 use tracing::{info, warn};
 
+use super::super::steps::{Journal, Undo};
 use super::super::{Driver, DriverError, Result, first_host, with_prefix};
 use super::{AUX_DEVICE_ID, in_use, is_bound, is_kuryr_port};
 use crate::names;
@@ -20,14 +21,16 @@ impl Driver {
         &self,
         req: RequestAddressRequest,
     ) -> Result<RequestAddressResponse> {
-        let known = self.index().pool(req.pool_id.as_str()).is_some();
         let entry = self
             .pool_entry(req.pool_id.as_str())
             .await?
             .ok_or_else(|| {
                 DriverError::NotFound(format!("pool {} does not exist in Neutron", req.pool_id))
             })?;
+        // A gateway may lie outside the pool (an --ip-range inside a larger
+        // --subnet); an address for a container may not.
         if let Some(ip) = req.address
+            && !req.is_gateway()
             && !entry.cidr.contains(&ip)
         {
             return Err(DriverError::Invalid(format!(
@@ -35,7 +38,7 @@ impl Driver {
                 entry.cidr
             )));
         }
-        let subnet = self.pool_subnet(&entry, known).await?;
+        let subnet = self.pool_subnet(&entry).await?;
         let data = BTreeMap::new();
         if req.is_gateway() {
             let address = match (&subnet, req.address) {
@@ -77,10 +80,20 @@ impl Driver {
                 ))),
             };
         };
-        let port = match req.address {
-            Some(ip) => self.claim_address(&subnet, ip).await?,
-            None => self.create_ipam_port(&subnet, None, None).await?,
-        };
+        let port = self
+            .journaled("RequestAddress", async |j: &mut Journal| {
+                let port = match req.address {
+                    Some(ip) => self.claim_address(&subnet, ip, j).await?,
+                    None => {
+                        let port = self.create_ipam_port(&subnet, None, None).await?;
+                        j.push(Undo::DeletePort(port.id.clone()));
+                        port
+                    }
+                };
+                self.fault_point("RequestAddress.port_made").await?;
+                Ok(port)
+            })
+            .await?;
         let ip = port
             .ips_in(&subnet.id)
             .next()
@@ -137,10 +150,21 @@ impl Driver {
         })
     }
 
-    /// `--ip`: reuse our own unclaimed port (a retried call), adopt a free
-    /// user port, or make a new one.
-    async fn claim_address(&self, subnet: &Subnet, ip: IpAddr) -> Result<Port> {
+    /// `--ip`: adopt a free user port, or make a new one. An address this
+    /// daemon handed out and that is not released yet is refused: handed
+    /// out once, it cannot go to two containers. (A pending port of
+    /// another daemon, or of this one before a restart, is handed out:
+    /// whichever CreateEndpoint claims it first wins.)
+    async fn claim_address(&self, subnet: &Subnet, ip: IpAddr, j: &mut Journal) -> Result<Port> {
         let cached = self.index().port_by_ip(&subnet.id, ip).cloned();
+        if let Some(p) = &cached
+            && p.device_id != AUX_DEVICE_ID
+        {
+            return Err(DriverError::Invalid(format!(
+                "address {ip} is already allocated (port {}, not released yet)",
+                p.id
+            )));
+        }
         let found = match cached {
             Some(p) => Some(p),
             None => self
@@ -155,7 +179,9 @@ impl Driver {
                 .next(),
         };
         let Some(port) = found else {
-            return self.create_ipam_port(subnet, Some(ip), None).await;
+            let port = self.create_ipam_port(subnet, Some(ip), None).await?;
+            j.push(Undo::DeletePort(port.id.clone()));
+            return Ok(port);
         };
         if let Some(owner) = names::id_from_tags(&port.tags) {
             return Err(DriverError::Invalid(format!(
@@ -170,6 +196,17 @@ impl Driver {
             )));
         }
         if is_kuryr_port(&port) {
+            // A port kuryr IPAM made and no endpoint claimed: pending on the
+            // host it is bound to. Another host's is not ours to hand out.
+            if let Some(host) = self.bind_host_id()
+                && !port.host_id.is_empty()
+                && port.host_id != host
+            {
+                return Err(DriverError::Invalid(format!(
+                    "address {ip} is already allocated (port {} handed out on host {:?})",
+                    port.id, port.host_id
+                )));
+            }
             return Ok(port);
         }
         if port.tags.iter().any(|t| t == names::PORT_EXISTING_TAG) {
@@ -181,9 +218,13 @@ impl Driver {
                 port.id, port.device_id, port.device_owner, port.host_id
             )));
         }
-        self.neutron
-            .add_tag(TagResource::Port, &port.id, names::PORT_EXISTING_TAG)
-            .await?;
+        let tag = vec![names::PORT_EXISTING_TAG.to_string()];
+        j.push(Undo::RemoveTags {
+            resource: TagResource::Port,
+            id: port.id.clone(),
+            tags: tag.clone(),
+        });
+        self.add_tags(TagResource::Port, &port.id, &tag).await?;
         let mut port = port;
         port.tags.push(names::PORT_EXISTING_TAG.into());
         info!(port = %port.id, %ip, "reusing an existing Neutron port");
@@ -195,22 +236,22 @@ impl Driver {
         req: &ReleaseAddressRequest,
     ) -> Result<()> {
         let ip = req.address;
-        let known = self.index().pool(req.pool_id.as_str()).is_some();
         let Some(entry) = self.pool_entry(req.pool_id.as_str()).await? else {
             return Ok(());
         };
-        let Some(subnet) = self.pool_subnet(&entry, known).await? else {
+        let Some(subnet) = self.pool_subnet(&entry).await? else {
             return Ok(());
         };
-        if subnet
+        let gateway = subnet
             .gateway_ip
             .as_deref()
-            .and_then(|g| g.parse::<IpAddr>().ok())
-            == Some(ip)
-        {
+            .and_then(|g| g.parse::<IpAddr>().ok());
+        if gateway == Some(ip) {
             return Ok(());
         }
+        // Ports this daemon handed out, or whose endpoint it deleted.
         let cached = self.index().port_by_ip(&subnet.id, ip).cloned();
+        let here = cached.is_some();
         let ports = match cached {
             Some(p) => vec![p],
             None => {
@@ -223,26 +264,52 @@ impl Driver {
                     .await?
             }
         };
-        for port in ports {
-            if !port
-                .fixed_ips
-                .iter()
-                .any(|f| f.subnet_id == subnet.id && f.ip_address == ip.to_string())
-            {
-                continue;
-            }
-            if port.tags.iter().any(|t| t == names::PORT_EXISTING_TAG) {
-                self.restore_user_port(&port).await?;
-            } else if is_kuryr_port(&port) {
-                match self.neutron.delete_port(&port.id).await {
-                    Ok(()) => info!(port = %port.id, %ip, "port deleted"),
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) => return Err(e.into()),
-                }
-            } else {
-                warn!(port = %port.id, %ip, "address belongs to a port kuryr does not own; left alone");
+        self.fault_point("ReleaseAddress.found").await?;
+        for port in ports
+            .iter()
+            .filter(|p| p.ips_in(&subnet.id).any(|a| a == ip.to_string()))
+        {
+            if self.may_release(port, here) {
+                self.release_port(port, ip).await?;
             }
             self.index().remove_port(&port.id);
+        }
+        Ok(())
+    }
+
+    /// Whether ReleaseAddress may give this port up. Never the port of a
+    /// live endpoint of this daemon (a racing request's rollback must not
+    /// take a winner's port), nor one an endpoint elsewhere still holds
+    /// (its tags say so: a DeleteEndpoint in global scope strips them for
+    /// the manager's ReleaseAddress); a port bound to this host whose
+    /// endpoint this daemon does not know is a dead one's.
+    fn may_release(&self, port: &Port, handed_out_here: bool) -> bool {
+        if let Some(ep) = self.index().endpoint_of_port(&port.id) {
+            warn!(port = %port.id, endpoint = %ep.endpoint_id, "ReleaseAddress: the port is a live endpoint's; left alone");
+            return false;
+        }
+        let owner = names::id_from_tags(&port.tags);
+        let bound_here = self.bind_host_id().is_some_and(|h| h == port.host_id);
+        if !handed_out_here && owner.is_some() && !bound_here {
+            info!(port = %port.id, endpoint = ?owner, "ReleaseAddress: the port is held by an endpoint elsewhere; left alone");
+            return false;
+        }
+        true
+    }
+
+    /// Delete kuryr's port, or give a user's port back.
+    async fn release_port(&self, port: &Port, ip: IpAddr) -> Result<()> {
+        if port.tags.iter().any(|t| t == names::PORT_EXISTING_TAG) {
+            return self.restore_user_port(port).await;
+        }
+        if !is_kuryr_port(port) {
+            warn!(port = %port.id, %ip, "address belongs to a port kuryr does not own; left alone");
+            return Ok(());
+        }
+        match self.neutron.delete_port(&port.id).await {
+            Ok(()) => info!(port = %port.id, %ip, "port deleted"),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
         }
         Ok(())
     }
@@ -285,21 +352,19 @@ impl Driver {
                 Err(e) => return Err(e.into()),
             }
         }
-        let kept: Vec<&String> = port
+        // Only kuryr's tags go: tags the user added meanwhile stay.
+        let ours: Vec<String> = port
             .tags
             .iter()
             .filter(|t| {
-                !(t.starts_with(names::TAG_LOW)
+                t.starts_with(names::TAG_LOW)
                     || t.starts_with(names::TAG_HIGH)
                     || t.starts_with(names::TAG_ORIGINAL_MAC)
-                    || *t == names::PORT_EXISTING_TAG)
+                    || *t == names::PORT_EXISTING_TAG
             })
+            .cloned()
             .collect();
-        if kept.len() != port.tags.len() {
-            self.neutron
-                .replace_tags(TagResource::Port, &port.id, &kept)
-                .await?;
-        }
+        self.remove_tags(TagResource::Port, &port.id, &ours).await?;
         info!(port = %port.id, "user port restored");
         Ok(())
     }

@@ -11,6 +11,7 @@ use kuryr_openstack::{Query, TagResource};
 use tracing::{info, warn};
 
 use super::super::index::PoolEntry;
+use super::super::steps::{Journal, Undo};
 use super::super::{Driver, DriverError, Result, first_host, with_prefix};
 use super::{POOLS_LOCK, family_matches, parse_bool_option};
 use crate::names;
@@ -78,8 +79,11 @@ impl PoolSource<'_> {
     }
 }
 
-/// `--subnet` (host bits cleared) after checking it and `--ip-range` are
-/// of the request's family and the range is inside the subnet.
+/// The CIDR of the Docker pool: `--ip-range` when given (kuryr-libnetwork's
+/// contract: the pool, `kuryrPool-<range>` and the Neutron subnet are the
+/// range, so each driver finds the other's networks), else `--subnet`
+/// (host bits cleared); after checking both are of the request's family
+/// and the range is inside the subnet.
 fn checked_cidrs(req: &RequestPoolRequest) -> Result<Option<IpNet>> {
     for cidr in [req.pool, req.sub_pool].into_iter().flatten() {
         if !family_matches(&cidr, req.v6) {
@@ -97,7 +101,7 @@ fn checked_cidrs(req: &RequestPoolRequest) -> Result<Option<IpNet>> {
             "--ip-range {range} is not inside --subnet {pool}"
         )));
     }
-    Ok(requested)
+    Ok(req.sub_pool.map(|r| r.trunc()).or(requested))
 }
 
 impl Driver {
@@ -110,25 +114,28 @@ impl Driver {
             parse_bool_option("neutron.net.shared", req.options.get("neutron.net.shared"))?;
         let requested = checked_cidrs(&req)?;
         let _guard = self.lock(POOLS_LOCK).await;
-        let (mut entry, gateway) = match source {
-            PoolSource::UserPool { uuid, name } => {
-                let entry = self
-                    .user_pool(uuid, name, requested, req.v6, shared)
-                    .await?;
-                (entry, None)
-            }
-            PoolSource::UserSubnet { uuid, name } => {
-                let (entry, gw) = self
-                    .user_subnet_pool(uuid, name, requested, req.v6, shared)
-                    .await?;
-                (entry, Some(gw))
-            }
-            PoolSource::Cidr => match requested {
-                Some(cidr) => (self.kuryr_pool(cidr, None, shared).await?, None),
-                None => (self.default_pool_block(req.v6).await?, None),
-            },
-        };
-        entry.ip_range = req.sub_pool;
+        let (entry, gateway) = self
+            .journaled("RequestPool", async |j: &mut Journal| {
+                Ok(match source {
+                    PoolSource::UserPool { uuid, name } => {
+                        let entry = self
+                            .user_pool(uuid, name, requested, req.v6, shared, j)
+                            .await?;
+                        (entry, None)
+                    }
+                    PoolSource::UserSubnet { uuid, name } => {
+                        let (entry, gw) = self
+                            .user_subnet_pool(uuid, name, requested, req.v6, shared, j)
+                            .await?;
+                        (entry, Some(gw))
+                    }
+                    PoolSource::Cidr => match requested {
+                        Some(cidr) => (self.kuryr_pool(cidr, None, shared, j).await?, None),
+                        None => (self.default_pool_block(req.v6, j).await?, None),
+                    },
+                })
+            })
+            .await?;
         let cidr = entry.cidr;
         let pool_id = entry.pool.id.clone();
         self.index().put_pool(entry);
@@ -156,6 +163,7 @@ impl Driver {
         requested: Option<IpNet>,
         v6: bool,
         shared: Option<bool>,
+        j: &mut Journal,
     ) -> Result<PoolEntry> {
         let user = self.find_subnetpool(uuid, name).await?;
         if !user
@@ -163,26 +171,26 @@ impl Driver {
             .iter()
             .any(|t| t == names::SUBNETPOOL_EXISTING_TAG)
         {
-            self.neutron
-                .add_tag(
-                    TagResource::SubnetPool,
-                    &user.id,
-                    names::SUBNETPOOL_EXISTING_TAG,
-                )
+            let tag = vec![names::SUBNETPOOL_EXISTING_TAG.to_string()];
+            j.push(Undo::RemoveTags {
+                resource: TagResource::SubnetPool,
+                id: user.id.clone(),
+                tags: tag.clone(),
+            });
+            self.add_tags(TagResource::SubnetPool, &user.id, &tag)
                 .await?;
         }
         match requested {
-            None => self.carve(&user, v6).await,
+            None => self.carve(&user, v6, j).await,
             Some(cidr) if user.prefixes.len() == 1 && user.prefixes[0] == cidr.to_string() => {
                 Ok(PoolEntry {
                     pool: user,
                     cidr,
-                    ip_range: None,
                     carved_from: None,
                     owned: false,
                 })
             }
-            Some(cidr) => self.kuryr_pool(cidr, None, shared).await,
+            Some(cidr) => self.kuryr_pool(cidr, None, shared, j).await,
         }
     }
 
@@ -195,6 +203,7 @@ impl Driver {
         requested: Option<IpNet>,
         v6: bool,
         shared: Option<bool>,
+        j: &mut Journal,
     ) -> Result<(PoolEntry, String)> {
         let subnet = self.find_subnet(uuid, name).await?;
         let cidr: IpNet = subnet.cidr.parse().map_err(|_| {
@@ -216,12 +225,12 @@ impl Driver {
             None if v6 => "::/0".into(),
             None => "0.0.0.0/0".into(),
         };
-        let entry = self.kuryr_pool(cidr, Some(&subnet.id), shared).await?;
+        let entry = self.kuryr_pool(cidr, Some(&subnet.id), shared, j).await?;
         Ok((entry, gateway))
     }
 
     /// No `--subnet`: a block carved from the default pool.
-    async fn default_pool_block(&self, v6: bool) -> Result<PoolEntry> {
+    async fn default_pool_block(&self, v6: bool, j: &mut Journal) -> Result<PoolEntry> {
         let name = if v6 {
             &self.config.default_subnetpool_v6
         } else {
@@ -237,7 +246,7 @@ impl Driver {
                 )),
                 other => other,
             })?;
-        self.carve(&default, v6).await
+        self.carve(&default, v6, j).await
     }
 
     /// The `kuryrPool-<cidr>` pool, reused if any host made it already.
@@ -246,6 +255,7 @@ impl Driver {
         cidr: IpNet,
         subnet_tag: Option<&str>,
         shared: Option<bool>,
+        j: &mut Journal,
     ) -> Result<PoolEntry> {
         let name = names::subnetpool_name(&self.config.subnetpool_prefix, &cidr);
         let mut q = Query::new().eq("name", &name);
@@ -274,6 +284,7 @@ impl Driver {
                         ..Default::default()
                     })
                     .await?;
+                j.push(Undo::DeleteSubnetPool(pool.id.clone()));
                 let mut pool = pool;
                 if let Some(tag) = subnet_tag {
                     self.neutron
@@ -289,7 +300,6 @@ impl Driver {
         Ok(PoolEntry {
             pool,
             cidr,
-            ip_range: None,
             carved_from: None,
             owned: true,
         })
@@ -298,7 +308,7 @@ impl Driver {
     /// Pick a free `default_prefixlen` block of `parent` and make a
     /// `kuryrPool-<cidr>` for it. The subnet itself is later allocated from
     /// `parent`, so Neutron refuses overlaps even across hosts.
-    async fn carve(&self, parent: &SubnetPool, v6: bool) -> Result<PoolEntry> {
+    async fn carve(&self, parent: &SubnetPool, v6: bool, j: &mut Journal) -> Result<PoolEntry> {
         let prefixlen = parent
             .default_prefixlen
             .and_then(|p| u8::try_from(p).ok())
@@ -355,7 +365,7 @@ impl Driver {
                 parent.name
             ))
         })?;
-        let mut entry = self.kuryr_pool(cidr, None, None).await?;
+        let mut entry = self.kuryr_pool(cidr, None, None, j).await?;
         entry.carved_from = Some(parent.id.clone());
         info!(%cidr, parent = %parent.name, "carved a subnet from the default pool");
         Ok(entry)
@@ -385,7 +395,6 @@ impl Driver {
         let entry = PoolEntry {
             pool,
             cidr,
-            ip_range: None,
             carved_from: None,
             owned,
         };
@@ -393,40 +402,32 @@ impl Driver {
         Ok(Some(entry))
     }
 
-    /// The subnet allocated for a pool, if the network exists yet.
-    pub(super) async fn pool_subnet(
-        &self,
-        entry: &PoolEntry,
-        from_index: bool,
-    ) -> Result<Option<Subnet>> {
+    /// The subnet of a pool, if its network exists yet: from the index,
+    /// else from Neutron (a pool of another host, of the Python driver, or
+    /// of a network made before a restart): the subnet tagged with the
+    /// PoolID, else one allocated from the pool, else one with its CIDR
+    /// (preferring a tagged one, as kuryr-libnetwork does).
+    pub(super) async fn pool_subnet(&self, entry: &PoolEntry) -> Result<Option<Subnet>> {
         let known = self.index().network_of_pool(entry).map(|(_, s)| s.clone());
         if known.is_some() {
             return Ok(known);
         }
-        if from_index {
-            // The index saw this pool being requested and knows every
-            // network this daemon made: no subnet yet.
-            return Ok(None);
-        }
-        let mut subnets = self
-            .neutron
-            .list_subnets(&Query::new().eq("subnetpool_id", &entry.pool.id))
-            .await?;
+        let n = &self.neutron;
+        let id = entry.pool.id.as_str();
+        let mut subnets = n.list_subnets(&Query::new().tags(&[id])).await?;
         if subnets.is_empty() {
-            subnets = self
-                .neutron
+            subnets = n
+                .list_subnets(&Query::new().eq("subnetpool_id", id))
+                .await?;
+        }
+        if subnets.is_empty() {
+            subnets = n
                 .list_subnets(&Query::new().eq("cidr", entry.cidr.to_string()))
                 .await?;
         }
-        subnets.retain(|s| {
-            s.cidr == entry.cidr.to_string()
-                || s.subnetpool_id.as_deref() == Some(entry.pool.id.as_str())
-        });
-        // Several subnets share the CIDR in different networks: prefer the
-        // one tagged with the pool, as kuryr-libnetwork does.
-        let tagged = subnets
-            .iter()
-            .position(|s| s.tags.iter().any(|t| t == &entry.pool.id));
+        subnets
+            .retain(|s| s.cidr == entry.cidr.to_string() || s.subnetpool_id.as_deref() == Some(id));
+        let tagged = subnets.iter().position(|s| s.tags.iter().any(|t| t == id));
         Ok(match tagged {
             Some(i) => Some(subnets.swap_remove(i)),
             None => subnets.into_iter().next(),
@@ -440,6 +441,11 @@ impl Driver {
             return Ok(());
         };
         if !entry.owned {
+            // A user's pool: given back without kuryr's marker (the copy in
+            // the index may predate it: no need to look).
+            let tag = [names::SUBNETPOOL_EXISTING_TAG.to_string()];
+            self.remove_tags(TagResource::SubnetPool, pool_id, &tag)
+                .await?;
             self.index().remove_pool(pool_id);
             return Ok(());
         }
