@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
 use kuryr_openstack::neutron::{FixedIp, Port, PortCreate, Subnet};
 use kuryr_openstack::{Query, TagResource};
 use tracing::{info, warn};
@@ -15,6 +17,38 @@ use super::super::{Driver, DriverError, Result, first_host, with_prefix};
 use super::{AUX_DEVICE_ID, in_use, is_bound, is_kuryr_port};
 use crate::names;
 use crate::protocol::{ReleaseAddressRequest, RequestAddressRequest, RequestAddressResponse};
+
+/// The gateway a RequestAddress for the gateway answers: the subnet's
+/// when it exists (a different one asked for is refused), else the one
+/// asked for, else the pool's first host. A subnet without a gateway
+/// answers `0.0.0.0/0` (`::/0`), as kuryr-libnetwork does.
+fn gateway_address(
+    subnet: Option<&Subnet>,
+    requested: Option<IpAddr>,
+    cidr: &IpNet,
+) -> Result<String> {
+    let Some(s) = subnet else {
+        return match requested {
+            Some(r) => Ok(with_prefix(r, cidr)),
+            None => first_host(cidr)
+                .map(|gw| with_prefix(gw, cidr))
+                .ok_or_else(|| DriverError::Invalid(format!("pool {cidr} has no host address"))),
+        };
+    };
+    let gw: Option<IpAddr> = s.gateway_ip.as_deref().and_then(|g| g.parse().ok());
+    Ok(match (gw, requested) {
+        (Some(gw), Some(r)) if gw != r => {
+            return Err(DriverError::Invalid(format!(
+                "gateway {r} conflicts with the gateway {gw} of Neutron subnet {}",
+                s.id
+            )));
+        }
+        (Some(gw), _) => with_prefix(gw, cidr),
+        (None, Some(r)) => with_prefix(r, cidr),
+        (None, None) if cidr.addr().is_ipv6() => "::/0".into(),
+        (None, None) => "0.0.0.0/0".into(),
+    })
+}
 
 impl Driver {
     pub(in crate::driver) async fn request_address(
@@ -41,29 +75,7 @@ impl Driver {
         let subnet = self.pool_subnet(&entry).await?;
         let data = BTreeMap::new();
         if req.is_gateway() {
-            let address = match (&subnet, req.address) {
-                (Some(s), requested) => {
-                    let gw: Option<IpAddr> = s.gateway_ip.as_deref().and_then(|g| g.parse().ok());
-                    match (gw, requested) {
-                        (Some(gw), Some(r)) if gw != r => {
-                            return Err(DriverError::Invalid(format!(
-                                "gateway {r} conflicts with the gateway {gw} of Neutron subnet {}",
-                                s.id
-                            )));
-                        }
-                        (Some(gw), _) => with_prefix(gw, &entry.cidr),
-                        (None, Some(r)) => with_prefix(r, &entry.cidr),
-                        (None, None) if entry.cidr.addr().is_ipv6() => "::/0".into(),
-                        (None, None) => "0.0.0.0/0".into(),
-                    }
-                }
-                (None, Some(r)) => with_prefix(r, &entry.cidr),
-                (None, None) => first_host(&entry.cidr)
-                    .map(|gw| with_prefix(gw, &entry.cidr))
-                    .ok_or_else(|| {
-                        DriverError::Invalid(format!("pool {} has no host address", entry.cidr))
-                    })?,
-            };
+            let address = gateway_address(subnet.as_ref(), req.address, &entry.cidr)?;
             return Ok(RequestAddressResponse { address, data });
         }
         let Some(subnet) = subnet else {
