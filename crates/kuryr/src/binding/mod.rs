@@ -34,6 +34,7 @@ mod ethtool_ioctl;
 mod nested;
 mod netlink;
 mod ovs;
+pub mod ovsdb;
 mod veth;
 pub mod vif;
 
