@@ -5,21 +5,18 @@
 //! socket, so nothing touches the host's interfaces; this works both under
 //! nextest (a process per test) and plain `cargo test` (a thread per test:
 //! the namespace is per thread). The OVS tests run a private `ovsdb-server`
-//! on a unix socket in a temporary directory and point the binder at it
-//! with `--db` and `--no-wait`.
+//! on a unix socket in a temporary directory ([`OvsdbServer`]) and point
+//! the binder's OVSDB client at it, not waiting for an ovs-vswitchd.
 //!
 //! They need root (netlink, `unshare`) and fail without it, saying so.
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use common::netns::in_netns;
 use futures_util::TryStreamExt;
 use kuryr::binding::{self, BindError, BindRequest, Binder, UnbindRequest, VethConfig};
 use kuryr_openstack::neutron::Port;
+use kuryr_test_support::OvsdbServer;
 use rtnetlink::packet_route::link::{
     BridgeStpState, InfoBridge, InfoData, InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
@@ -451,114 +448,18 @@ fn unbind_removes_both_ends_and_is_idempotent() {
 
 // ---------- Open vSwitch (private ovsdb-server) ----------
 
-/// A private ovsdb-server, killed and cleaned up on drop.
-struct Ovsdb {
-    dir: PathBuf,
-    child: Child,
-    db: String,
-}
-
-impl Ovsdb {
-    fn start(test: &str) -> Option<Ovsdb> {
-        let schema = Path::new("/usr/share/openvswitch/vswitch.ovsschema");
-        if !schema.exists()
-            || Command::new("ovsdb-server")
-                .arg("--version")
-                .output()
-                .is_err()
-        {
-            eprintln!("{test}: skipped: Open vSwitch (ovsdb-server, ovs-vsctl) not installed");
-            return None;
-        }
-        let dir = std::env::temp_dir().join(format!(
-            "kuryr-binding-{}-{}-{test}",
-            std::process::id(),
-            // SAFETY: gettid has no preconditions and cannot fail.
-            unsafe { libc::gettid() }
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let conf = dir.join("conf.db");
-        let st = Command::new("ovsdb-tool")
-            .arg("create")
-            .arg(&conf)
-            .arg(schema)
-            .status()
-            .unwrap();
-        assert!(st.success(), "ovsdb-tool create");
-        let sock = dir.join("db.sock");
-        let child = Command::new("ovsdb-server")
-            .arg(&conf)
-            .arg(format!("--remote=punix:{}", sock.display()))
-            .arg(format!("--unixctl={}", dir.join("ovsdb.ctl").display()))
-            .arg("--no-chdir")
-            .env("OVS_RUNDIR", &dir)
-            .env("OVS_LOGDIR", &dir)
-            .env("OVS_DBDIR", &dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let db = Ovsdb {
-            db: format!("unix:{}", sock.display()),
-            dir,
-            child,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !sock.exists() {
-            assert!(Instant::now() < deadline, "ovsdb-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(db)
-    }
-
-    fn config(&self) -> VethConfig {
-        VethConfig {
-            ovs_timeout_secs: 5,
-            ovs_db: Some(self.db.clone()),
-            ovs_no_wait: true,
-            ..Default::default()
-        }
-    }
-
-    /// Run ovs-vsctl on this database; stdout on success.
-    fn vsctl(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new("ovs-vsctl")
-            .arg(format!("--db={}", self.db))
-            .arg("--timeout=5")
-            .arg("--no-wait")
-            .args(args)
-            .output()
-            .unwrap();
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-        }
-    }
-
-    fn external_id(&self, iface: &str, key: &str) -> Option<String> {
-        self.vsctl(&["get", "Interface", iface, &format!("external_ids:{key}")])
-            .ok()
-            .map(|s| s.trim_matches('"').to_string())
-    }
-
-    fn ports(&self, bridge: &str) -> Vec<String> {
-        let out = self.vsctl(&["list-ports", bridge]).unwrap();
-        out.lines().map(str::to_string).collect()
+/// The binder's settings for a private ovsdb-server: no ovs-vswitchd runs
+/// there, so do not wait for one.
+fn ovs_config(db: &OvsdbServer) -> VethConfig {
+    VethConfig {
+        ovs_timeout_secs: 5,
+        ovs_db: Some(db.db().to_string()),
+        ovs_no_wait: true,
+        ..Default::default()
     }
 }
 
-impl Drop for Ovsdb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn assert_ids(db: &Ovsdb, dev: &str) {
+fn assert_ids(db: &OvsdbServer, dev: &str) {
     assert_eq!(db.external_id(dev, "iface-id").as_deref(), Some(PORT));
     assert_eq!(
         db.external_id(dev, "attached-mac").as_deref(),
@@ -575,12 +476,12 @@ fn assert_ids(db: &Ovsdb, dev: &str) {
 #[test]
 fn ovs_plugs_into_br_int_and_unplugs() {
     in_netns("ovs_plugs_into_br_int_and_unplugs", || async {
-        let Some(db) = Ovsdb::start("ovs_plugs_into_br_int_and_unplugs") else {
+        let Some(db) = OvsdbServer::start("ovs_plugs_into_br_int_and_unplugs") else {
             return;
         };
         db.vsctl(&["add-br", "br-int"]).unwrap();
         let h = nl().await;
-        let b = Binder::veth(db.config());
+        let b = Binder::veth(ovs_config(&db));
         let details =
             json!({"port_filter": true, "ovs_hybrid_plug": false, "datapath_type": "netdev"});
         let p = port(PORT, "ovs", details.clone());
@@ -591,8 +492,10 @@ fn ovs_plugs_into_br_int_and_unplugs() {
         assert_ids(&db, TAP);
 
         // Again: --may-exist, same row.
+        let row = db.vsctl(&["get", "Interface", TAP, "_uuid"]).unwrap();
         b.bind(&bind_req(&p, 1450)).await.unwrap();
         assert_eq!(db.ports("br-int"), [TAP]);
+        assert_eq!(db.vsctl(&["get", "Interface", TAP, "_uuid"]).unwrap(), row);
         assert_ids(&db, TAP);
         assert_eq!(names(&h).await, sorted(&[TAP, TC]));
 
@@ -611,12 +514,12 @@ fn ovs_plugs_into_br_int_and_unplugs() {
 #[test]
 fn ovs_bridge_name_from_vif_details() {
     in_netns("ovs_bridge_name_from_vif_details", || async {
-        let Some(db) = Ovsdb::start("ovs_bridge_name_from_vif_details") else {
+        let Some(db) = OvsdbServer::start("ovs_bridge_name_from_vif_details") else {
             return;
         };
         db.vsctl(&["add-br", "br-int"]).unwrap();
         db.vsctl(&["add-br", "tbr-0123"]).unwrap();
-        let b = Binder::veth(db.config());
+        let b = Binder::veth(ovs_config(&db));
         let p = port(PORT, "ovs", json!({"bridge_name": "tbr-0123"}));
         b.bind(&bind_req(&p, 1500)).await.unwrap();
         assert_eq!(db.ports("tbr-0123"), [TAP]);
@@ -628,12 +531,12 @@ fn ovs_bridge_name_from_vif_details() {
 #[test]
 fn ovs_hybrid_plug() {
     in_netns("ovs_hybrid_plug", || async {
-        let Some(db) = Ovsdb::start("ovs_hybrid_plug") else {
+        let Some(db) = OvsdbServer::start("ovs_hybrid_plug") else {
             return;
         };
         db.vsctl(&["add-br", "br-int"]).unwrap();
         let h = nl().await;
-        let b = Binder::veth(db.config());
+        let b = Binder::veth(ovs_config(&db));
         let details = json!({"port_filter": true, "ovs_hybrid_plug": true});
         let p = port(PORT, "ovs", details.clone());
         b.bind(&bind_req(&p, 1450)).await.unwrap();
@@ -665,22 +568,19 @@ fn ovs_hybrid_plug() {
 #[test]
 fn ovs_failure_rolls_back() {
     in_netns("ovs_failure_rolls_back", || async {
-        let Some(db) = Ovsdb::start("ovs_failure_rolls_back") else {
+        let Some(db) = OvsdbServer::start("ovs_failure_rolls_back") else {
             return;
         };
         // No br-int in this database.
         let h = nl().await;
-        let b = Binder::veth(db.config());
+        let b = Binder::veth(ovs_config(&db));
         for details in [json!({}), json!({"ovs_hybrid_plug": true})] {
             let p = port(PORT, "ovs", details);
             let e = b.bind(&bind_req(&p, 1500)).await.unwrap_err();
             let msg = e.to_string();
             assert!(matches!(e, BindError::Ovs { .. }), "{msg}");
             assert!(msg.contains("br-int"), "{msg}");
-            assert!(
-                msg.contains("no bridge named br-int"),
-                "stderr captured: {msg}"
-            );
+            assert!(msg.contains("no bridge named br-int"), "the reason: {msg}");
             assert!(names(&h).await.is_empty(), "left {:?}", names(&h).await);
         }
     });

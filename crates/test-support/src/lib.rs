@@ -1,17 +1,20 @@
 //! Helpers every lab test of the workspace needs, defined once: the lab's
 //! accounts and clients (from the variables `lab/env` exports), unique
-//! names, address slots no two running tests share, and polling.
+//! names, address slots no two running tests share, and polling; and, for
+//! the OVS binding's tests, a private ovsdb-server ([`OvsdbServer`]).
 //!
 //! Dev-only: both crates take it as a dev-dependency; nothing here is
 //! compiled into a binary.
 
 mod env;
+mod ovsdb;
 mod slots;
 
 pub use env::{
     Account, account, auth_url, host, lab_dir, neutron, password_credential, random_u64, session,
     unique, var,
 };
+pub use ovsdb::OvsdbServer;
 pub use slots::Slot;
 
 use std::future::Future;

@@ -17,13 +17,14 @@
 //!
 //! | `binding:vif_type` | plug |
 //! |---|---|
-//! | `ovs` | `ovs-vsctl add-port` into `br-int` with the `external_ids` the OVS agent looks for (`iface-id`, `attached-mac`, ...) |
+//! | `ovs` | added to `br-int` with the `external_ids` the OVS agent looks for (`iface-id`, `attached-mac`, ...), as `ovs-vsctl add-port` would |
 //! | `ovs` + `ovs_hybrid_plug` | Linux bridge `qbr<port>` holding the tap and `qvb<port>`, whose veth peer `qvo<port>` goes into `br-int` |
 //! | `bridge` | the tap is enslaved to `brq<net[:11]>` (the linuxbridge agent does not plug `compute:*` ports itself) |
 //! | `tap` | nothing: the tap is left alone |
 //!
 //! Everything but the OVS database goes through rtnetlink; OVS goes through
-//! one `ovs-vsctl` transaction. Both calls are idempotent: bind adopts what a
+//! one OVSDB transaction on ovsdb-server's unix socket ([`ovsdb`], no
+//! `ovs-vsctl` needed). Both calls are idempotent: bind adopts what a
 //! crashed or retried call left, unbind treats "already gone" as success,
 //! and a failed bind removes what it created.
 //!
@@ -34,11 +35,11 @@ mod ethtool_ioctl;
 mod nested;
 mod netlink;
 mod ovs;
+pub mod ovsdb;
 mod veth;
 pub mod vif;
 
 use std::fmt;
-use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 
@@ -148,23 +149,14 @@ pub enum BindError {
         #[source]
         source: std::io::Error,
     },
-    /// `ovs-vsctl` could not be started.
-    #[error("cannot run {program}: {source}")]
-    OvsSpawn {
-        program: String,
-        #[source]
-        source: std::io::Error,
-    },
-    /// `ovs-vsctl` ran and failed.
-    #[error("ovs-vsctl {action} failed ({status}): {stderr}")]
+    /// The OVS database change failed (or ovsdb-server is unreachable, or
+    /// did not answer within the timeout).
+    #[error("OVS {action} failed: {source}")]
     Ovs {
         action: String,
-        status: String,
-        stderr: String,
+        #[source]
+        source: ovsdb::OvsdbError,
     },
-    /// `ovs-vsctl` hung past its own `--timeout` and was killed.
-    #[error("ovs-vsctl {action} did not finish within {secs} s and was killed")]
-    OvsTimeout { action: String, secs: u64 },
     /// Unbind went through every step but some failed.
     #[error("unbind of port {port_id} incomplete: {}", ErrorList(errors))]
     Teardown {
@@ -180,8 +172,8 @@ impl BindError {
             BindError::Netlink { source, .. } => netlink::errno(source),
             BindError::Ethtool { source, .. }
             | BindError::NetlinkSocket(source)
-            | BindError::Netns { source, .. }
-            | BindError::OvsSpawn { source, .. } => source.raw_os_error(),
+            | BindError::Netns { source, .. } => source.raw_os_error(),
+            BindError::Ovs { source, .. } => source.errno(),
             BindError::UnsupportedLinkKind { .. } => Some(libc::EOPNOTSUPP),
             BindError::Teardown { errors, .. } => errors.iter().find_map(BindError::errno),
             _ => None,
@@ -208,16 +200,17 @@ impl fmt::Display for ErrorList<'_> {
 pub struct VethConfig {
     /// OVS bridge for `ovs` ports whose vif_details carry no `bridge_name`.
     pub integration_bridge: String,
-    /// The `ovs-vsctl` program (looked up in `PATH` if relative).
-    pub ovs_vsctl: PathBuf,
-    /// `ovs-vsctl --timeout`, in seconds (0: wait forever).
+    /// Bound on each OVS operation (connect, read, write, wait for
+    /// ovs-vswitchd), in seconds, as `ovs-vsctl --timeout` (0: none).
     pub ovs_timeout_secs: u32,
-    /// `ovs-vsctl --db` target, e.g. `unix:/run/openvswitch/db.sock`
-    /// (`None`: ovs-vsctl's default).
+    /// The OVS database, `unix:<path>` as `ovs-vsctl --db` (`None`:
+    /// ovs-vsctl's default, `unix:$OVS_RUNDIR/db.sock`, that is
+    /// `unix:/run/openvswitch/db.sock`).
     pub ovs_db: Option<String>,
-    /// Pass `--no-wait`: do not wait for ovs-vswitchd to apply the change.
-    /// Needed when only an `ovsdb-server` runs (tests); without a
-    /// vswitchd, a plain ovs-vsctl waits until its timeout.
+    /// As `ovs-vsctl --no-wait`: do not wait for ovs-vswitchd to apply the
+    /// change (`cur_cfg` reaching `next_cfg`). Needed when only an
+    /// `ovsdb-server` runs (tests); without a vswitchd, waiting lasts
+    /// until the timeout.
     pub ovs_no_wait: bool,
 }
 
@@ -225,7 +218,6 @@ impl Default for VethConfig {
     fn default() -> Self {
         VethConfig {
             integration_bridge: "br-int".to_string(),
-            ovs_vsctl: PathBuf::from("ovs-vsctl"),
             ovs_timeout_secs: 10,
             ovs_db: None,
             ovs_no_wait: false,
@@ -306,7 +298,6 @@ mod tests {
     fn default_config() {
         let c = VethConfig::default();
         assert_eq!(c.integration_bridge, "br-int");
-        assert_eq!(c.ovs_vsctl, PathBuf::from("ovs-vsctl"));
         assert_eq!(c.ovs_timeout_secs, 10);
         assert_eq!(c.ovs_db, None);
         assert!(!c.ovs_no_wait);
@@ -331,8 +322,7 @@ mod tests {
             errors: vec![
                 BindError::Ovs {
                     action: "del-port tapx".into(),
-                    status: "exit status: 1".into(),
-                    stderr: "boom".into(),
+                    source: ovsdb::OvsdbError::Disconnected("boom".into()),
                 },
                 BindError::Ethtool {
                     ifname: "t_cx".into(),

@@ -8,7 +8,7 @@ use tokio::sync::OnceCell;
 
 use super::ethtool_ioctl;
 use super::netlink::{Link, Netlink, VethSpec};
-use super::ovs::{self, IfaceIds};
+use super::ovs::{IfaceIds, Ovs};
 use super::vif::{self, VifDetails, VifType};
 use super::{BindError, BindRequest, UnbindRequest, VethConfig};
 
@@ -19,6 +19,7 @@ const MIN_MTU: u32 = 68;
 /// of [`crate::binding`].
 pub struct VethBinder {
     cfg: VethConfig,
+    ovs: Ovs,
     /// Opened on first use, so that the connection task lands on the
     /// daemon's runtime (and in the namespace of the thread that runs it).
     nl: OnceCell<Netlink>,
@@ -29,6 +30,7 @@ impl fmt::Debug for VethBinder {
         f.debug_struct("VethBinder")
             .field("cfg", &self.cfg)
             .field("connected", &self.nl.initialized())
+            .field("ovs", &self.ovs)
             .finish()
     }
 }
@@ -82,7 +84,7 @@ struct BindPlan {
 /// What a teardown removes. Each step is idempotent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct TeardownPlan {
-    /// OVS ports to delete (`--if-exists`), in one transaction.
+    /// OVS ports to delete (if they exist), in one transaction.
     ovs_ports: Vec<String>,
     /// Links to delete by name, in order; missing ones are skipped.
     links: Vec<String>,
@@ -200,7 +202,8 @@ impl BindPlan {
             links: Vec::new(),
         };
         if let Plug::Ovs { dev, hybrid, .. } = &self.plug {
-            // A timed-out ovs-vsctl may still have committed: undo it too.
+            // A transaction that timed out may still have committed (and
+            // one waiting for ovs-vswitchd has): undo it too.
             if ovs_attempted {
                 td.ovs_ports.push(dev.clone());
             }
@@ -259,6 +262,7 @@ fn is_veth_pair(host: &Link, peer: &Link) -> bool {
 impl VethBinder {
     pub fn new(cfg: VethConfig) -> VethBinder {
         VethBinder {
+            ovs: Ovs::new(&cfg),
             cfg,
             nl: OnceCell::new(),
         }
@@ -396,12 +400,7 @@ impl VethBinder {
                     endpoint_id: req.endpoint_id,
                 };
                 *ovs_attempted = true;
-                ovs::run(
-                    &self.cfg,
-                    format!("add-port {dev} to {bridge}"),
-                    &ovs::add_port_args(&self.cfg, bridge, dev, &ids),
-                )
-                .await
+                self.ovs.add_port(bridge, dev, &ids).await
             }
         }
     }
@@ -434,12 +433,10 @@ impl VethBinder {
     /// Run every step of `td`, collecting failures instead of stopping.
     async fn teardown(&self, nl: &Netlink, td: &TeardownPlan) -> Vec<BindError> {
         let mut errors = Vec::new();
-        if !td.ovs_ports.is_empty() {
-            let action = format!("del-port {}", td.ovs_ports.join(" "));
-            let args = ovs::del_ports_args(&self.cfg, &td.ovs_ports);
-            if let Err(e) = ovs::run(&self.cfg, action, &args).await {
-                errors.push(e);
-            }
+        if !td.ovs_ports.is_empty()
+            && let Err(e) = self.ovs.del_ports(&td.ovs_ports).await
+        {
+            errors.push(e);
         }
         for name in &td.links {
             match nl.delete(name).await {

@@ -154,8 +154,8 @@ pub fn format_mac(mac: &[u8]) -> String {
         .join(":")
 }
 
-/// IDs end up in `ovs-vsctl` arguments: accept only what Neutron and Docker
-/// IDs are made of, so no value can be read as ovs-vsctl syntax.
+/// IDs end up in interface names and OVS `external_ids`: accept only what
+/// Neutron and Docker IDs are made of.
 pub(crate) fn is_plain_id(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
