@@ -209,6 +209,35 @@ fn task_on(node: &str) -> Option<(String, String)> {
     (!ip.is_empty()).then_some((id, ip))
 }
 
+/// The task of the service on each node (container, address), once all
+/// three run.
+async fn tasks_on_every_node() -> Vec<(String, String)> {
+    let mut tasks = Vec::new();
+    for name in NODES {
+        let t = eventually(
+            &format!("the task on {name}"),
+            Duration::from_secs(120),
+            async || task_on(name),
+        )
+        .await;
+        println!("swarm_cluster: {name}: task {} has {}", &t.0[..12], t.1);
+        tasks.push(t);
+    }
+    tasks
+}
+
+/// Until no node runs a task of the service.
+async fn no_task_left() {
+    for name in NODES {
+        eventually(
+            &format!("no task left on {name}"),
+            Duration::from_secs(60),
+            async || task_on(name).is_none().then_some(()),
+        )
+        .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swarm_service_on_a_kuryr_network_spans_three_nodes() {
     assert!(
@@ -458,17 +487,7 @@ async fn swarm_service_on_a_kuryr_network_spans_three_nodes() {
                 "600",
             ],
         );
-        let mut tasks = Vec::new();
-        for name in NODES {
-            let t = eventually(
-                &format!("the task on {name}"),
-                Duration::from_secs(120),
-                async || task_on(name),
-            )
-            .await;
-            println!("swarm_cluster: {name}: task {} has {}", &t.0[..12], t.1);
-            tasks.push(t);
-        }
+        let tasks = tasks_on_every_node().await;
         clock.step("service of 3 replicas running, one task per node");
         let net: ipnet::IpNet = cidr.parse().unwrap();
         for (i, (_, ip)) in tasks.iter().enumerate() {
@@ -504,16 +523,51 @@ async fn swarm_service_on_a_kuryr_network_spans_three_nodes() {
         .await;
         clock.step("task on node1 pings the task on node3");
 
+        // ---- scaled to 0 and back, then every task replaced: the manager
+        // releases and allocates again, from a pool it already used.
+        dk_ok(
+            "node1",
+            &["service", "scale", "--detach", &format!("{SERVICE}=0")],
+        );
+        no_task_left().await;
+        dk_ok(
+            "node1",
+            &["service", "scale", "--detach", &format!("{SERVICE}=3")],
+        );
+        let again = tasks_on_every_node().await;
+        clock.step("scaled to 0 and back to 3");
+        dk_ok(
+            "node1",
+            &["service", "update", "--detach", "--force", SERVICE],
+        );
+        let replaced = eventually(
+            "every task replaced by `service update --force`",
+            Duration::from_secs(120),
+            async || {
+                let now: Vec<_> = NODES.iter().filter_map(|n| task_on(n)).collect();
+                (now.len() == 3 && now.iter().all(|t| !again.iter().any(|a| a.0 == t.0)))
+                    .then_some(now)
+            },
+        )
+        .await;
+        let (c1, _) = &replaced[0];
+        let (_, ip3) = &replaced[2];
+        eventually(
+            &format!("node1's new task pings {ip3}"),
+            Duration::from_secs(30),
+            async || {
+                dk("node1", &["exec", c1, "ping", "-c", "1", "-W", "1", ip3])
+                    .status
+                    .success()
+                    .then_some(())
+            },
+        )
+        .await;
+        clock.step("service update --force: new tasks reach each other");
+
         // ---- removing the service and the network leaves Neutron as it was
         dk_ok("node1", &["service", "rm", SERVICE]);
-        for name in NODES {
-            eventually(
-                &format!("no task left on {name}"),
-                Duration::from_secs(60),
-                async || task_on(name).is_none().then_some(()),
-            )
-            .await;
-        }
+        no_task_left().await;
         dk_ok("node1", &["network", "rm", NET]);
         let vm_net_id = vm_net.id.clone();
         eventually(

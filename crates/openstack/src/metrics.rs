@@ -7,8 +7,29 @@
 //! to compare against kuryr-libnetwork.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+tokio::task_local! {
+    /// The counters of the piece of work this task is doing, if any.
+    static SCOPE: Arc<CallStats>;
+}
+
+/// Run `work` with counters of its own: every request any session sends
+/// from this task while it runs is counted there too (besides the
+/// session's own counters), so concurrent calls never see each other's
+/// requests. Returns what `work` returned and its requests.
+pub async fn counted<F: Future>(work: F) -> (F::Output, CallSnapshot) {
+    let stats = Arc::new(CallStats::default());
+    let out = SCOPE.scope(stats.clone(), work).await;
+    (out, stats.snapshot())
+}
+
+/// Record in the current [`counted`] scope, if there is one.
+pub(crate) fn record_in_scope(op: &'static str, elapsed: Duration, ok: bool) {
+    let _ = SCOPE.try_with(|s| s.add(op, elapsed, ok));
+}
 
 /// Counters of one operation.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -30,8 +51,13 @@ pub struct CallStats {
 }
 
 impl CallStats {
-    /// Record one finished request.
+    /// Record one finished request (and in the current [`counted`] scope).
     pub fn record(&self, op: &'static str, elapsed: Duration, ok: bool) {
+        self.add(op, elapsed, ok);
+        record_in_scope(op, elapsed, ok);
+    }
+
+    fn add(&self, op: &'static str, elapsed: Duration, ok: bool) {
         let mut ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
         let entry = ops.entry(op).or_default();
         entry.count += 1;
@@ -112,6 +138,23 @@ impl CallSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn counted_scopes_see_only_their_own_requests() {
+        let stats = Arc::new(CallStats::default());
+        let one = |n: usize| {
+            let stats = stats.clone();
+            async move {
+                for _ in 0..n {
+                    stats.record("neutron.create_port", Duration::from_millis(1), true);
+                    tokio::task::yield_now().await;
+                }
+            }
+        };
+        let ((_, a), (_, b)) = tokio::join!(counted(one(2)), counted(one(5)));
+        assert_eq!((a.neutron_calls(), b.neutron_calls()), (2, 5));
+        assert_eq!(stats.snapshot().neutron_calls(), 7);
+    }
 
     #[test]
     fn delta_counts_only_new_calls() {

@@ -247,30 +247,38 @@ impl Driver {
     /// start-up to finish; the outcome and the Neutron calls it took are
     /// logged.
     pub async fn execute(&self, call: PluginCall) -> Result<Response> {
+        self.execute_counted(call).await.0
+    }
+
+    /// [`Driver::execute`], with the Neutron requests this call made
+    /// (counted per call: concurrent calls never see each other's).
+    pub async fn execute_counted(&self, call: PluginCall) -> (Result<Response>, CallSnapshot) {
         let method = call.method();
         if !method.is_stateless() {
             let mut ready = self.ready.subscribe();
             // Only fails if the sender is gone, which it never is here.
             let _ = ready.wait_for(|r| *r).await;
         }
-        let before = self.calls();
-        let result = self.run(call).await;
-        let delta = self.calls().since(&before);
+        let started = std::time::Instant::now();
+        let (result, calls) = kuryr_openstack::counted(Box::pin(self.run(call))).await;
+        let ms = started.elapsed().as_millis() as u64;
         match &result {
             Ok(_) => info!(
                 call = %method,
-                neutron_calls = delta.neutron_calls(),
-                ops = %delta.summary(),
+                ms,
+                neutron_calls = calls.neutron_calls(),
+                ops = %calls.summary(),
                 "ok"
             ),
             Err(e) => warn!(
                 call = %method,
-                neutron_calls = delta.neutron_calls(),
+                ms,
+                neutron_calls = calls.neutron_calls(),
                 error = %e,
                 "failed"
             ),
         }
-        result
+        (result, calls)
     }
 
     async fn run(&self, call: PluginCall) -> Result<Response> {

@@ -186,7 +186,9 @@ impl Driver {
         steps: impl AsyncFnOnce(&mut Journal) -> Result<T>,
     ) -> Result<T> {
         let mut journal = Journal::default();
-        let result = steps(&mut journal).await;
+        // Boxed: handler futures are large, and nest (AllocateNetwork runs
+        // CreateNetwork); on the heap they cannot overflow a task's stack.
+        let result = Box::pin(steps(&mut journal)).await;
         if let Err(e) = &result
             && !matches!(e, DriverError::Crashed(_))
         {

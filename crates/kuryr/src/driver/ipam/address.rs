@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use super::super::steps::{Journal, Undo};
 use super::super::{Driver, DriverError, Result, first_host, with_prefix};
 use super::{AUX_DEVICE_ID, in_use, is_bound, is_kuryr_port};
+use crate::config::CapabilityScope;
 use crate::names;
 use crate::protocol::{ReleaseAddressRequest, RequestAddressRequest, RequestAddressResponse};
 
@@ -162,15 +163,18 @@ impl Driver {
         })
     }
 
-    /// `--ip`: adopt a free user port, or make a new one. An address this
-    /// daemon handed out and that is not released yet is refused: handed
-    /// out once, it cannot go to two containers. (A pending port of
-    /// another daemon, or of this one before a restart, is handed out:
-    /// whichever CreateEndpoint claims it first wins.)
+    /// `--ip`: adopt a free user port, or make a new one. In local scope
+    /// an address this daemon handed out and that is not released yet is
+    /// refused, and so is another host's pending port: handed out once, it
+    /// cannot go to two containers. In global scope (swarm) the manager
+    /// hands an address out, and then the node that runs the task asks for
+    /// that very address: the pending port is handed out again.
     async fn claim_address(&self, subnet: &Subnet, ip: IpAddr, j: &mut Journal) -> Result<Port> {
         let cached = self.index().port_by_ip(&subnet.id, ip).cloned();
+        let once = self.config.scope == CapabilityScope::Local;
         if let Some(p) = &cached
             && p.device_id != AUX_DEVICE_ID
+            && once
         {
             return Err(DriverError::Invalid(format!(
                 "address {ip} is already allocated (port {}, not released yet)",
@@ -211,6 +215,7 @@ impl Driver {
             // A port kuryr IPAM made and no endpoint claimed: pending on the
             // host it is bound to. Another host's is not ours to hand out.
             if let Some(host) = self.bind_host_id()
+                && once
                 && !port.host_id.is_empty()
                 && port.host_id != host
             {
