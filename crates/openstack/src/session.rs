@@ -135,8 +135,12 @@ impl Session {
         ensure_crypto_provider();
         url::Url::parse(&config.auth_url)
             .map_err(|e| Error::Config(format!("auth_url {:?}: {e}", config.auth_url)))?;
+        // No redirect is followed: a 307/308 would replay the POST carrying
+        // the password or secret (or the X-Auth-Token), maybe to plain http.
+        // A 3xx is an error naming the target instead (`redirect_error`).
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("kuryr-rs/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
             .no_proxy();
         if let Some(timeout) = config.timeout {
             builder = builder.timeout(timeout);
@@ -303,6 +307,7 @@ impl Session {
             Ok(resp) => {
                 let status = resp.status();
                 let request_id = request_id(resp.headers());
+                let location = location(resp.headers());
                 let subject = resp
                     .headers()
                     .get("x-subject-token")
@@ -321,6 +326,15 @@ impl Session {
                             detail: "no X-Subject-Token header".into(),
                         }),
                     }
+                } else if status.is_redirection() {
+                    Err(Error::Api(Box::new(redirect_error(
+                        "keystone",
+                        "POST",
+                        "/v3/auth/tokens",
+                        status,
+                        location,
+                        request_id,
+                    ))))
                 } else {
                     let err = api_error(
                         "keystone",
@@ -418,16 +432,17 @@ impl Session {
                 Ok(resp) => {
                     let status = resp.status();
                     let rid = request_id(resp.headers());
+                    let location = location(resp.headers());
                     match resp.bytes().await {
                         Err(source) => Err(Error::Transport { service, source }),
-                        Ok(bytes) => Ok((status, rid, bytes.to_vec())),
+                        Ok(bytes) => Ok((status, rid, location, bytes.to_vec())),
                     }
                 }
             };
             let elapsed = started.elapsed();
-            let ok = matches!(&outcome, Ok((s, _, _)) if s.is_success());
+            let ok = matches!(&outcome, Ok((s, _, _, _)) if s.is_success());
             self.inner.stats.record(op, elapsed, ok);
-            let (status, rid, bytes) = outcome?;
+            let (status, rid, location, bytes) = outcome?;
             debug!(op, %method, path, status = status.as_u16(), ms = elapsed.as_millis() as u64, request_id = rid.as_deref().unwrap_or(""), "openstack call");
             if status == StatusCode::UNAUTHORIZED && !retried {
                 // Revoked or expired early: a new token and one more try.
@@ -440,6 +455,16 @@ impl Session {
                     status,
                     body: bytes,
                 });
+            }
+            if status.is_redirection() {
+                return Err(Error::Api(Box::new(redirect_error(
+                    service,
+                    method.as_str(),
+                    path,
+                    status,
+                    location,
+                    rid,
+                ))));
             }
             return Err(Error::Api(Box::new(api_error(
                 service,
@@ -459,6 +484,48 @@ fn request_id(headers: &reqwest::header::HeaderMap) -> Option<String> {
         .or_else(|| headers.get("x-compute-request-id"))
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
+}
+
+/// The `Location` of a redirect, without query or user info (which may
+/// carry secrets).
+fn location(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    let raw = headers.get(reqwest::header::LOCATION)?.to_str().ok()?;
+    match url::Url::parse(raw) {
+        Ok(mut url) => {
+            url.set_query(None);
+            url.set_fragment(None);
+            let _ = url.set_password(None);
+            let _ = url.set_username("");
+            Some(url.to_string())
+        }
+        // A relative reference: its path only.
+        Err(_) => Some(raw.split(['?', '#']).next().unwrap_or_default().to_string()),
+    }
+}
+
+/// A 3xx answer: never followed (see [`Session::with_stats`]), reported
+/// with where it pointed so the operator can configure that URL.
+fn redirect_error(
+    service: &'static str,
+    method: &str,
+    path: &str,
+    status: StatusCode,
+    location: Option<String>,
+    request_id: Option<String>,
+) -> ApiError {
+    let target = location.map_or_else(|| "no Location".to_string(), |l| format!("to {l}"));
+    ApiError {
+        service,
+        method: method.to_string(),
+        path: path.to_string(),
+        status: status.as_u16(),
+        kind: "Redirect".into(),
+        message: format!(
+            "redirect ({target}) not followed: following it would resend the credential or token; \
+             configure the final URL instead"
+        ),
+        request_id,
+    }
 }
 
 /// Decode Neutron's `{"NeutronError": {type, message}}` or Keystone's
