@@ -142,6 +142,32 @@ async fn start_with_retry(driver: &Driver) -> Result<(), DaemonError> {
     }
 }
 
+/// The listener of an explicit `kuryr_uri`: loopback unless
+/// `allow_remote_api`, HTTPS with `enable_ssl` (certificate and key read
+/// before binding, so a bad file fails start-up).
+async fn tcp_listener(config: &Config) -> Result<server::TcpListen, DaemonError> {
+    let d = &config.default;
+    let https_uri = d.kuryr_uri.to_ascii_lowercase().starts_with("https://");
+    if https_uri && !d.enable_ssl {
+        warn!(kuryr_uri = %d.kuryr_uri, "kuryr_uri is https:// but enable_ssl is false: serving plain HTTP, as kuryr-libnetwork does");
+    } else if !https_uri && d.enable_ssl {
+        warn!(kuryr_uri = %d.kuryr_uri, "enable_ssl is true: serving HTTPS although kuryr_uri says http://");
+    }
+    let acceptor = if d.enable_ssl {
+        Some(server::tls::acceptor(&d.ssl_cert_file, &d.ssl_key_file)?)
+    } else {
+        None
+    };
+    let l = &d.kuryr_listen;
+    let listener = server::bind_tcp(&l.host, l.port, d.allow_remote_api).await?;
+    Ok(match acceptor {
+        Some(acceptor) => {
+            server::TcpListen::Tls(server::tls::TlsListener::new(listener, acceptor)?)
+        }
+        None => server::TcpListen::Plain(listener),
+    })
+}
+
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
@@ -180,8 +206,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         _ => None,
     };
     let tcp = if config.default.kuryr_uri_explicit {
-        let l = &config.default.kuryr_listen;
-        Some(server::bind_tcp(&l.host, l.port).await?)
+        Some(tcp_listener(&config).await?)
     } else {
         None
     };

@@ -1,12 +1,14 @@
 //! Helpers every lab test of the workspace needs, defined once: the lab's
 //! accounts and clients (from the variables `lab/env` exports), unique
-//! names, address slots no two running tests share, and polling.
+//! names, address slots no two running tests share, polling, and test
+//! certificate authorities with TLS endpoints on loopback ([`tls`]).
 //!
 //! Dev-only: both crates take it as a dev-dependency; nothing here is
 //! compiled into a binary.
 
 mod env;
 mod slots;
+pub mod tls;
 
 pub use env::{
     Account, account, auth_url, host, lab_dir, neutron, password_credential, random_u64, session,
