@@ -190,7 +190,7 @@ pub fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Server) {
         Command::Template(_) | Command::Node(_) => ExitCode::FAILURE,
         Command::CheckConfig => {
-            for w in &config.warnings {
+            for w in config.warnings.iter().chain(&config.transport_warnings()) {
                 println!("warning: {w}");
             }
             match config.session_config() {
@@ -218,7 +218,9 @@ pub fn main() -> ExitCode {
             match runtime.block_on(crate::daemon::run(config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    tracing::error!("{e}");
+                    // The whole cause chain: the TLS or connect error, not
+                    // only "error sending request".
+                    tracing::error!("{}", kuryr_openstack::chain(&e));
                     ExitCode::FAILURE
                 }
             }

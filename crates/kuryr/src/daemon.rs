@@ -4,12 +4,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kuryr_openstack::{Neutron, Session};
+use kuryr_openstack::{Neutron, Session, chain};
 use tracing::{error, info, warn};
 
 use crate::binding::{Binder, NestedConfig, NestedKind, VethConfig};
 use crate::config::{BindingDriverKind, Config, PortDriverKind};
 use crate::driver::{Driver, DriverConfig};
+use crate::notify;
 use crate::server;
 
 /// Why the daemon could not start or stopped.
@@ -154,13 +155,53 @@ async fn start_with_retry(driver: &Driver) -> Result<(), DaemonError> {
         match driver.start().await {
             Ok(()) => return Ok(()),
             Err(crate::driver::DriverError::Neutron(e)) if e.is_transient() && attempt < 8 => {
-                warn!(error = %e, attempt, "Neutron not reachable yet; retrying in {}s", delay.as_secs());
+                warn!(error = %chain(&e), attempt, "Neutron not reachable yet; retrying in {}s", delay.as_secs());
+                notify::notify(&format!(
+                    "STATUS=waiting for Neutron (attempt {attempt}): {e}"
+                ));
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(30));
             }
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// The Neutron endpoint comes from the catalog: say so when tokens would
+/// travel to it in clear (Keystone's URL is checked with the
+/// configuration).
+async fn warn_plain_neutron(neutron: &Neutron) {
+    if let Ok(url) = neutron.base_url().await
+        && crate::config::plain_http_beyond_loopback(&url)
+    {
+        warn!(endpoint = %url, "the Neutron endpoint is plain http://: every token crosses the network in clear; use an https endpoint (catalog interface or [neutron] endpoint_type)");
+    }
+}
+
+/// The listener of an explicit `kuryr_uri`: loopback unless
+/// `allow_remote_api`, HTTPS with `enable_ssl` (certificate and key read
+/// before binding, so a bad file fails start-up).
+async fn tcp_listener(config: &Config) -> Result<server::TcpListen, DaemonError> {
+    let d = &config.default;
+    let https_uri = d.kuryr_uri.to_ascii_lowercase().starts_with("https://");
+    if https_uri && !d.enable_ssl {
+        warn!(kuryr_uri = %d.kuryr_uri, "kuryr_uri is https:// but enable_ssl is false: serving plain HTTP, as kuryr-libnetwork does");
+    } else if !https_uri && d.enable_ssl {
+        warn!(kuryr_uri = %d.kuryr_uri, "enable_ssl is true: serving HTTPS although kuryr_uri says http://");
+    }
+    let acceptor = if d.enable_ssl {
+        Some(server::tls::acceptor(&d.ssl_cert_file, &d.ssl_key_file)?)
+    } else {
+        None
+    };
+    let l = &d.kuryr_listen;
+    let listener = server::bind_tcp(&l.host, l.port, d.allow_remote_api).await?;
+    Ok(match acceptor {
+        Some(acceptor) => {
+            server::TcpListen::Tls(server::tls::TlsListener::new(listener, acceptor)?)
+        }
+        None => server::TcpListen::Plain(listener),
+    })
 }
 
 async fn shutdown_signal() {
@@ -180,7 +221,7 @@ async fn shutdown_signal() {
 
 /// Run the daemon until SIGTERM/SIGINT.
 pub async fn run(config: Config) -> Result<(), DaemonError> {
-    for w in &config.warnings {
+    for w in config.warnings.iter().chain(&config.transport_warnings()) {
         warn!("{w}");
     }
     let driver = Arc::new(build_driver(&config)?);
@@ -201,8 +242,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         _ => None,
     };
     let tcp = if config.default.kuryr_uri_explicit {
-        let l = &config.default.kuryr_listen;
-        Some(server::bind_tcp(&l.host, l.port).await?)
+        Some(tcp_listener(&config).await?)
     } else {
         None
     };
@@ -210,10 +250,16 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         return Err(DaemonError::NoListener);
     }
     if let Err(e) = start_with_retry(&driver).await {
-        error!(error = %e, "cannot start");
+        error!(error = %chain(&e), "cannot start");
         return Err(e);
     }
-    server::serve(driver, unix, tcp, shutdown_signal()).await?;
+    warn_plain_neutron(driver.neutron()).await;
+    notify::notify(&format!("{}\nSTATUS=serving the plugin API", notify::READY));
+    let shutdown = async {
+        shutdown_signal().await;
+        notify::notify(notify::STOPPING);
+    };
+    server::serve(driver, unix, tcp, shutdown).await?;
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! OpenStack Neutron, drop-in compatible with kuryr-libnetwork.
 //!
 //! Layers, top down:
-//! - [`server`] — HTTP over a unix socket (or loopback TCP): a request is
+//! - [`server`] — HTTP over a unix socket (or TCP, HTTPS with `enable_ssl`): a request is
 //!   parsed, executed, and its outcome turned into HTTP in one place
 //! - [`protocol`] — the libnetwork wire types; (path, body) → [`protocol::PluginCall`]
 //! - [`driver`] — what each call means in Neutron, idempotently
@@ -13,7 +13,8 @@
 //! - [`paths`] — where kuryr's files are on a node (sockets, `kuryr.conf`,
 //!   units, the managed plugin's bundle), for the daemon and the cluster layer
 //! - [`cluster`] — Swarm cluster integration: templates, node setup, node check
-//! - [`daemon`], [`cli`] — assembly from kuryr.conf, the command line
+//! - [`daemon`], [`cli`] — assembly from kuryr.conf, the command line;
+//!   [`notify`] — systemd readiness (`READY=1`, `STOPPING=1`)
 
 // No function over 80 lines outside tests (threshold in clippy.toml);
 // CI runs clippy with -D warnings.
@@ -26,6 +27,7 @@ pub mod config;
 pub mod daemon;
 pub mod driver;
 pub mod names;
+pub mod notify;
 pub mod paths;
 pub mod protocol;
 pub mod server;

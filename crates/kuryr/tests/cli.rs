@@ -75,3 +75,64 @@ fn unknown_keys_are_warned_not_fatal() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_config_file_others_may_read_is_refused_with_strict_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let conf = temp_conf(
+        "strict",
+        &GOOD.replace(
+            "capability_scope = local",
+            "capability_scope = local\nstrict_config_permissions = true",
+        ),
+    );
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kuryr"))
+        .arg("--config-file")
+        .arg(&conf)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{} has mode 0644", conf.display())) && err.contains("chmod 600"),
+        "{err}"
+    );
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kuryr"))
+        .arg("--config-file")
+        .arg(&conf)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_plugin_api_beyond_loopback_is_refused_at_start() {
+    let conf = temp_conf(
+        "remote",
+        &GOOD.replace(
+            "capability_scope = local",
+            "capability_scope = local\nkuryr_uri = http://0.0.0.0:23799\nplugin_socket =",
+        ),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_kuryr"))
+        .arg("--config-file")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to serve the plugin API on 0.0.0.0:23799")
+            && err.contains("allow_remote_api = true"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret-value"));
+}

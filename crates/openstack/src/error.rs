@@ -68,7 +68,9 @@ pub enum Error {
     #[error("{0}")]
     Api(Box<ApiError>),
     /// The request did not get an answer (connection refused, timeout, TLS).
-    #[error("{service} unreachable: {source}")]
+    /// The message carries the whole cause chain (the TLS or connect error,
+    /// not only reqwest's "error sending request").
+    #[error("{service} unreachable: {}", chain(source))]
     Transport {
         service: &'static str,
         #[source]
@@ -88,6 +90,22 @@ pub enum Error {
         what: String,
         detail: String,
     },
+}
+
+/// `err` and every `source()` below it, joined with `: `; a cause whose
+/// text the previous message already shows is left out.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
 }
 
 impl Error {
@@ -141,5 +159,25 @@ impl Error {
             Error::Api(e) => matches!(e.status, 500 | 502 | 503 | 504),
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer: {0}")]
+    struct Repeats(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("inner")]
+    struct Inner(#[source] std::io::Error);
+
+    #[test]
+    fn the_chain_shows_every_cause_once() {
+        let err = Repeats(Inner(std::io::Error::other("invalid peer certificate")));
+        assert_eq!(chain(&err), "outer: inner: invalid peer certificate");
+        assert_eq!(chain(&Inner(std::io::Error::other("x"))), "inner: x");
     }
 }

@@ -23,7 +23,7 @@ pub mod neutron;
 pub mod session;
 
 pub use auth::{Credential, DomainRef, Interface, Scope, Token, UserRef};
-pub use error::{ApiError, Error, Result};
+pub use error::{ApiError, Error, Result, chain};
 pub use metrics::{CallSnapshot, CallStats, OpStats, counted};
 pub use neutron::{Neutron, Query, TagResource};
 pub use session::{Session, SessionConfig, TlsConfig};

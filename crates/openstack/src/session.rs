@@ -135,8 +135,12 @@ impl Session {
         ensure_crypto_provider();
         url::Url::parse(&config.auth_url)
             .map_err(|e| Error::Config(format!("auth_url {:?}: {e}", config.auth_url)))?;
+        // No redirect is followed: a 307/308 would replay the POST carrying
+        // the password or secret (or the X-Auth-Token), maybe to plain http.
+        // A 3xx is an error naming the target instead (`redirect_error`).
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("kuryr-rs/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
             .no_proxy();
         if let Some(timeout) = config.timeout {
             builder = builder.timeout(timeout);
@@ -307,6 +311,7 @@ impl Session {
             Ok(resp) => {
                 let status = resp.status();
                 let request_id = request_id(resp.headers());
+                let location = location(resp.headers());
                 let subject = resp
                     .headers()
                     .get("x-subject-token")
@@ -325,6 +330,15 @@ impl Session {
                             detail: "no X-Subject-Token header".into(),
                         }),
                     }
+                } else if status.is_redirection() {
+                    Err(Error::Api(Box::new(redirect_error(
+                        "keystone",
+                        "POST",
+                        "/v3/auth/tokens",
+                        status,
+                        location,
+                        request_id,
+                    ))))
                 } else {
                     let err = api_error(
                         "keystone",
@@ -408,75 +422,142 @@ impl Session {
         body: Option<&Value>,
         revision: Option<u64>,
     ) -> Result<Response> {
-        let service: &'static str = op.split('.').next().unwrap_or("openstack");
-        let service = match service {
-            "neutron" => "neutron",
-            "keystone" => "keystone",
-            _ => "openstack",
-        };
+        let service = service_of(op);
         #[cfg(feature = "fake")]
         if let Some(fake) = &self.inner.fake {
             return self
                 .call_fake(fake, op, method, path, query, body, revision)
                 .await;
         }
+        let req = Request {
+            op,
+            service,
+            url: format!("{base}{path}"),
+            method,
+            path,
+            query,
+            body,
+            revision,
+        };
         let mut retried = false;
         loop {
             let token = self.token().await?;
-            let mut req = self
-                .inner
-                .http
-                .request(method.clone(), format!("{base}{path}"))
-                .header("X-Auth-Token", token.secret().expose_secret())
-                .header("Accept", "application/json");
-            if !query.is_empty() {
-                req = req.query(query);
-            }
-            if let Some(body) = body {
-                req = req.json(body);
-            }
-            if let Some(rev) = revision {
-                req = req.header("If-Match", format!("revision_number={rev}"));
-            }
-            let started = Instant::now();
-            let sent = req.send().await;
-            let outcome = match sent {
-                Err(source) => Err(Error::Transport { service, source }),
-                Ok(resp) => {
-                    let status = resp.status();
-                    let rid = request_id(resp.headers());
-                    match resp.bytes().await {
-                        Err(source) => Err(Error::Transport { service, source }),
-                        Ok(bytes) => Ok((status, rid, bytes.to_vec())),
-                    }
-                }
-            };
-            let elapsed = started.elapsed();
-            let ok = matches!(&outcome, Ok((s, _, _)) if s.is_success());
-            self.inner.stats.record(op, elapsed, ok);
-            let (status, rid, bytes) = outcome?;
-            debug!(op, %method, path, status = status.as_u16(), ms = elapsed.as_millis() as u64, request_id = rid.as_deref().unwrap_or(""), "openstack call");
-            if status == StatusCode::UNAUTHORIZED && !retried {
+            let answer = self.send_once(&req, &token).await?;
+            if answer.status == StatusCode::UNAUTHORIZED && !retried {
                 // Revoked or expired early: a new token and one more try.
                 self.invalidate(&token).await;
                 retried = true;
                 continue;
             }
-            if status.is_success() {
-                return Ok(Response {
-                    status,
-                    body: bytes,
-                });
-            }
-            return Err(Error::Api(Box::new(api_error(
-                service,
-                method.as_str(),
-                path,
-                status,
-                &bytes,
-                rid,
-            ))));
+            return answer.into_result(&req);
         }
+    }
+
+    /// Send `req` once with `token`; record and log it.
+    async fn send_once(&self, req: &Request<'_>, token: &Token) -> Result<Answer> {
+        let mut http = self
+            .inner
+            .http
+            .request(req.method.clone(), &req.url)
+            .header("X-Auth-Token", token.secret().expose_secret())
+            .header("Accept", "application/json");
+        if !req.query.is_empty() {
+            http = http.query(req.query);
+        }
+        if let Some(body) = req.body {
+            http = http.json(body);
+        }
+        if let Some(rev) = req.revision {
+            http = http.header("If-Match", format!("revision_number={rev}"));
+        }
+        let service = req.service;
+        let started = Instant::now();
+        let outcome = match http.send().await {
+            Err(source) => Err(Error::Transport { service, source }),
+            Ok(resp) => {
+                let status = resp.status();
+                let request_id = request_id(resp.headers());
+                let location = location(resp.headers());
+                match resp.bytes().await {
+                    Err(source) => Err(Error::Transport { service, source }),
+                    Ok(bytes) => Ok(Answer {
+                        status,
+                        request_id,
+                        location,
+                        bytes: bytes.to_vec(),
+                    }),
+                }
+            }
+        };
+        let elapsed = started.elapsed();
+        let ok = matches!(&outcome, Ok(a) if a.status.is_success());
+        self.inner.stats.record(req.op, elapsed, ok);
+        if let Ok(a) = &outcome {
+            debug!(op = req.op, method = %req.method, path = req.path, status = a.status.as_u16(), ms = elapsed.as_millis() as u64, request_id = a.request_id.as_deref().unwrap_or(""), "openstack call");
+        }
+        outcome
+    }
+}
+
+/// One request to an OpenStack service.
+struct Request<'a> {
+    op: &'static str,
+    service: &'static str,
+    url: String,
+    method: Method,
+    path: &'a str,
+    query: &'a [(String, String)],
+    body: Option<&'a Value>,
+    revision: Option<u64>,
+}
+
+/// What a service answered.
+struct Answer {
+    status: StatusCode,
+    request_id: Option<String>,
+    location: Option<String>,
+    bytes: Vec<u8>,
+}
+
+impl Answer {
+    /// The body of a 2xx; anything else as the error it is.
+    fn into_result(self, req: &Request<'_>) -> Result<Response> {
+        let (service, method) = (req.service, req.method.as_str());
+        if self.status.is_success() {
+            return Ok(Response {
+                status: self.status,
+                body: self.bytes,
+            });
+        }
+        let err = if self.status.is_redirection() {
+            redirect_error(
+                service,
+                method,
+                req.path,
+                self.status,
+                self.location,
+                self.request_id,
+            )
+        } else {
+            api_error(
+                service,
+                method,
+                req.path,
+                self.status,
+                &self.bytes,
+                self.request_id,
+            )
+        };
+        Err(Error::Api(Box::new(err)))
+    }
+}
+
+/// The service an operation name belongs to (`neutron.list_ports`).
+fn service_of(op: &str) -> &'static str {
+    match op.split('.').next() {
+        Some("neutron") => "neutron",
+        Some("keystone") => "keystone",
+        _ => "openstack",
     }
 }
 
@@ -486,6 +567,48 @@ fn request_id(headers: &reqwest::header::HeaderMap) -> Option<String> {
         .or_else(|| headers.get("x-compute-request-id"))
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
+}
+
+/// The `Location` of a redirect, without query or user info (which may
+/// carry secrets).
+fn location(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    let raw = headers.get(reqwest::header::LOCATION)?.to_str().ok()?;
+    match url::Url::parse(raw) {
+        Ok(mut url) => {
+            url.set_query(None);
+            url.set_fragment(None);
+            let _ = url.set_password(None);
+            let _ = url.set_username("");
+            Some(url.to_string())
+        }
+        // A relative reference: its path only.
+        Err(_) => Some(raw.split(['?', '#']).next().unwrap_or_default().to_string()),
+    }
+}
+
+/// A 3xx answer: never followed (see [`Session::with_stats`]), reported
+/// with where it pointed so the operator can configure that URL.
+fn redirect_error(
+    service: &'static str,
+    method: &str,
+    path: &str,
+    status: StatusCode,
+    location: Option<String>,
+    request_id: Option<String>,
+) -> ApiError {
+    let target = location.map_or_else(|| "no Location".to_string(), |l| format!("to {l}"));
+    ApiError {
+        service,
+        method: method.to_string(),
+        path: path.to_string(),
+        status: status.as_u16(),
+        kind: "Redirect".into(),
+        message: format!(
+            "redirect ({target}) not followed: following it would resend the credential or token; \
+             configure the final URL instead"
+        ),
+        request_id,
+    }
 }
 
 /// Decode Neutron's `{"NeutronError": {type, message}}` or Keystone's

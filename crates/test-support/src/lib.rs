@@ -1,7 +1,8 @@
 //! Helpers every lab test of the workspace needs, defined once: the lab's
 //! accounts and clients (from the variables `lab/env` exports), unique
-//! names, address slots no two running tests share, and polling; and, for
-//! the OVS binding's tests, a private ovsdb-server ([`OvsdbServer`]).
+//! names, address slots no two running tests share, and polling; for the
+//! OVS binding's tests, a private ovsdb-server ([`OvsdbServer`]); test
+//! certificate authorities with TLS endpoints on loopback ([`tls`]).
 //!
 //! Dev-only: both crates take it as a dev-dependency; nothing here is
 //! compiled into a binary.
@@ -9,6 +10,7 @@
 mod env;
 mod ovsdb;
 mod slots;
+pub mod tls;
 
 pub use env::{
     Account, account, auth_url, host, lab_dir, neutron, password_credential, random_u64, session,

@@ -434,6 +434,14 @@ fn add_managed_plugin(plan: &mut Plan, params: &ClusterParams) {
     });
 }
 
+/// Where the driver's plugin socket goes; `None` in TCP mode.
+fn socket_dir(params: &ClusterParams) -> Option<&Path> {
+    match params.driver.plugin {
+        PluginMode::Socket => params.driver.socket.parent(),
+        PluginMode::Tcp | PluginMode::Managed => None,
+    }
+}
+
 /// The driver's unit (after the agent's units), the drop-in that makes
 /// dockerd wait for it, and its service step.
 fn add_driver_service(
@@ -451,6 +459,7 @@ fn add_driver_service(
             &params.driver.binary,
             Path::new(KURYR_CONF),
             after_units,
+            socket_dir(params),
         ),
     );
     plan.add(DOCKER_DROPIN, 0o644, None, systemd::docker_dropin(header));

@@ -92,9 +92,17 @@ pub struct DefaultSection {
     pub default_port_driver: PortDriverKind,
     pub enabled_port_drivers: Vec<PortDriverKind>,
     pub process_external_connectivity: bool,
+    /// Serve `kuryr_uri` over HTTPS with `ssl_cert_file` and `ssl_key_file`
+    /// (kuryr-libnetwork's Flask `ssl_context`).
     pub enable_ssl: bool,
     pub ssl_cert_file: PathBuf,
     pub ssl_key_file: PathBuf,
+    /// Our addition: serve `kuryr_uri` on an address other than loopback.
+    /// The plugin API has no authentication, so this is refused unless set.
+    pub allow_remote_api: bool,
+    /// Our addition: a configuration file readable by group or others is
+    /// an error instead of a warning.
+    pub strict_config_permissions: bool,
     /// Where kuryr-lib's per-vif-type binding scripts live.
     pub bindir: PathBuf,
     pub subnetpool_name_prefix: String,
@@ -146,6 +154,9 @@ const PROCESS_EXTERNAL_CONNECTIVITY: Opt =
 const ENABLE_SSL: Opt = Opt::new("enable_ssl").default("false");
 const SSL_CERT_FILE: Opt = Opt::new("ssl_cert_file").default("/var/lib/kuryr/certs/cert.pem");
 const SSL_KEY_FILE: Opt = Opt::new("ssl_key_file").default("/var/lib/kuryr/certs/key.pem");
+const ALLOW_REMOTE_API: Opt = Opt::new("allow_remote_api").default("false");
+pub(crate) const STRICT_CONFIG_PERMISSIONS: Opt =
+    Opt::new("strict_config_permissions").default("false");
 const BINDIR: Opt = Opt::new("bindir").default("/usr/libexec/kuryr");
 const SUBNETPOOL_NAME_PREFIX: Opt = Opt::new("subnetpool_name_prefix").default("kuryrPool");
 const DEBUG: Opt = Opt::new("debug").default("false");
@@ -168,6 +179,8 @@ pub(crate) const OPTS: &[Opt] = &[
     ENABLE_SSL,
     SSL_CERT_FILE,
     SSL_KEY_FILE,
+    ALLOW_REMOTE_API,
+    STRICT_CONFIG_PERMISSIONS,
     BINDIR,
     SUBNETPOOL_NAME_PREFIX,
     DEBUG,
@@ -307,6 +320,8 @@ impl DefaultSection {
             enable_ssl: g.bool(&ENABLE_SSL)?,
             ssl_cert_file: PathBuf::from(g.string(&SSL_CERT_FILE)?),
             ssl_key_file: PathBuf::from(g.string(&SSL_KEY_FILE)?),
+            allow_remote_api: g.bool(&ALLOW_REMOTE_API)?,
+            strict_config_permissions: g.bool(&STRICT_CONFIG_PERMISSIONS)?,
             bindir: PathBuf::from(g.string(&BINDIR)?),
             subnetpool_name_prefix: g.string(&SUBNETPOOL_NAME_PREFIX)?,
             debug: g.bool(&DEBUG)?,

@@ -91,6 +91,11 @@ pub enum ConfigError {
     #[error("configuration error: {0}")]
     Inconsistent(String),
 
+    /// Configuration files group or others may read, refused with
+    /// `[DEFAULT] strict_config_permissions` (each file named).
+    #[error("{}", .0.join("; "))]
+    Permissions(Vec<String>),
+
     /// Keystone credentials are missing or incomplete.
     #[error("[{section}] authentication: {message}")]
     Auth { section: String, message: String },

@@ -66,9 +66,74 @@ impl Config {
             let bytes = std::fs::read(path).map_err(read_error)?;
             let text = String::from_utf8(bytes)
                 .map_err(|e| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
-            docs.push(Document::parse(path.display().to_string(), &text)?);
+            docs.push(Document::parse_known(
+                path.display().to_string(),
+                &text,
+                &is_known_key,
+            )?);
         }
-        build(docs, &|var| std::env::var(var).ok())
+        let mut config = build(docs, &|var| std::env::var(var).ok())?;
+        config.check_permissions(paths)?;
+        Ok(config)
+    }
+
+    /// `kuryr.conf` holds the Keystone credential: a file group or others
+    /// may read or write is a warning, or with `[DEFAULT]
+    /// strict_config_permissions` an error naming every such file.
+    fn check_permissions(&mut self, paths: &[PathBuf]) -> Result<(), ConfigError> {
+        use std::os::unix::fs::PermissionsExt;
+        let loose: Vec<String> = paths
+            .iter()
+            .filter_map(|p| {
+                let mode = std::fs::metadata(p).ok()?.permissions().mode() & 0o777;
+                (mode & 0o077 != 0).then(|| {
+                    format!(
+                        "{} has mode {mode:04o}: group or others may read it, and it holds the \
+                         Keystone credential; chmod 600 {}",
+                        p.display(),
+                        p.display()
+                    )
+                })
+            })
+            .collect();
+        if loose.is_empty() {
+            return Ok(());
+        }
+        if self.default.strict_config_permissions {
+            return Err(ConfigError::Permissions(loose));
+        }
+        self.warnings.extend(
+            loose.into_iter().map(|w| {
+                format!("{w} ([DEFAULT] strict_config_permissions = true refuses to start)")
+            }),
+        );
+        Ok(())
+    }
+
+    /// Warnings about how the credential travels: `insecure`, and a plain
+    /// `http://` Keystone beyond loopback. Logged at start and by
+    /// `check-config`; apart from [`Config::warnings`], which are about the
+    /// files themselves.
+    pub fn transport_warnings(&self) -> Vec<String> {
+        let n = &self.neutron;
+        let mut warnings = Vec::new();
+        if n.insecure {
+            warnings.push(
+                "[neutron] insecure = true: the certificates of Keystone and Neutron are not \
+                 checked, so anyone on the path can read the credential and every token; give \
+                 the CA as [neutron] cafile instead"
+                    .to_string(),
+            );
+        }
+        if let Some(url) = &n.auth.auth_url
+            && plain_http_beyond_loopback(url)
+        {
+            warnings.push(format!(
+                "[neutron] auth_url {url} is plain http://: the credential and every token cross \
+                 the network in clear; use https://"
+            ));
+        }
+        warnings
     }
 
     /// Like [`Config::load`] for in-memory `(label, text)` pairs, ignoring the
@@ -76,7 +141,7 @@ impl Config {
     pub fn from_texts(texts: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let docs = texts
             .iter()
-            .map(|(origin, text)| Document::parse(*origin, text))
+            .map(|(origin, text)| Document::parse_known(*origin, text, &is_known_key))
             .collect::<Result<Vec<_>, _>>()?;
         build(docs, &|_| None)
     }
@@ -170,6 +235,37 @@ impl FromStr for Config {
     fn from_str(text: &str) -> Result<Config, ConfigError> {
         Config::from_texts(&[("<string>", text)])
     }
+}
+
+/// Whether `url` is plain `http://` to a host other than loopback (where
+/// a credential or token would cross the network in clear).
+pub fn plain_http_beyond_loopback(url: &str) -> bool {
+    let Ok(url) = url::Url::parse(url.trim()) else {
+        return false;
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    url.scheme() == "http" && !loopback
+}
+
+/// Whether `word` is the name (or a former name) of an option we register,
+/// in any section: a parse error may show it (see [`oslo::mask_assignment`]).
+fn is_known_key(word: &str) -> bool {
+    [
+        default::OPTS,
+        default::IGNORED_OPTS,
+        neutron::OPTS,
+        neutron::IGNORED_OPTS,
+        binding::OPTS,
+        auth::OPTS,
+    ]
+    .iter()
+    .flat_map(|opts| opts.iter())
+    .any(|o| o.name == word || o.deprecated.contains(&word))
 }
 
 /// The file oslo.config would pick for project `kuryr` when no

@@ -79,8 +79,20 @@ pub struct Document {
 }
 
 impl Document {
-    /// Parse oslo.config INI text. `origin` only labels error messages.
+    /// Parse oslo.config INI text. `origin` only labels error messages,
+    /// which mask every word of a malformed assignment line.
     pub fn parse(origin: impl Into<String>, text: &str) -> Result<Document, ParseError> {
+        Self::parse_known(origin, text, &|_| false)
+    }
+
+    /// Like [`Document::parse`]; an error about a malformed assignment
+    /// line shows its first word when `known` accepts it as an option name
+    /// (`password ***`), and masks the rest.
+    pub fn parse_known(
+        origin: impl Into<String>,
+        text: &str,
+        known: &dyn Fn(&str) -> bool,
+    ) -> Result<Document, ParseError> {
         Parser {
             doc: Document {
                 origin: origin.into(),
@@ -88,6 +100,7 @@ impl Document {
             },
             current: None,
             pending: None,
+            known,
         }
         .run(text)
     }
@@ -156,7 +169,8 @@ pub struct ParseError {
     pub line: usize,
     pub kind: ParseErrorKind,
     /// The offending line, shortened; empty for continuation lines, which may
-    /// hold the rest of a secret.
+    /// hold the rest of a secret; for a line that may be an assignment, only
+    /// a known option name and `***` ([`mask_assignment`]).
     pub text: String,
 }
 
@@ -214,18 +228,47 @@ struct Pending {
     line: usize,
 }
 
-struct Parser {
+/// A line that may be a `key value` assignment (or `= value`), as an
+/// error shows it: a first word `known` names as an option stays, the rest
+/// is one `***` (it may be a secret or part of one, such as the second
+/// line of a wrapped password).
+pub fn mask_assignment(line: &str, known: &dyn Fn(&str) -> bool) -> String {
+    let line = line.trim();
+    let (mut out, rest) = match line.chars().next() {
+        Some(c @ ('=' | ':')) => (c.to_string(), line[1..].trim_start()),
+        _ => (String::new(), line),
+    };
+    let mut words = rest.split_whitespace().peekable();
+    if out.is_empty()
+        && let Some(first) = words.next_if(|w| known(w))
+    {
+        out.push_str(first);
+    }
+    if words.peek().is_some() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str("***");
+    }
+    out
+}
+
+struct Parser<'k> {
     doc: Document,
     current: Option<usize>,
     pending: Option<Pending>,
+    known: &'k dyn Fn(&str) -> bool,
 }
 
-impl Parser {
+impl Parser<'_> {
     fn error(&self, line: usize, kind: ParseErrorKind, text: &str) -> ParseError {
-        let mut text: String = text.chars().take(120).collect();
-        if kind == ParseErrorKind::UnexpectedContinuation {
-            text.clear();
-        }
+        let text: String = match kind {
+            ParseErrorKind::UnexpectedContinuation => String::new(),
+            ParseErrorKind::NoSeparator | ParseErrorKind::EmptyKey => {
+                mask_assignment(text, self.known)
+            }
+            _ => text.chars().take(120).collect(),
+        };
         ParseError {
             origin: self.doc.origin.clone(),
             line,

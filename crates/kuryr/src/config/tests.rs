@@ -912,3 +912,104 @@ fn arbitrary_input_never_panics() {
         }
     }
 }
+
+#[test]
+fn a_malformed_line_never_shows_a_secret() {
+    let cases = [
+        // A forgotten `=`: the known option name stays, the value does not.
+        ("[neutron]\npassword hunter2 x\n", "\"password ***\""),
+        // The second line of a wrapped passphrase.
+        ("[neutron]\npassword =\ncorrect horse\n", "\"***\""),
+        ("[neutron]\nhunter2\n", "\"***\""),
+        ("[neutron]\n= hunter2\n", "\"= ***\""),
+        ("[neutron]\n: hunter2 more\n", "\": ***\""),
+    ];
+    for (text, shown) in cases {
+        let err = load_err(text);
+        assert!(err.contains(shown), "{text:?}: {err}");
+        for secret in ["hunter2", "horse", "correct"] {
+            assert!(!err.contains(secret), "{text:?} leaked {secret}: {err}");
+        }
+    }
+    // Section headers are shown as written.
+    assert!(load_err("[neutron\n").contains("\"[neutron\""));
+}
+
+#[test]
+fn insecure_tls_and_plain_http_keystone_are_warned_about() {
+    let c = load(&format!("{TYPICAL}insecure = true\n"));
+    let w = c.transport_warnings();
+    assert!(w.iter().any(|w| w.contains("insecure = true")), "{w:?}");
+    // TYPICAL's auth_url is http://ctl:5000/v3.
+    assert!(
+        w.iter()
+            .any(|w| w.contains("auth_url http://ctl:5000/v3 is plain http://")),
+        "{w:?}"
+    );
+    assert!(
+        c.warnings.is_empty(),
+        "file warnings stay apart: {:?}",
+        c.warnings
+    );
+    for quiet in [
+        "https://ctl:5000/v3",
+        "http://127.0.0.1:5000/v3",
+        "http://[::1]:5000/v3",
+        "http://localhost:5000/v3",
+    ] {
+        let c = load(&TYPICAL.replace("http://ctl:5000/v3", quiet));
+        assert!(c.warnings.is_empty(), "{quiet}: {:?}", c.warnings);
+    }
+}
+
+#[test]
+fn listener_and_permission_options_default_to_the_safe_side() {
+    let d = load("").default;
+    assert!(!d.allow_remote_api && !d.strict_config_permissions && !d.enable_ssl);
+    let d = load(
+        "[DEFAULT]\nallow_remote_api = true\nstrict_config_permissions = yes\nenable_ssl = on\n",
+    )
+    .default;
+    assert!(d.allow_remote_api && d.strict_config_permissions && d.enable_ssl);
+}
+
+#[test]
+fn a_config_file_others_may_read_is_a_warning_or_with_strict_an_error() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(kuryr_test_support::unique("kuryr-conf-mode-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let https = TYPICAL.replace("http://ctl", "https://ctl");
+    let write = |name: &str, text: &str, mode: u32| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    };
+    let private = write("private.conf", &https, 0o600);
+    let c = Config::load(std::slice::from_ref(&private)).unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+
+    let open = write("open.conf", &https, 0o644);
+    let c = Config::load(std::slice::from_ref(&open)).unwrap();
+    assert!(
+        has_warning(&c, &format!("{} has mode 0644", open.display()))
+            && has_warning(&c, "chmod 600")
+            && has_warning(&c, "strict_config_permissions = true"),
+        "{:?}",
+        c.warnings
+    );
+
+    let strict = write(
+        "strict.conf",
+        "[DEFAULT]\nstrict_config_permissions = true\n",
+        0o640,
+    );
+    let err = Config::load(&[open.clone(), strict.clone()])
+        .expect_err("strict refuses")
+        .to_string();
+    assert!(
+        err.contains("open.conf has mode 0644") && err.contains("strict.conf has mode 0640"),
+        "every file is named: {err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

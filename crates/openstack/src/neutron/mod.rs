@@ -1,12 +1,14 @@
-//! Neutron v2.0: the calls Kuryr makes, typed.
+//! Neutron v2.0: the calls Kuryr makes, typed. Each method sends one
+//! operation of [`ops::OPERATIONS`], the table access rules come from.
 
+pub mod ops;
 mod types;
 
+pub use ops::{OPERATIONS, Operation, Verb};
 pub use types::*;
 
 use std::sync::Arc;
 
-use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -90,7 +92,8 @@ pub enum TagResource {
 }
 
 impl TagResource {
-    fn collection(self) -> &'static str {
+    /// The collection in the URL (`subnetpools`, `security-groups`).
+    pub fn collection(self) -> &'static str {
         match self {
             TagResource::Network => "networks",
             TagResource::Subnet => "subnets",
@@ -101,20 +104,6 @@ impl TagResource {
             TagResource::Router => "routers",
         }
     }
-}
-
-/// Percent-encode one path segment (tags may hold `:` and `/`).
-fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 /// A Neutron client sharing its session (token, pool, counters).
@@ -151,20 +140,22 @@ impl Neutron {
             .cloned()
     }
 
+    /// Send `op` with `args` in its path parameters: the one way this
+    /// client reaches Neutron.
     async fn send(
         &self,
-        op: &'static str,
-        method: Method,
-        path: &str,
+        op: &'static Operation,
+        args: &[&str],
         query: &[(String, String)],
         body: Option<&Value>,
     ) -> Result<Value> {
         let base = self.base_url().await?;
+        let path = op.path_with(args);
         let resp = self
             .session
-            .call(op, &base, method, path, query, body)
+            .call(op.name, &base, op.verb.method(), &path, query, body)
             .await?;
-        resp.json("neutron", op)
+        resp.json("neutron", op.name)
     }
 
     fn take<T: DeserializeOwned>(mut v: Value, key: &str, op: &str) -> Result<T> {
@@ -175,24 +166,18 @@ impl Neutron {
         })
     }
 
+    /// A list operation (`GET /<collection>`), following Neutron's
+    /// pagination links.
     async fn list<T: DeserializeOwned>(
         &self,
-        op: &'static str,
-        collection: &str,
+        op: &'static Operation,
         query: &Query,
     ) -> Result<Vec<T>> {
         // Paths use dashes (`security-groups`), bodies underscores.
-        let key = collection.replace('-', "_");
+        let key = op.path.trim_start_matches('/').replace('-', "_");
+        let what = op.name;
         let mut out: Vec<T> = Vec::new();
-        let mut page = self
-            .send(
-                op,
-                Method::GET,
-                &format!("/{collection}"),
-                query.pairs(),
-                None,
-            )
-            .await?;
+        let mut page = self.send(op, &[], query.pairs(), None).await?;
         loop {
             let next = page[format!("{key}_links")].as_array().and_then(|links| {
                 links
@@ -201,7 +186,7 @@ impl Neutron {
                     .and_then(|l| l["href"].as_str())
                     .map(str::to_string)
             });
-            let items: Vec<T> = Self::take(page, &key, op)?;
+            let items: Vec<T> = Self::take(page, &key, what)?;
             let got = items.len();
             out.extend(items);
             // Follow marker pagination only when the server paginates.
@@ -210,262 +195,203 @@ impl Neutron {
             };
             let url = url::Url::parse(&href).map_err(|e| Error::Decode {
                 service: "neutron",
-                what: format!("{op} next link"),
+                what: format!("{what} next link"),
                 detail: e.to_string(),
             })?;
             let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-            page = self
-                .send(op, Method::GET, &format!("/{collection}"), &pairs, None)
-                .await?;
+            page = self.send(op, &[], &pairs, None).await?;
         }
     }
 
     async fn show<T: DeserializeOwned>(
         &self,
-        op: &'static str,
-        collection: &str,
+        op: &'static Operation,
         key: &str,
         id: &str,
     ) -> Result<T> {
-        let v = self
-            .send(
-                op,
-                Method::GET,
-                &format!("/{collection}/{}", segment(id)),
-                &[],
-                None,
-            )
-            .await?;
-        Self::take(v, key, op)
+        let v = self.send(op, &[id], &[], None).await?;
+        Self::take(v, key, op.name)
     }
 
     async fn create<T: DeserializeOwned, B: Serialize>(
         &self,
-        op: &'static str,
-        collection: &str,
+        op: &'static Operation,
         key: &str,
         body: &B,
     ) -> Result<T> {
         let body = json!({ key: body });
-        let v = self
-            .send(
-                op,
-                Method::POST,
-                &format!("/{collection}"),
-                &[],
-                Some(&body),
-            )
-            .await?;
-        Self::take(v, key, op)
+        let v = self.send(op, &[], &[], Some(&body)).await?;
+        Self::take(v, key, op.name)
     }
 
     async fn update<T: DeserializeOwned, B: Serialize>(
         &self,
-        op: &'static str,
-        collection: &str,
+        op: &'static Operation,
         key: &str,
         id: &str,
         body: &B,
     ) -> Result<T> {
         let body = json!({ key: body });
-        let v = self
-            .send(
-                op,
-                Method::PUT,
-                &format!("/{collection}/{}", segment(id)),
-                &[],
-                Some(&body),
-            )
-            .await?;
-        Self::take(v, key, op)
+        let v = self.send(op, &[id], &[], Some(&body)).await?;
+        Self::take(v, key, op.name)
     }
 
-    async fn delete(&self, op: &'static str, collection: &str, id: &str) -> Result<()> {
-        self.send(
-            op,
-            Method::DELETE,
-            &format!("/{collection}/{}", segment(id)),
-            &[],
-            None,
-        )
-        .await
-        .map(|_| ())
+    async fn delete(&self, op: &'static Operation, id: &str) -> Result<()> {
+        self.send(op, &[id], &[], None).await.map(|_| ())
+    }
+
+    /// A trunk subport action, whose answer is the trunk itself.
+    async fn subport_action(
+        &self,
+        op: &'static Operation,
+        trunk_id: &str,
+        sub_ports: Value,
+    ) -> Result<Trunk> {
+        let body = json!({ "sub_ports": sub_ports });
+        let v = self.send(op, &[trunk_id], &[], Some(&body)).await?;
+        serde_json::from_value(v).map_err(|e| Error::Decode {
+            service: "neutron",
+            what: op.name.into(),
+            detail: e.to_string(),
+        })
     }
 
     // --- extensions and agents ---
 
     pub async fn list_extensions(&self) -> Result<Vec<Extension>> {
-        self.list("neutron.list_extensions", "extensions", &Query::new())
-            .await
+        self.list(&ops::LIST_EXTENSIONS, &Query::new()).await
     }
 
     pub async fn list_agents(&self, query: &Query) -> Result<Vec<Agent>> {
-        self.list("neutron.list_agents", "agents", query).await
+        self.list(&ops::LIST_AGENTS, query).await
     }
 
     // --- networks ---
 
     pub async fn list_networks(&self, query: &Query) -> Result<Vec<Network>> {
-        self.list("neutron.list_networks", "networks", query).await
+        self.list(&ops::LIST_NETWORKS, query).await
     }
 
     pub async fn get_network(&self, id: &str) -> Result<Network> {
-        self.show("neutron.show_network", "networks", "network", id)
-            .await
+        self.show(&ops::GET_NETWORK, "network", id).await
     }
 
     pub async fn create_network(&self, body: &NetworkCreate) -> Result<Network> {
-        self.create("neutron.create_network", "networks", "network", body)
-            .await
+        self.create(&ops::CREATE_NETWORK, "network", body).await
     }
 
     /// Update arbitrary attributes, e.g. `{"name": "x"}`.
     pub async fn update_network(&self, id: &str, fields: &Value) -> Result<Network> {
-        self.update("neutron.update_network", "networks", "network", id, fields)
+        self.update(&ops::UPDATE_NETWORK, "network", id, fields)
             .await
     }
 
     pub async fn delete_network(&self, id: &str) -> Result<()> {
-        self.delete("neutron.delete_network", "networks", id).await
+        self.delete(&ops::DELETE_NETWORK, id).await
     }
 
     // --- subnets ---
 
     pub async fn list_subnets(&self, query: &Query) -> Result<Vec<Subnet>> {
-        self.list("neutron.list_subnets", "subnets", query).await
+        self.list(&ops::LIST_SUBNETS, query).await
     }
 
     pub async fn get_subnet(&self, id: &str) -> Result<Subnet> {
-        self.show("neutron.show_subnet", "subnets", "subnet", id)
-            .await
+        self.show(&ops::GET_SUBNET, "subnet", id).await
     }
 
     pub async fn create_subnet(&self, body: &SubnetCreate) -> Result<Subnet> {
-        self.create("neutron.create_subnet", "subnets", "subnet", body)
-            .await
+        self.create(&ops::CREATE_SUBNET, "subnet", body).await
     }
 
     pub async fn update_subnet(&self, id: &str, fields: &Value) -> Result<Subnet> {
-        self.update("neutron.update_subnet", "subnets", "subnet", id, fields)
-            .await
+        self.update(&ops::UPDATE_SUBNET, "subnet", id, fields).await
     }
 
     pub async fn delete_subnet(&self, id: &str) -> Result<()> {
-        self.delete("neutron.delete_subnet", "subnets", id).await
+        self.delete(&ops::DELETE_SUBNET, id).await
     }
 
     // --- subnet pools ---
 
     pub async fn list_subnetpools(&self, query: &Query) -> Result<Vec<SubnetPool>> {
-        self.list("neutron.list_subnetpools", "subnetpools", query)
-            .await
+        self.list(&ops::LIST_SUBNETPOOLS, query).await
     }
 
     pub async fn get_subnetpool(&self, id: &str) -> Result<SubnetPool> {
-        self.show("neutron.show_subnetpool", "subnetpools", "subnetpool", id)
-            .await
+        self.show(&ops::GET_SUBNETPOOL, "subnetpool", id).await
     }
 
     pub async fn create_subnetpool(&self, body: &SubnetPoolCreate) -> Result<SubnetPool> {
-        self.create(
-            "neutron.create_subnetpool",
-            "subnetpools",
-            "subnetpool",
-            body,
-        )
-        .await
-    }
-
-    pub async fn update_subnetpool(&self, id: &str, fields: &Value) -> Result<SubnetPool> {
-        self.update(
-            "neutron.update_subnetpool",
-            "subnetpools",
-            "subnetpool",
-            id,
-            fields,
-        )
-        .await
+        self.create(&ops::CREATE_SUBNETPOOL, "subnetpool", body)
+            .await
     }
 
     pub async fn delete_subnetpool(&self, id: &str) -> Result<()> {
-        self.delete("neutron.delete_subnetpool", "subnetpools", id)
-            .await
+        self.delete(&ops::DELETE_SUBNETPOOL, id).await
     }
 
     // --- ports ---
 
     pub async fn list_ports(&self, query: &Query) -> Result<Vec<Port>> {
-        self.list("neutron.list_ports", "ports", query).await
+        self.list(&ops::LIST_PORTS, query).await
     }
 
     pub async fn get_port(&self, id: &str) -> Result<Port> {
-        self.show("neutron.show_port", "ports", "port", id).await
+        self.show(&ops::GET_PORT, "port", id).await
     }
 
     pub async fn create_port(&self, body: &PortCreate) -> Result<Port> {
-        self.create("neutron.create_port", "ports", "port", body)
-            .await
+        self.create(&ops::CREATE_PORT, "port", body).await
     }
 
     pub async fn update_port(&self, id: &str, body: &PortUpdate) -> Result<Port> {
-        self.update("neutron.update_port", "ports", "port", id, body)
-            .await
+        self.update(&ops::UPDATE_PORT, "port", id, body).await
     }
 
     /// Update a port only if it is still at `revision` (its
     /// `revision_number` when read): a 412 `PreconditionFailed` means
     /// someone changed it since.
     pub async fn update_port_if(&self, id: &str, body: &PortUpdate, revision: u64) -> Result<Port> {
+        let op = &ops::UPDATE_PORT_IF;
         let base = self.base_url().await?;
         let body = json!({ "port": body });
         let resp = self
             .session
             .call_if(
-                "neutron.update_port",
+                op.name,
                 &base,
-                Method::PUT,
-                &format!("/ports/{}", segment(id)),
+                op.verb.method(),
+                &op.path_with(&[id]),
                 &[],
                 Some(&body),
                 Some(revision),
             )
             .await?;
-        Self::take(resp.json("neutron", "update_port")?, "port", "update_port")
+        Self::take(resp.json("neutron", op.name)?, "port", op.name)
     }
 
     pub async fn delete_port(&self, id: &str) -> Result<()> {
-        self.delete("neutron.delete_port", "ports", id).await
+        self.delete(&ops::DELETE_PORT, id).await
     }
 
     // --- security groups ---
 
     pub async fn list_security_groups(&self, query: &Query) -> Result<Vec<SecurityGroup>> {
-        self.list("neutron.list_security_groups", "security-groups", query)
-            .await
+        self.list(&ops::LIST_SECURITY_GROUPS, query).await
     }
 
     pub async fn create_security_group(&self, body: &SecurityGroupCreate) -> Result<SecurityGroup> {
-        self.create(
-            "neutron.create_security_group",
-            "security-groups",
-            "security_group",
-            body,
-        )
-        .await
-    }
-
-    pub async fn delete_security_group(&self, id: &str) -> Result<()> {
-        self.delete("neutron.delete_security_group", "security-groups", id)
+        self.create(&ops::CREATE_SECURITY_GROUP, "security_group", body)
             .await
     }
 
+    pub async fn delete_security_group(&self, id: &str) -> Result<()> {
+        self.delete(&ops::DELETE_SECURITY_GROUP, id).await
+    }
+
     pub async fn list_security_group_rules(&self, query: &Query) -> Result<Vec<SecurityGroupRule>> {
-        self.list(
-            "neutron.list_security_group_rules",
-            "security-group-rules",
-            query,
-        )
-        .await
+        self.list(&ops::LIST_SECURITY_GROUP_RULES, query).await
     }
 
     pub async fn create_security_group_rule(
@@ -473,8 +399,7 @@ impl Neutron {
         body: &SecurityGroupRuleCreate,
     ) -> Result<SecurityGroupRule> {
         self.create(
-            "neutron.create_security_group_rule",
-            "security-group-rules",
+            &ops::CREATE_SECURITY_GROUP_RULE,
             "security_group_rule",
             body,
         )
@@ -482,81 +407,39 @@ impl Neutron {
     }
 
     pub async fn delete_security_group_rule(&self, id: &str) -> Result<()> {
-        self.delete(
-            "neutron.delete_security_group_rule",
-            "security-group-rules",
-            id,
-        )
-        .await
+        self.delete(&ops::DELETE_SECURITY_GROUP_RULE, id).await
     }
 
     // --- trunks ---
 
     pub async fn list_trunks(&self, query: &Query) -> Result<Vec<Trunk>> {
-        self.list("neutron.list_trunks", "trunks", query).await
-    }
-
-    pub async fn get_trunk(&self, id: &str) -> Result<Trunk> {
-        self.show("neutron.show_trunk", "trunks", "trunk", id).await
+        self.list(&ops::LIST_TRUNKS, query).await
     }
 
     pub async fn create_trunk(&self, body: &TrunkCreate) -> Result<Trunk> {
-        self.create("neutron.create_trunk", "trunks", "trunk", body)
-            .await
+        self.create(&ops::CREATE_TRUNK, "trunk", body).await
     }
 
     pub async fn delete_trunk(&self, id: &str) -> Result<()> {
-        self.delete("neutron.delete_trunk", "trunks", id).await
+        self.delete(&ops::DELETE_TRUNK, id).await
     }
 
     /// Add subports; a segmentation id already used on the trunk is a 409.
     pub async fn add_subports(&self, trunk_id: &str, subports: &[SubPort]) -> Result<Trunk> {
-        let body = json!({ "sub_ports": subports });
-        let v = self
-            .send(
-                "neutron.add_subports",
-                Method::PUT,
-                &format!("/trunks/{}/add_subports", segment(trunk_id)),
-                &[],
-                Some(&body),
-            )
-            .await?;
-        serde_json::from_value(v).map_err(|e| Error::Decode {
-            service: "neutron",
-            what: "add_subports".into(),
-            detail: e.to_string(),
-        })
+        self.subport_action(&ops::ADD_SUBPORTS, trunk_id, json!(subports))
+            .await
     }
 
     /// Remove subports by port id.
     pub async fn remove_subports(&self, trunk_id: &str, port_ids: &[&str]) -> Result<Trunk> {
         let subports: Vec<Value> = port_ids.iter().map(|p| json!({ "port_id": p })).collect();
-        let body = json!({ "sub_ports": subports });
-        let v = self
-            .send(
-                "neutron.remove_subports",
-                Method::PUT,
-                &format!("/trunks/{}/remove_subports", segment(trunk_id)),
-                &[],
-                Some(&body),
-            )
-            .await?;
-        serde_json::from_value(v).map_err(|e| Error::Decode {
-            service: "neutron",
-            what: "remove_subports".into(),
-            detail: e.to_string(),
-        })
+        self.subport_action(&ops::REMOVE_SUBPORTS, trunk_id, Value::Array(subports))
+            .await
     }
 
     pub async fn get_subports(&self, trunk_id: &str) -> Result<Vec<SubPort>> {
         let v = self
-            .send(
-                "neutron.get_subports",
-                Method::GET,
-                &format!("/trunks/{}/get_subports", segment(trunk_id)),
-                &[],
-                None,
-            )
+            .send(&ops::GET_SUBPORTS, &[trunk_id], &[], None)
             .await?;
         Self::take(v, "sub_ports", "get_subports")
     }
@@ -565,33 +448,16 @@ impl Neutron {
 
     /// Add one tag (idempotent on the server side).
     pub async fn add_tag(&self, resource: TagResource, id: &str, tag: &str) -> Result<()> {
-        self.send(
-            "neutron.add_tag",
-            Method::PUT,
-            &format!(
-                "/{}/{}/tags/{}",
-                resource.collection(),
-                segment(id),
-                segment(tag)
-            ),
-            &[],
-            None,
-        )
-        .await
-        .map(|_| ())
+        self.send(&ops::ADD_TAG, &[resource.collection(), id, tag], &[], None)
+            .await
+            .map(|_| ())
     }
 
     /// Remove one tag; a 404 means the tag (or resource) is not there.
     pub async fn remove_tag(&self, resource: TagResource, id: &str, tag: &str) -> Result<()> {
         self.send(
-            "neutron.remove_tag",
-            Method::DELETE,
-            &format!(
-                "/{}/{}/tags/{}",
-                resource.collection(),
-                segment(id),
-                segment(tag)
-            ),
+            &ops::REMOVE_TAG,
+            &[resource.collection(), id, tag],
             &[],
             None,
         )
@@ -608,35 +474,24 @@ impl Neutron {
     ) -> Result<Vec<String>> {
         let tags: Vec<&str> = tags.iter().map(AsRef::as_ref).collect();
         let body = json!({ "tags": tags });
+        let args = [resource.collection(), id];
         let v = self
-            .send(
-                "neutron.replace_tags",
-                Method::PUT,
-                &format!("/{}/{}/tags", resource.collection(), segment(id)),
-                &[],
-                Some(&body),
-            )
+            .send(&ops::REPLACE_TAGS, &args, &[], Some(&body))
             .await?;
         Self::take(v, "tags", "replace_tags")
     }
 
     /// The tags of one resource.
     pub async fn get_tags(&self, resource: TagResource, id: &str) -> Result<Vec<String>> {
-        let v = self
-            .send(
-                "neutron.get_tags",
-                Method::GET,
-                &format!("/{}/{}/tags", resource.collection(), segment(id)),
-                &[],
-                None,
-            )
-            .await?;
+        let args = [resource.collection(), id];
+        let v = self.send(&ops::GET_TAGS, &args, &[], None).await?;
         Self::take(v, "tags", "get_tags")
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::ops::segment;
     use super::*;
 
     #[test]
@@ -667,3 +522,6 @@ mod tests {
         assert_eq!(segment("a/b c"), "a%2Fb%20c");
     }
 }
+
+#[cfg(all(test, feature = "fake"))]
+mod table_tests;

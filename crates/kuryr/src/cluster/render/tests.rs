@@ -142,22 +142,53 @@ enable_security_group = true
             "{h}
 [Unit]
 Description=Kuryr Docker network driver (OpenStack Neutron)
-Requires=network-online.target
+Wants=network-online.target
 After=network-online.target openvswitch-switch.service neutron-openvswitch-agent.service
 Before=docker.service
 
 [Service]
-Type=simple
+# Ready (READY=1) once the plugin API is served; at boot the driver waits
+# up to about 90 s for Neutron first.
+Type=notify
+NotifyAccess=main
+TimeoutStartSec=180
 ExecStart=/usr/local/bin/kuryr --config-file /etc/kuryr/kuryr.conf server
 Restart=on-failure
 RestartSec=2s
-# Host interfaces (veth, macvlan, VLAN) and Open vSwitch ports: CAP_NET_ADMIN only.
+# Host interfaces (veth, macvlan, VLAN) and Open vSwitch ports: CAP_NET_ADMIN
+# only. Root, because the OVS database socket and kuryr.conf are root's.
 CapabilityBoundingSet=CAP_NET_ADMIN
-AmbientCapabilities=CAP_NET_ADMIN
 NoNewPrivileges=yes
-ProtectSystem=full
+# A read-only system but for the plugin socket's directory.
+ProtectSystem=strict
+RuntimeDirectory=docker/plugins
+RuntimeDirectoryMode=0700
+RuntimeDirectoryPreserve=yes
 ProtectHome=yes
 PrivateTmp=yes
+PrivateMounts=yes
+PrivateDevices=yes
+PrivateIPC=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+# Keystone and Neutron, netlink, unix sockets (dockerd, OVS database).
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged
+SystemCallErrorNumber=EPERM
+UMask=0077
+LimitCORE=0
 
 [Install]
 WantedBy=multi-user.target

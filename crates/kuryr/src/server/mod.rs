@@ -1,5 +1,6 @@
-//! HTTP/1.1 over a root-only unix socket (and, for compatibility, loopback
-//! TCP). Bodies are read raw: dockerd sends no Content-Type.
+//! HTTP/1.1 over a root-only unix socket (and, for compatibility, TCP:
+//! loopback unless `allow_remote_api`, HTTPS with `enable_ssl`, see
+//! [`tls`]). Bodies are read raw: dockerd sends no Content-Type.
 //!
 //! A request goes through [`answer`]: [`PluginCall::parse`], then
 //! [`Driver::execute`], then [`Reply::from_outcome`], the one place where
@@ -18,6 +19,8 @@ use axum::response::{IntoResponse, Response};
 use tokio::net::{TcpListener, UnixListener};
 use tracing::{info, warn};
 
+pub mod tls;
+
 use crate::driver::{Driver, DriverError};
 use crate::protocol::{ErrorResponse, ParseError, PluginCall, Response as PluginResponse};
 
@@ -35,6 +38,15 @@ pub enum ServerError {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "refusing to serve the plugin API on {addr} (kuryr_uri): it has no authentication, so \
+         anyone who can reach it can create Neutron ports and host interfaces as root. Use a \
+         loopback kuryr_uri such as http://127.0.0.1:23750, or set [DEFAULT] allow_remote_api = \
+         true to serve it there anyway (then restrict who can reach it, and set enable_ssl)"
+    )]
+    Remote { addr: std::net::SocketAddr },
+    #[error("enable_ssl: {file}: {detail}")]
+    Tls { file: String, detail: String },
 }
 
 /// Why a call was not answered with 200.
@@ -166,27 +178,64 @@ pub async fn bind_unix(path: &Path) -> Result<UnixListener, ServerError> {
     Ok(listener)
 }
 
-/// Bind the TCP listener of `kuryr_uri`.
-pub async fn bind_tcp(host: &str, port: u16) -> Result<TcpListener, ServerError> {
+/// The TCP side of the plugin API: plain HTTP or HTTPS.
+#[derive(Debug)]
+pub enum TcpListen {
+    Plain(TcpListener),
+    Tls(tls::TlsListener),
+}
+
+/// Bind the TCP listener of `kuryr_uri`. An address other than loopback is
+/// refused unless `allow_remote` (`[DEFAULT] allow_remote_api`).
+pub async fn bind_tcp(
+    host: &str,
+    port: u16,
+    allow_remote: bool,
+) -> Result<TcpListener, ServerError> {
     let listener = TcpListener::bind((host, port))
         .await
         .map_err(|source| ServerError::Listen {
             what: format!("{host}:{port}"),
             source,
         })?;
-    if let Ok(addr) = listener.local_addr()
-        && !addr.ip().is_loopback()
-    {
-        warn!(%addr, "listening beyond loopback: the plugin API has no authentication");
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ServerError::Listen {
+            what: format!("{host}:{port}"),
+            source,
+        })?;
+    if !addr.ip().is_loopback() {
+        if !allow_remote {
+            return Err(ServerError::Remote { addr });
+        }
+        warn!(%addr, "listening beyond loopback (allow_remote_api): the plugin API has no authentication");
     }
     Ok(listener)
+}
+
+/// Spawn one axum server on `listener` until `stop` fires.
+fn spawn_serving<L: axum::serve::Listener>(
+    tasks: &mut tokio::task::JoinSet<io::Result<()>>,
+    listener: L,
+    app: Router,
+    mut stop: tokio::sync::broadcast::Receiver<()>,
+) where
+    L::Addr: std::fmt::Debug,
+{
+    tasks.spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.recv().await;
+            })
+            .await
+    });
 }
 
 /// Serve until `shutdown` resolves, then remove the socket file.
 pub async fn serve(
     driver: Arc<Driver>,
     unix: Option<(UnixListener, PathBuf)>,
-    tcp: Option<TcpListener>,
+    tcp: Option<TcpListen>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let app = router(driver);
@@ -195,29 +244,23 @@ pub async fn serve(
     let mut socket_path = None;
     if let Some((listener, path)) = unix {
         info!(socket = %path.display(), "serving the plugin API");
-        let mut rx = tx.subscribe();
-        let app = app.clone();
         socket_path = Some(path);
-        tasks.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.recv().await;
-                })
-                .await
-        });
+        spawn_serving(&mut tasks, listener, app.clone(), tx.subscribe());
     }
-    if let Some(listener) = tcp {
-        if let Ok(addr) = listener.local_addr() {
-            info!(%addr, "serving the plugin API over TCP");
+    match tcp {
+        Some(TcpListen::Plain(listener)) => {
+            if let Ok(addr) = listener.local_addr() {
+                info!(%addr, "serving the plugin API over TCP (HTTP)");
+            }
+            spawn_serving(&mut tasks, listener, app, tx.subscribe());
         }
-        let mut rx = tx.subscribe();
-        tasks.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.recv().await;
-                })
-                .await
-        });
+        Some(TcpListen::Tls(listener)) => {
+            if let Ok(addr) = axum::serve::Listener::local_addr(&listener) {
+                info!(%addr, "serving the plugin API over TCP (HTTPS)");
+            }
+            spawn_serving(&mut tasks, listener, app, tx.subscribe());
+        }
+        None => {}
     }
     tokio::spawn(async move {
         shutdown.await;
@@ -234,3 +277,6 @@ pub async fn serve(
     }
     result
 }
+
+#[cfg(test)]
+mod tests;
