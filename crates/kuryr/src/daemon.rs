@@ -156,6 +156,7 @@ async fn start_with_retry(driver: &Driver) -> Result<(), DaemonError> {
             Ok(()) => return Ok(()),
             Err(crate::driver::DriverError::Neutron(e)) if e.is_transient() && attempt < 8 => {
                 warn!(error = %chain(&e), attempt, "Neutron not reachable yet; retrying in {}s", delay.as_secs());
+                driver.set_starting(chain(&e));
                 notify::notify(&format!(
                     "STATUS=waiting for Neutron (attempt {attempt}): {e}"
                 ));
@@ -249,17 +250,40 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     if unix.is_none() && tcp.is_none() {
         return Err(DaemonError::NoListener);
     }
-    if let Err(e) = start_with_retry(&driver).await {
+    // Serve while starting: Activate and the capabilities are answered at
+    // once; stateful calls wait a little, then get the reason.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        tokio::select! {
+            _ = shutdown_signal() => notify::notify(notify::STOPPING),
+            _ = stopped => {}
+        }
+    };
+    let mut server = tokio::spawn(server::serve(driver.clone(), unix, tcp, shutdown));
+    let started = tokio::select! {
+        started = start_with_retry(&driver) => started,
+        // SIGTERM while still starting: the server stopped, so do we.
+        served = &mut server => return served_result(served),
+    };
+    if let Err(e) = started {
         error!(error = %chain(&e), "cannot start");
+        driver.set_start_failed(chain(&e));
+        // The server stops and removes its socket file.
+        let _ = stop.send(());
+        let _ = server.await;
         return Err(e);
     }
     warn_plain_neutron(driver.neutron()).await;
     notify::notify(&format!("{}\nSTATUS=serving the plugin API", notify::READY));
-    let shutdown = async {
-        shutdown_signal().await;
-        notify::notify(notify::STOPPING);
-    };
-    server::serve(driver, unix, tcp, shutdown).await?;
+    let served = server.await;
+    drop(stop);
+    served_result(served)
+}
+
+fn served_result(
+    served: Result<std::io::Result<()>, tokio::task::JoinError>,
+) -> Result<(), DaemonError> {
+    served.map_err(|e| DaemonError::Io(std::io::Error::other(e)))??;
     Ok(())
 }
 

@@ -427,3 +427,37 @@ async fn network_without_subnet_uses_the_default_pool() {
     })
     .await;
 }
+
+/// `docker network create` without `--subnet`, a driver restart, then
+/// three `docker run` one after the other: each gets an address from the
+/// network's subnet (the pool is found again after the restart), and
+/// `docker network rm` leaves nothing in Neutron.
+#[tokio::test]
+async fn restart_then_runs_on_a_network_from_the_default_pool() {
+    lab::run(async |lab: &Lab| {
+        ensure_daemon();
+        let name = unique("rdp");
+        let mut cleanup = Cleanup::new();
+        cleanup.kuryr_network(&name, None, &[]);
+        let docker_id = network_id(&name);
+        lab.track_network(&docker_id);
+        let net = lab.network_of(&docker_id).await;
+        let subnet = lab.subnets_in(&net.id).await.remove(0);
+        lab.track_cidr(&subnet.cidr);
+        restart_daemon();
+        for i in 0..3 {
+            docker_ok(&["run", "--rm", &format!("--net={name}"), "busybox", "true"]);
+            assert!(
+                lab.kuryr_ports_in(&net.id).await.is_empty(),
+                "run {i}: port released"
+            );
+        }
+        docker_ok(&["network", "rm", &name]);
+        cleanup.networks.clear();
+        assert!(lab.networks_of(&docker_id).await.is_empty());
+        assert!(lab.ports_in(&net.id).await.is_empty());
+        assert!(lab.neutron.get_subnet(&subnet.id).await.is_err());
+        lab.assert_clean().await;
+    })
+    .await;
+}

@@ -20,14 +20,16 @@
 //! deletes a Python endpoint (ours binds nothing here) or when a test fails
 //! is removed by [`HostSide`].
 //!
-//! Known gaps, from reading kuryr-libnetwork 18.0.0, not exercised here:
-//! - ours reserves `--aux-address` values as untagged ports, and a port
-//!   ours allocated in RequestAddress is tagged `compute:kuryr` only at
-//!   CreateEndpoint: Python's ReleaseAddress deletes neither (it wants that
-//!   tag), so Python cannot remove such a network made by ours;
-//! - a user's subnet reused through `-o neutron.net.*` is not tagged with
-//!   the PoolID by ours (Python tags it at CreateNetwork and untags it at
-//!   ReleasePool), so Python's ReleaseAddress leaves ports there too.
+//! Python releases what ours handed out: `--aux-address` ports and ports
+//! ours allocated in RequestAddress carry `compute:kuryr` from their
+//! creation (in the create request where Neutron takes tags there,
+//! `tag-ports-during-bulk-creation`; aux ports are tagged right after
+//! otherwise), and a user's subnet reused through `-o neutron.net.*`
+//! carries the PoolID while Docker uses it: Python's ReleaseAddress deletes
+//! ports only on such subnets, only ports with that tag
+//! (`python_releases_what_ours_handed_out`). On a cloud without
+//! `tag-ports-during-bulk-creation`, a port ours allocated is tagged at
+//! CreateEndpoint, so Python cannot release one that was never claimed.
 //!
 //! Python's own bugs (notes §6: no `--gateway`, the default pool, dual
 //! stack without a port, non-idempotent retries) are not requirements.
@@ -1093,6 +1095,118 @@ async fn same_calls_give_the_same_names_and_tags() {
             "unexpected differences:\n{}\n\n{table}",
             unexpected.join("\n")
         );
+        lab.assert_clean().await;
+    })
+    .await;
+}
+
+/// Python releases what ours handed out: an `--aux-address` port and a
+/// pending RequestAddress port on a network ours made, and a container's
+/// port on a user's subnet ours reused (`-o neutron.net.uuid`); then
+/// Python removes both networks.
+#[tokio::test]
+async fn python_releases_what_ours_handed_out() {
+    lab::run(async |lab: &Lab| {
+        let py = Python::connect().await;
+        let d = lab.driver().await;
+        let api = lab.api(&d);
+        // A network made by ours, with an aux address and a pending port.
+        let cidr = lab.cidr4(0);
+        let pool = api
+            .ok(
+                "/IpamDriver.RequestPool",
+                requests::request_pool(&cidr, "", false, json!({})),
+            )
+            .await;
+        let (pool_id, gw) = (s(&pool["PoolID"]), s(&pool["Data"][GATEWAY_KEY]));
+        let aux = lab.ip4(0, 9);
+        let nid = docker_id();
+        let mut data = requests::ipam_data(&cidr, &gw);
+        data["AuxAddresses"] = json!({"router": format!("{aux}/24")});
+        api.ok(
+            "/NetworkDriver.CreateNetwork",
+            requests::create_network(&nid, json!({}), vec![data], vec![]),
+        )
+        .await;
+        let pending = api
+            .ok(
+                "/IpamDriver.RequestAddress",
+                requests::request_address(&pool_id, ""),
+            )
+            .await;
+        let pending_ip = plain_ip(&s(&pending["Address"])).to_string();
+        for ip in [&aux, &pending_ip, plain_ip(&gw)] {
+            py.ok(
+                "/IpamDriver.ReleaseAddress",
+                requests::release_address(&pool_id, ip),
+            )
+            .await;
+        }
+        assert!(
+            lab.port_with_ip(&aux).await.is_empty(),
+            "Python released the aux port"
+        );
+        assert!(
+            lab.port_with_ip(&pending_ip).await.is_empty(),
+            "Python released the pending port"
+        );
+        py.ok("/IpamDriver.ReleasePool", requests::release_pool(&pool_id))
+            .await;
+        py.ok("/NetworkDriver.DeleteNetwork", requests::network(&nid))
+            .await;
+        assert!(lab.networks_of(&nid).await.is_empty());
+
+        // A user's network and subnet, adopted by ours, a container on it,
+        // stopped by Python.
+        let user = lab
+            .neutron
+            .create_network(&kuryr_openstack::neutron::NetworkCreate {
+                name: Some(format!("kt-py-user-{:x}", random_u64())),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        lab.track_user_network(&user.id);
+        let cidr = lab.cidr4(1);
+        let subnet = lab
+            .neutron
+            .create_subnet(&kuryr_openstack::neutron::SubnetCreate {
+                network_id: user.id.clone(),
+                ip_version: 4,
+                cidr: Some(cidr.clone()),
+                enable_dhcp: Some(false),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let net = api
+            .create_network_with(&cidr, json!({}), json!({"neutron.net.uuid": user.id}))
+            .await;
+        let tagged = lab.neutron.get_subnet(&subnet.id).await.unwrap();
+        assert!(tagged.tags.contains(&net.pool_id), "{:?}", tagged.tags);
+        let ep = api.start_container(&net).await;
+        let ip = plain_ip(&ep.address).to_string();
+        api.ok(
+            "/NetworkDriver.DeleteEndpoint",
+            requests::endpoint(&net.nid, &ep.eid),
+        )
+        .await;
+        py.ok(
+            "/IpamDriver.ReleaseAddress",
+            requests::release_address(&net.pool_id, &ip),
+        )
+        .await;
+        assert!(
+            lab.port_with_ip(&ip).await.is_empty(),
+            "Python released the container's port"
+        );
+        api.remove_network(&net).await;
+        let kept = lab
+            .neutron
+            .get_subnet(&subnet.id)
+            .await
+            .expect("the user's subnet");
+        assert!(kept.tags.is_empty(), "{:?}", kept.tags);
         lab.assert_clean().await;
     })
     .await;

@@ -174,3 +174,86 @@ async fn a_stale_socket_file_is_replaced() {
         .expect("stale socket replaced");
     drop(listener);
 }
+
+/// The daemon binary with `conf`, its socket at `socket` (kuryr.conf
+/// written into `dir`).
+fn start_daemon(dir: &TempDir, conf: &str, socket: &std::path::Path) -> std::process::Child {
+    let path = dir.join("kuryr.conf");
+    let text = format!("[DEFAULT]\nplugin_socket = {}\n{conf}", socket.display());
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_kuryr"))
+        .arg("--config-file")
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start kuryr")
+}
+
+/// Start-up retries while Neutron cannot be reached: Activate and the
+/// capabilities are answered meanwhile, a stateful call gets the reason
+/// (not a hang), and SIGTERM takes the socket file away.
+#[tokio::test]
+async fn calls_are_answered_while_start_up_waits_for_neutron() {
+    let dir = TempDir::new("kuryr-starting-");
+    let socket = dir.join("kuryr.sock");
+    // Nothing listens on port 9: connection refused, retried.
+    let conf = "[neutron]\nauth_url = http://127.0.0.1:9/v3\nauth_type = password\n\
+                username = kuryr\npassword = x-pass\nproject_name = service\n\
+                user_domain_name = Default\nproject_domain_name = Default\n";
+    let mut daemon = start_daemon(&dir, conf, &socket);
+    common::env::eventually("the socket", Duration::from_secs(10), async || {
+        socket.exists().then_some(())
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let (status, body) = raw(&socket, &docker_request("/Plugin.Activate", "")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let pool = r#"{"AddressSpace": "", "Pool": "10.99.0.0/24", "Options": {}, "V6": false}"#;
+    // Refused after the start-up wait (10 s), not hanging.
+    let request = docker_request("/IpamDriver.RequestPool", pool);
+    let (status, body) = http::unix(&socket, &request, Duration::from_secs(20))
+        .await
+        .expect("an answer within the start-up wait");
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("still starting") && body.contains("keystone"),
+        "{body}"
+    );
+    // SAFETY: kill(2) with SIGTERM on our own child.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let _ = daemon.wait();
+    assert!(!socket.exists(), "socket file removed at exit");
+}
+
+/// A start-up that fails for good (a wrong password) ends the daemon with
+/// an error and leaves no socket file behind.
+#[tokio::test]
+async fn a_failed_start_up_leaves_no_socket() {
+    let dir = TempDir::new("kuryr-badstart-");
+    let socket = dir.join("kuryr.sock");
+    let conf = format!(
+        "[neutron]\nauth_url = {}\nauth_type = password\nusername = {}\npassword = wrong-pass\n\
+         project_name = {}\nuser_domain_name = Default\nproject_domain_name = Default\n",
+        kuryr_test_support::auth_url(),
+        common::env::var("KURYR_LAB_KURYR_USERNAME"),
+        common::env::var("KURYR_LAB_KURYR_PROJECT"),
+    );
+    let mut daemon = start_daemon(&dir, &conf, &socket);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = daemon.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not exit"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!status.success());
+    assert!(!socket.exists(), "no socket file after a failed start-up");
+}

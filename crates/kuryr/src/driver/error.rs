@@ -20,6 +20,10 @@ pub enum DriverError {
     /// The host side could not be set up or torn down.
     #[error("host binding: {0}")]
     Binding(#[from] BindError),
+    /// The driver cannot serve the call now (still starting, or its
+    /// start-up failed).
+    #[error("{0}")]
+    Unavailable(String),
     /// The port did not become ACTIVE in time.
     #[error("{0}")]
     Timeout(String),

@@ -48,9 +48,12 @@ pub struct Driver {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Set once the index is rebuilt; stateful calls wait for it, so a
     /// request racing the start-up never sees an empty index.
-    ready: tokio::sync::watch::Sender<bool>,
+    ready: tokio::sync::watch::Sender<Startup>,
     /// Nested modes: the VM port of this node, found by `start()`.
     node: OnceLock<Node>,
+    /// Neutron takes tags in a port's create request
+    /// (`tag-ports-during-bulk-creation`): one call less per port.
+    tags_on_port_create: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Driver {
@@ -69,8 +72,9 @@ impl Driver {
             binder,
             index: Mutex::new(Index::default()),
             locks: Mutex::new(HashMap::new()),
-            ready: tokio::sync::watch::channel(false).0,
+            ready: tokio::sync::watch::channel(Startup::Starting(None)).0,
             node: OnceLock::new(),
+            tags_on_port_create: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -122,6 +126,10 @@ impl Driver {
     pub async fn start(&self) -> Result<()> {
         let extensions = self.neutron.list_extensions().await?;
         let has = |alias: &str| extensions.iter().any(|e| e.alias == alias);
+        self.tags_on_port_create.store(
+            has("tag-ports-during-bulk-creation"),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         if !has("standard-attr-tag") && !has("tag") {
             return Err(DriverError::Invalid(
                 "Neutron has no tag extension (standard-attr-tag): kuryr keeps its state in tags"
@@ -161,7 +169,7 @@ impl Driver {
             }
         }
         self.rebuild_index().await?;
-        self.ready.send_replace(true);
+        self.ready.send_replace(Startup::Ready);
         Ok(())
     }
 
@@ -243,6 +251,47 @@ impl Driver {
         Ok(ports)
     }
 
+    /// The tags to put in a port's create request, where Neutron takes
+    /// them there (else they are added after the create).
+    pub(super) fn create_tags(&self, tags: Vec<String>) -> Option<Vec<String>> {
+        self.tags_on_port_create
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .then_some(tags)
+    }
+
+    /// Start-up is still retrying: `reason` is why the last attempt failed.
+    pub fn set_starting(&self, reason: String) {
+        self.ready.send_replace(Startup::Starting(Some(reason)));
+    }
+
+    /// Start-up gave up: stateful calls are refused with `reason`.
+    pub fn set_start_failed(&self, reason: String) {
+        self.ready.send_replace(Startup::Failed(reason));
+    }
+
+    /// Wait (at most [`START_WAIT`]) for start-up; a call made while
+    /// Neutron cannot be reached yet gets an error naming why, rather than
+    /// hanging dockerd.
+    async fn wait_started(&self) -> Result<()> {
+        let mut state = self.ready.subscribe();
+        let _ = tokio::time::timeout(
+            START_WAIT,
+            state.wait_for(|s| !matches!(s, Startup::Starting(_))),
+        )
+        .await;
+        let now = state.borrow().clone();
+        match now {
+            Startup::Ready => Ok(()),
+            Startup::Failed(reason) => Err(DriverError::Unavailable(format!(
+                "the kuryr driver could not start: {reason}"
+            ))),
+            Startup::Starting(reason) => Err(DriverError::Unavailable(format!(
+                "the kuryr driver is still starting ({}): try again",
+                reason.unwrap_or_else(|| "checking Neutron".into())
+            ))),
+        }
+    }
+
     /// Execute one parsed plugin call. Calls that need state wait for
     /// start-up to finish; the outcome and the Neutron calls it took are
     /// logged.
@@ -254,10 +303,11 @@ impl Driver {
     /// (counted per call: concurrent calls never see each other's).
     pub async fn execute_counted(&self, call: PluginCall) -> (Result<Response>, CallSnapshot) {
         let method = call.method();
-        if !method.is_stateless() {
-            let mut ready = self.ready.subscribe();
-            // Only fails if the sender is gone, which it never is here.
-            let _ = ready.wait_for(|r| *r).await;
+        if !method.is_stateless()
+            && let Err(e) = self.wait_started().await
+        {
+            warn!(call = %method, error = %e, "refused: not started");
+            return (Err(e), CallSnapshot::default());
         }
         let started = std::time::Instant::now();
         let (result, calls) = kuryr_openstack::counted(Box::pin(self.run(call))).await;
@@ -355,6 +405,18 @@ impl Driver {
         })
     }
 }
+
+/// Where start-up is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Startup {
+    /// Checking Neutron and rebuilding the index; why the last try failed.
+    Starting(Option<String>),
+    Ready,
+    Failed(String),
+}
+
+/// How long a stateful call waits for start-up before it is refused.
+const START_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Network IDs per subnet query at start-up: 40 IDs of 36 characters and
 /// the `network_id=` keys keep the query string under 2 KiB.

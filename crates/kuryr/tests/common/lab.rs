@@ -119,6 +119,12 @@ impl Lab {
         self.tracked().user_ports.insert(id.to_string());
     }
 
+    /// Forget the Docker networks tracked so far (a test that removed them
+    /// all itself, many of them).
+    pub fn untrack_networks(&self) {
+        self.tracked().networks.clear();
+    }
+
     pub fn track_network(&self, nid: &str) {
         self.tracked().networks.insert(nid.to_string());
     }

@@ -483,3 +483,51 @@ async fn concurrent_containers_on_one_network() {
     })
     .await;
 }
+
+/// Each call counts only its own Neutron requests (the `neutron_calls` of
+/// its log line), also when calls run at once: ten concurrent
+/// RequestAddress calls count one port creation each, and together
+/// exactly what the session sent.
+#[tokio::test]
+async fn each_call_counts_only_its_own_neutron_requests() {
+    lab::run(async |lab: &Lab| {
+        let d = lab.driver().await;
+        let api = lab.api(&d);
+        let net = api.create_network(&lab.cidr4(0)).await;
+        let before = api.calls();
+        let body = requests::request_address(&net.pool_id, "").to_string();
+        let calls = (0..10).map(|_| {
+            let call =
+                kuryr::protocol::PluginCall::parse("/IpamDriver.RequestAddress", body.as_bytes())
+                    .expect("a RequestAddress");
+            d.execute_counted(call)
+        });
+        let results = futures_util::future::join_all(calls).await;
+        let total = api.calls().since(&before);
+        let mut sum = 0;
+        for (reply, counted) in &results {
+            let reply = reply.as_ref().expect("an address");
+            assert_eq!(
+                counted.ops.get("neutron.create_port").map(|o| o.count),
+                Some(1),
+                "{reply:?}: {}",
+                counted.summary()
+            );
+            sum += counted.neutron_calls();
+        }
+        assert_eq!(sum, total.neutron_calls(), "{}", total.summary());
+        for (reply, _) in results {
+            let kuryr::protocol::Response::RequestAddress(r) = reply.unwrap() else {
+                panic!("not an address")
+            };
+            api.ok(
+                "/IpamDriver.ReleaseAddress",
+                requests::release_address(&net.pool_id, plain_ip(&r.address)),
+            )
+            .await;
+        }
+        api.remove_network(&net).await;
+        lab.assert_clean().await;
+    })
+    .await;
+}

@@ -128,6 +128,7 @@ const EXTENSIONS: &[&str] = &[
     "trunk",
     "trunk-details",
     "security-group",
+    "tag-ports-during-bulk-creation",
 ];
 
 /// The project every object of the fake belongs to.

@@ -103,8 +103,8 @@ fn create_request(
         // Bulk: all or nothing.
         let mut made = Vec::new();
         for item in items {
-            // Neutron takes tags in a bulk port create
-            // (`tag_ports_during_bulk_creation`), nowhere else.
+            // Neutron takes tags in a port create
+            // (`tag-ports-during-bulk-creation`), nowhere else.
             if coll != "ports" && item.get("tags").is_some() {
                 return Err(unrecognized_tags());
             }
@@ -121,7 +121,9 @@ fn create_request(
         return Ok(json!({ many: made }));
     }
     match body.get(one) {
-        Some(Value::Object(o)) if o.contains_key("tags") => Err(unrecognized_tags()),
+        Some(Value::Object(o)) if o.contains_key("tags") && coll != "ports" => {
+            Err(unrecognized_tags())
+        }
         Some(Value::Object(_)) => create(store, agent, coll, &body[one]).map(|o| json!({ one: o })),
         _ => Err(Refusal::bad(format!("Resource body required: {one}"))),
     }

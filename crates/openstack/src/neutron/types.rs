@@ -388,6 +388,9 @@ pub struct PortCreate {
     pub vnic_type: Option<String>,
     #[serde(rename = "binding:profile", skip_serializing_if = "Option::is_none")]
     pub binding_profile: Option<Map<String, Value>>,
+    /// Only where Neutron has `tag-ports-during-bulk-creation`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

@@ -179,6 +179,7 @@ impl Driver {
                 device_id: (!self.trunk_mode()).then(|| eid.to_string()),
                 device_owner: Some(names::DEVICE_OWNER.into()),
                 host_id: self.bind_host_id(),
+                tags: self.create_tags(endpoint_port_tags(eid)),
                 ..Default::default()
             })
             .await?;
@@ -332,10 +333,11 @@ impl Driver {
         eid: &DockerId,
         j: &mut Journal,
     ) -> Result<Port> {
-        let mut desired: Vec<String> = names::id_tags(eid);
-        if is_kuryr_port(&port) {
-            desired.push(names::PORT_CREATED_TAG.into());
-        }
+        let desired = if is_kuryr_port(&port) {
+            endpoint_port_tags(eid)
+        } else {
+            names::id_tags(eid)
+        };
         let missing: Vec<String> = desired
             .into_iter()
             .filter(|t| !port.tags.contains(t))
@@ -348,11 +350,12 @@ impl Driver {
             id: port.id.clone(),
             tags: missing.clone(),
         });
-        if port.tags.is_empty() {
-            // A port of ours with no tags yet (made just now): one call.
+        if is_kuryr_port(&port) {
+            // A port kuryr made: its tags are kuryr's; one call sets them.
+            let all: Vec<String> = port.tags.iter().cloned().chain(missing).collect();
             port.tags = self
                 .neutron
-                .replace_tags(TagResource::Port, &port.id, &missing)
+                .replace_tags(TagResource::Port, &port.id, &all)
                 .await?;
         } else {
             self.add_tags(TagResource::Port, &port.id, &missing).await?;
@@ -394,6 +397,13 @@ impl Driver {
         }
         Ok(port)
     }
+}
+
+/// The tags of a port kuryr made for endpoint `eid`.
+fn endpoint_port_tags(eid: &DockerId) -> Vec<String> {
+    let mut tags = names::id_tags(eid);
+    tags.push(names::PORT_CREATED_TAG.into());
+    tags
 }
 
 /// The update that puts back what `update` changes on `port`.

@@ -143,6 +143,9 @@ impl Driver {
                 subnet_id: subnet.id.clone(),
                 ip_address: ip.map(|i| i.to_string()).unwrap_or_default(),
             }]),
+            // Tagged as kuryr's from the start where Neutron allows, so
+            // kuryr-libnetwork's ReleaseAddress deletes it too.
+            tags: self.create_tags(vec![names::PORT_CREATED_TAG.into()]),
             ..Default::default()
         };
         self.neutron.create_port(&body).await.map_err(|e| {

@@ -192,6 +192,11 @@ impl Driver {
                 .create_ipam_port(subnet, Some(ip), Some(AUX_DEVICE_ID))
                 .await?;
             j.push(Undo::DeletePort(port.id.clone()));
+            // kuryr-libnetwork deletes only ports tagged as kuryr's.
+            if port.tags.is_empty() {
+                let tag = vec![names::PORT_CREATED_TAG.to_string()];
+                self.add_tags(TagResource::Port, &port.id, &tag).await?;
+            }
             self.index().put_port(port);
         }
         self.fault_point("CreateNetwork.aux_reserved").await
