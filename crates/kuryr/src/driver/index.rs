@@ -71,8 +71,19 @@ pub struct Index {
     networks: HashMap<String, NetworkEntry>,
     pools: HashMap<String, PoolEntry>,
     /// Ports made by IPAM (or found by it) that no endpoint claimed yet.
-    ports: HashMap<String, Port>,
+    ports: HashMap<String, Pending>,
     endpoints: HashMap<String, EndpointEntry>,
+}
+
+/// A port no endpoint claimed yet, and which of its addresses were handed
+/// out: a user's dual-stack port is asked for once per address family.
+#[derive(Debug, Clone)]
+struct Pending {
+    port: Port,
+    /// `(subnet ID, address)`; every address of the port when it was not
+    /// handed out by a RequestAddress of this daemon (found at start-up,
+    /// given back by DeleteEndpoint).
+    handed: Vec<(String, String)>,
 }
 
 impl Index {
@@ -138,18 +149,52 @@ impl Index {
             .collect()
     }
 
+    /// A port none of whose addresses may be handed out again until it is
+    /// released (found at start-up, or given back by DeleteEndpoint).
     pub fn put_port(&mut self, port: Port) {
-        self.ports.insert(port.id.clone(), port);
+        let handed = port
+            .fixed_ips
+            .iter()
+            .map(|f| (f.subnet_id.clone(), f.ip_address.clone()))
+            .collect();
+        self.ports.insert(port.id.clone(), Pending { port, handed });
     }
 
-    /// An unclaimed port with `ip` in `subnet_id`.
+    /// RequestAddress handed out `ip` of `port`: its other addresses may
+    /// still be asked for (the other family of a user's dual-stack port).
+    pub fn put_handed(&mut self, port: Port, subnet_id: &str, ip: IpAddr) {
+        let address = (subnet_id.to_string(), ip.to_string());
+        let entry = self
+            .ports
+            .entry(port.id.clone())
+            .or_insert_with(|| Pending {
+                port: port.clone(),
+                handed: Vec::new(),
+            });
+        entry.port = port;
+        if !entry.handed.contains(&address) {
+            entry.handed.push(address);
+        }
+    }
+
+    /// The unclaimed port holding `ip` in `subnet_id`.
     pub fn port_by_ip(&self, subnet_id: &str, ip: IpAddr) -> Option<&Port> {
         let ip = ip.to_string();
-        self.ports.values().find(|p| {
+        self.ports.values().map(|p| &p.port).find(|p| {
             p.fixed_ips
                 .iter()
                 .any(|f| f.subnet_id == subnet_id && f.ip_address == ip)
         })
+    }
+
+    /// The unclaimed port whose address `ip` in `subnet_id` was handed out
+    /// and not released yet.
+    pub fn handed_out(&self, subnet_id: &str, ip: IpAddr) -> Option<&Port> {
+        let ip = ip.to_string();
+        self.ports
+            .values()
+            .find(|p| p.handed.iter().any(|(s, a)| s == subnet_id && *a == ip))
+            .map(|p| &p.port)
     }
 
     /// Is this port one this daemon handed out (unclaimed) or released?
@@ -158,7 +203,7 @@ impl Index {
     }
 
     pub fn remove_port(&mut self, port_id: &str) -> Option<Port> {
-        self.ports.remove(port_id)
+        self.ports.remove(port_id).map(|p| p.port)
     }
 
     pub fn put_endpoint(&mut self, endpoint_id: String, port: Port) {

@@ -603,3 +603,130 @@ async fn a_failed_expose_removes_its_security_group() {
     })
     .await;
 }
+
+/// A user's dual-stack port (`--ip` and `--ip6` of a port made beforehand,
+/// as kuryr-libnetwork's fullstack test does): Docker asks for its IPv4
+/// and then its IPv6 address; each is handed out once, both go to one
+/// endpoint on that very port, and the port is given back as it was.
+#[tokio::test]
+async fn a_users_dual_stack_port_is_handed_out_once_per_address() {
+    lab::run(async |lab: &Lab| {
+        let d = lab.driver().await;
+        let api = lab.api(&d);
+        let (c4, c6) = (lab.cidr4(0), lab.cidr6(0));
+        let pool = |cidr: &str, v6: bool| requests::request_pool(cidr, "", v6, json!({}));
+        let p4 = api.ok("/IpamDriver.RequestPool", pool(&c4, false)).await;
+        let p6 = api.ok("/IpamDriver.RequestPool", pool(&c6, true)).await;
+        let (pid4, pid6) = (s(&p4["PoolID"]).to_string(), s(&p6["PoolID"]).to_string());
+        let gw4 = s(&p4["Data"][GATEWAY_KEY]).to_string();
+        let gw6 = s(&p6["Data"][GATEWAY_KEY]).to_string();
+        let nid = docker_id();
+        api.ok(
+            "/NetworkDriver.CreateNetwork",
+            requests::create_network(
+                &nid,
+                json!({}),
+                vec![requests::ipam_data(&c4, &gw4)],
+                vec![requests::ipam_data(&c6, &gw6)],
+            ),
+        )
+        .await;
+        let nnet = lab.network_of(&nid).await;
+        let subnets = lab.subnets_in(&nnet.id).await;
+        let fixed_ips = subnets
+            .iter()
+            .map(|sub| FixedIp {
+                subnet_id: sub.id.clone(),
+                ip_address: String::new(),
+            })
+            .collect();
+        // The user's port: one address in each subnet, chosen by Neutron.
+        let user = lab
+            .neutron
+            .create_port(&PortCreate {
+                network_id: nnet.id.clone(),
+                name: Some("kt-user-dual".into()),
+                fixed_ips: Some(fixed_ips),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        lab.track_user_port(&user.id);
+        let ip_in = |v6: bool| {
+            user.fixed_ips
+                .iter()
+                .map(|f| f.ip_address.clone())
+                .find(|a| a.contains(':') == v6)
+                .expect("an address of each family")
+        };
+        let (ip4, ip6) = (ip_in(false), ip_in(true));
+
+        let a4 = api
+            .ok(
+                "/IpamDriver.RequestAddress",
+                requests::request_address(&pid4, &ip4),
+            )
+            .await;
+        let a6 = api
+            .ok(
+                "/IpamDriver.RequestAddress",
+                requests::request_address(&pid6, &ip6),
+            )
+            .await;
+        assert_eq!(plain_ip(s(&a4["Address"])), ip4);
+        assert_eq!(plain_ip(s(&a6["Address"])), ip6);
+        // Handed out once: a second container asking for either is refused.
+        for (pid, ip) in [(&pid4, &ip4), (&pid6, &ip6)] {
+            let again = api
+                .fails(
+                    "/IpamDriver.RequestAddress",
+                    requests::request_address(pid, ip),
+                )
+                .await;
+            assert!(again.err().contains("already allocated"), "{}", again.json);
+        }
+        let eid = docker_id();
+        api.ok(
+            "/NetworkDriver.CreateEndpoint",
+            requests::create_endpoint(&nid, &eid, s(&a4["Address"]), s(&a6["Address"])),
+        )
+        .await;
+        let ports = lab.ports_of(&eid).await;
+        assert_eq!(
+            ports.iter().map(|p| &p.id).collect::<Vec<_>>(),
+            vec![&user.id],
+            "the endpoint is the user's port"
+        );
+        api.ok(
+            "/NetworkDriver.DeleteEndpoint",
+            requests::endpoint(&nid, &eid),
+        )
+        .await;
+        for (pid, ip) in [(&pid4, &ip4), (&pid6, &ip6)] {
+            api.ok(
+                "/IpamDriver.ReleaseAddress",
+                requests::release_address(pid, ip),
+            )
+            .await;
+        }
+        let back = lab.port(&user.id).await.expect("a user's port is kept");
+        assert!(back.tags.is_empty(), "{:?}", back.tags);
+        assert_eq!(back.device_owner, "");
+        assert_eq!(back.fixed_ips.len(), 2);
+
+        lab.neutron.delete_port(&user.id).await.unwrap();
+        for (pid, gw) in [(&pid4, &gw4), (&pid6, &gw6)] {
+            api.ok(
+                "/IpamDriver.ReleaseAddress",
+                requests::release_address(pid, plain_ip(gw)),
+            )
+            .await;
+            api.ok("/IpamDriver.ReleasePool", requests::release_pool(pid))
+                .await;
+        }
+        api.ok("/NetworkDriver.DeleteNetwork", requests::network(&nid))
+            .await;
+        lab.assert_clean().await;
+    })
+    .await;
+}

@@ -117,7 +117,7 @@ impl Driver {
                     port.id, subnet.id
                 ))
             })?;
-        self.index().put_port(port);
+        self.index().put_handed(port, &subnet.id, ip);
         Ok(RequestAddressResponse {
             address: with_prefix(ip, &entry.cidr),
             data,
@@ -173,9 +173,9 @@ impl Driver {
     /// hands an address out, and then the node that runs the task asks for
     /// that very address: the pending port is handed out again.
     async fn claim_address(&self, subnet: &Subnet, ip: IpAddr, j: &mut Journal) -> Result<Port> {
-        let cached = self.index().port_by_ip(&subnet.id, ip).cloned();
         let once = self.config.scope == CapabilityScope::Local;
-        if let Some(p) = &cached
+        let handed = self.index().handed_out(&subnet.id, ip).cloned();
+        if let Some(p) = &handed
             && p.device_id != AUX_DEVICE_ID
             && once
         {
@@ -184,6 +184,7 @@ impl Driver {
                 p.id
             )));
         }
+        let cached = handed.or_else(|| self.index().port_by_ip(&subnet.id, ip).cloned());
         let found = match cached {
             Some(p) => Some(p),
             None => self
