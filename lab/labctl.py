@@ -8,8 +8,14 @@ Secrets arrive in the environment (KURYR_LAB_*_PASSWORD), never in argv.
   labctl.py admin-ok            exit 0 if the admin password works
   labctl.py accounts            projects, roles, users, network endpoints
   labctl.py neutron [--pools] [--wait-agent BINARY HOST SINCE]... [--timeout S]
+                  [--delete-agent BINARY HOST]... [--delete-ports-of OWNER]
+                  [--delete-admin-networks-since SINCE]
                                 subnet pools; wait for agents that reported
-                                after SINCE ("YYYY-MM-DD HH:MM:SS" UTC, or "")
+                                after SINCE ("YYYY-MM-DD HH:MM:SS" UTC, or "");
+                                delete agent records (a stopped agent's) and
+                                every port whose device_owner is OWNER; the
+                                admin project's networks made after SINCE
+                                (a failed fullstack test's) with their ports
 """
 import argparse
 import os
@@ -186,8 +192,46 @@ def wait_agents(sess, wanted, timeout):
     return 0
 
 
+def delete_agents(sess, unwanted):
+    for binary, host in unwanted:
+        res = neutron_call(sess, "GET", "/v2.0/agents?binary=%s&host=%s"
+                           % (binary, host))
+        for a in res["agents"]:
+            neutron_call(sess, "DELETE", "/v2.0/agents/" + a["id"],
+                         ok=(204, 404))
+            say("neutron: deleted the record of %s on %s" % (binary, host))
+
+
+def delete_ports_of(sess, owner):
+    res = neutron_call(sess, "GET", "/v2.0/ports?device_owner=" + owner)
+    for p in res["ports"]:
+        neutron_call(sess, "DELETE", "/v2.0/ports/" + p["id"], ok=(204, 404))
+    if res["ports"]:
+        say("neutron: deleted %d %s port(s)" % (len(res["ports"]), owner))
+
+
+def delete_admin_networks_since(sess, since):
+    project = sess.get_project_id()
+    res = neutron_call(sess, "GET", "/v2.0/networks?project_id=" + project)
+    for n in res["networks"]:
+        if (n.get("created_at") or "").replace("T", " ")[:19] < since:
+            continue
+        ports = neutron_call(sess, "GET", "/v2.0/ports?network_id=" + n["id"])
+        for p in ports["ports"]:
+            neutron_call(sess, "DELETE", "/v2.0/ports/" + p["id"], ok=(204, 404))
+        neutron_call(sess, "DELETE", "/v2.0/networks/" + n["id"], ok=(204, 404))
+        say("neutron: deleted network %s (%s), made %s"
+            % (n["id"], n["name"], n["created_at"]))
+
+
 def cmd_neutron(args):
     sess = admin_session()
+    if args.delete_agent:
+        delete_agents(sess, [tuple(d) for d in args.delete_agent])
+    if args.delete_ports_of:
+        delete_ports_of(sess, args.delete_ports_of)
+    if args.delete_admin_networks_since:
+        delete_admin_networks_since(sess, args.delete_admin_networks_since)
     if args.pools:
         ensure_pools(sess)
     if args.wait_agent:
@@ -205,6 +249,10 @@ def main():
     n.add_argument("--pools", action="store_true")
     n.add_argument("--wait-agent", nargs=3, action="append",
                    metavar=("BINARY", "HOST", "SINCE"))
+    n.add_argument("--delete-agent", nargs=2, action="append",
+                   metavar=("BINARY", "HOST"))
+    n.add_argument("--delete-ports-of", metavar="OWNER")
+    n.add_argument("--delete-admin-networks-since", metavar="SINCE")
     n.add_argument("--timeout", type=float, default=120)
     n.set_defaults(fn=cmd_neutron)
     args = ap.parse_args()

@@ -89,17 +89,17 @@ svc_started_utc() { local p s t; read -r p s t <"$RUN/$1.pid" && echo "$t"; }
 # start_daemon NAME CMD...: runs CMD in its own session (PID = PGID), output
 # to log/NAME.out, and records it. Only fds 0-2 are passed on (the lock fd is
 # closed) so nothing holds our terminal or lock.
-# Run "$@" in a new session holding no descriptor of its starter but
-# stdin, stdout and stderr: a lock a caller holds (flock(1) passes its fd
-# to the command it runs) must not live on in a daemon.
+# `detached CMD... &`: replace the background subshell with CMD in a new
+# session, holding no descriptor of its starter but stdin, stdout and
+# stderr (a lock a caller holds - flock(1) passes its fd to the command it
+# runs - must not live on in a daemon). Only ever with `&`: it execs.
 detached() {
-    (
-        for fd in /proc/$BASHPID/fd/*; do
-            fd=${fd##*/}
-            ((fd > 2)) && eval "exec $fd>&-" 2>/dev/null
-        done
-        exec setsid "$@"
-    )
+    local fd
+    for fd in /proc/$BASHPID/fd/*; do
+        fd=${fd##*/}
+        ((fd > 2)) && eval "exec $fd>&-" 2>/dev/null
+    done
+    exec setsid "$@"
 }
 
 start_daemon() {

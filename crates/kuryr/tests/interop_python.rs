@@ -851,8 +851,9 @@ const KNOWN_DIFFERENCES: &[(&[&str], &str, &str)] = &[
     (
         &["RequestAddress"],
         "port.tags",
-        "Python tags its IPAM port compute:kuryr at RequestAddress; ours at CreateEndpoint \
-         (one Neutron call less per container)",
+        "Python tags its IPAM port compute:kuryr at RequestAddress in a second call; ours \
+         in the create request where Neutron takes tags there (tag-ports-during-bulk-creation, \
+         on in the lab), else at CreateEndpoint (one Neutron call less per container)",
     ),
     (
         &["RequestAddress"],
