@@ -193,6 +193,9 @@ pub fn main() -> ExitCode {
             for w in config.warnings.iter().chain(&config.transport_warnings()) {
                 println!("warning: {w}");
             }
+            for n in config.notes() {
+                println!("note: {n}");
+            }
             match config.session_config() {
                 Ok(_) => {
                     println!("configuration OK ({})", config.files.join(", "));

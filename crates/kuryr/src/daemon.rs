@@ -72,6 +72,9 @@ pub fn driver_config(config: &Config) -> DriverConfig {
         link_iface: config.binding.link_iface.clone(),
         link_netns: None,
         orphan_grace: Duration::from_secs(300),
+        allowed_projects: crate::driver::AllowedProjects::from_list(
+            &config.neutron.allowed_projects,
+        ),
         faults: test_faults(),
     }
 }

@@ -290,6 +290,16 @@ impl Session {
         Ok(token)
     }
 
+    /// The project the credential's token is scoped to (`None`: not
+    /// project-scoped). The fake's is [`crate::fake::PROJECT`].
+    pub async fn project_id(&self) -> Result<Option<String>> {
+        #[cfg(feature = "fake")]
+        if self.inner.fake.is_some() {
+            return Ok(Some(crate::fake::PROJECT.to_string()));
+        }
+        Ok(self.token().await?.project_id.clone())
+    }
+
     /// Forget `stale` if it is still the cached token.
     async fn invalidate(&self, stale: &Arc<Token>) {
         let mut slot = self.inner.token.lock().await;

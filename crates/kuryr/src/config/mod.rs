@@ -111,6 +111,22 @@ impl Config {
     }
 
     /// Warnings about how the credential travels: `insecure`, and a plain
+    /// What `check-config` points out about a valid setting whose effect
+    /// differs from kuryr-libnetwork's.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.neutron.allowed_projects.is_empty() {
+            notes.push(
+                "[neutron] allowed_projects is empty: a network, subnet or subnet pool of another \
+                 project is refused unless it is shared (kuryr-libnetwork used any project's). \
+                 When switching a node from kuryr-libnetwork, list the projects whose networks \
+                 Docker networks use (IDs, comma separated), or `*` for any"
+                    .to_string(),
+            );
+        }
+        notes
+    }
+
     /// `http://` Keystone beyond loopback. Logged at start and by
     /// `check-config`; apart from [`Config::warnings`], which are about the
     /// files themselves.

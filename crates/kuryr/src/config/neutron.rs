@@ -51,6 +51,9 @@ pub struct NeutronSection {
     pub auth_section: Option<String>,
     /// The auth options, from `auth_section` or this section.
     pub auth: AuthOptions,
+    /// `allowed_projects` (ours): IDs of projects besides the credential's
+    /// own whose networks, subnets and pools may be used; `*` for any.
+    pub allowed_projects: Vec<String>,
 }
 
 impl NeutronSection {
@@ -81,6 +84,7 @@ const CERTFILE: Opt = Opt::new("certfile");
 const KEYFILE: Opt = Opt::new("keyfile");
 const INSECURE: Opt = Opt::new("insecure").default("false");
 const TIMEOUT: Opt = Opt::new("timeout");
+const ALLOWED_PROJECTS: Opt = Opt::new("allowed_projects").default("");
 
 /// Options of `[neutron]` itself (the auth ones are registered separately,
 /// in whichever section `auth_section` names).
@@ -97,6 +101,7 @@ pub(crate) const OPTS: &[Opt] = &[
     KEYFILE,
     INSECURE,
     TIMEOUT,
+    ALLOWED_PROJECTS,
     auth::AUTH_SECTION,
 ];
 
@@ -176,6 +181,7 @@ impl NeutronSection {
             timeout,
             auth: AuthOptions::load(&auth_group)?,
             auth_section,
+            allowed_projects: super::source::parse_list(&g.string(&ALLOWED_PROJECTS)?),
         })
     }
 }

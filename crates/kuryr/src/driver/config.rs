@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Faults;
+use super::{AllowedProjects, Faults};
 
 use crate::config::{CapabilityScope, PortDriverKind};
 
@@ -45,6 +45,9 @@ pub struct DriverConfig {
     /// Orphans younger than this are left alone (another host's call, or
     /// one on its way here, may be making them).
     pub orphan_grace: Duration,
+    /// `[neutron] allowed_projects`: projects besides its own whose
+    /// networks, subnets and pools the driver may use.
+    pub allowed_projects: AllowedProjects,
     /// Fault points armed by a test (`None` outside tests).
     pub faults: Option<Arc<Faults>>,
 }
@@ -69,6 +72,7 @@ impl Default for DriverConfig {
             link_iface: None,
             link_netns: None,
             orphan_grace: Duration::from_secs(300),
+            allowed_projects: AllowedProjects::None,
             faults: None,
         }
     }

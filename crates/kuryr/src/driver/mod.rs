@@ -14,6 +14,7 @@ mod lookup;
 mod network;
 mod node;
 mod orphans;
+mod projects;
 mod steps;
 mod swarm;
 
@@ -22,6 +23,7 @@ pub use error::{DriverError, Result};
 pub use index::Index;
 pub use node::Node;
 pub use orphans::Collected;
+pub use projects::{AllowedProjects, Projects};
 pub use steps::{FAULT_POINTS, FaultAction, Faults};
 
 use std::collections::HashMap;
@@ -51,6 +53,8 @@ pub struct Driver {
     ready: tokio::sync::watch::Sender<Startup>,
     /// Nested modes: the VM port of this node, found by `start()`.
     node: OnceLock<Node>,
+    /// The driver's project and the ones it may use (set by `start()`).
+    projects: OnceLock<Projects>,
     /// Neutron takes tags in a port's create request
     /// (`tag-ports-during-bulk-creation`): one call less per port.
     tags_on_port_create: std::sync::atomic::AtomicBool,
@@ -74,6 +78,7 @@ impl Driver {
             locks: Mutex::new(HashMap::new()),
             ready: tokio::sync::watch::channel(Startup::Starting(None)).0,
             node: OnceLock::new(),
+            projects: OnceLock::new(),
             tags_on_port_create: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -124,6 +129,7 @@ impl Driver {
     /// the tags of networks and ports, so a restarted daemon serves what was
     /// created before (dockerd never replays CreateNetwork/CreateEndpoint).
     pub async fn start(&self) -> Result<()> {
+        self.learn_project().await?;
         let extensions = self.neutron.list_extensions().await?;
         let has = |alias: &str| extensions.iter().any(|e| e.alias == alias);
         self.tags_on_port_create.store(
@@ -173,9 +179,37 @@ impl Driver {
         Ok(())
     }
 
+    /// The project of the driver's token: its lists are scoped to it (and
+    /// the allowed ones).
+    async fn learn_project(&self) -> Result<()> {
+        if self.projects.get().is_some() {
+            return Ok(());
+        }
+        let own = self.neutron.session().project_id().await?.ok_or_else(|| {
+            DriverError::Invalid(
+                "the credential is not scoped to a project: set project_name (or project_id) \
+                 in [neutron]"
+                    .into(),
+            )
+        })?;
+        let projects = Projects::new(own, self.config.allowed_projects.clone());
+        info!(project = %projects.own(), allowed = ?self.config.allowed_projects, "working in project");
+        let _ = self.projects.set(projects);
+        Ok(())
+    }
+
+    /// The driver's project and the allowed ones. Set by `start()`, which
+    /// every stateful call waits for.
+    pub fn projects(&self) -> Result<&Projects> {
+        self.projects
+            .get()
+            .ok_or_else(|| DriverError::Unavailable("the kuryr driver has not started yet".into()))
+    }
+
     async fn rebuild_index(&self) -> Result<()> {
-        let networks = self.neutron.list_networks(&Query::new()).await?;
-        let ours: Vec<_> = networks
+        let ours: Vec<_> = self
+            .usable_networks()
+            .await?
             .into_iter()
             .filter(|n| n.tags.iter().any(|t| t.starts_with(names::TAG_LOW)))
             .collect();
@@ -213,6 +247,28 @@ impl Driver {
             endpoints, unbound, "index rebuilt from Neutron"
         );
         Ok(())
+    }
+
+    /// The networks the driver may use: its project's, the allowed
+    /// projects', and shared ones (not every network of the cloud).
+    async fn usable_networks(&self) -> Result<Vec<kuryr_openstack::neutron::Network>> {
+        let projects = self.projects()?;
+        let mut networks = self
+            .neutron
+            .list_networks(&projects.scoped(Query::new()))
+            .await?;
+        if projects.needs_shared_query() {
+            for net in self
+                .neutron
+                .list_networks(&Query::new().eq("shared", "true"))
+                .await?
+            {
+                if !networks.iter().any(|n| n.id == net.id) {
+                    networks.push(net);
+                }
+            }
+        }
+        Ok(networks)
     }
 
     /// The subnets of `networks`, in requests of at most

@@ -76,7 +76,9 @@ impl Driver {
 
     async fn half_made_networks(&self, c: &mut Collected) -> Result<()> {
         let grace = self.config.orphan_grace;
-        let networks = self.neutron.list_networks(&Query::new()).await?;
+        // What kuryr makes lives in its own project.
+        let q = self.projects()?.own_only(Query::new());
+        let networks = self.neutron.list_networks(&q).await?;
         let half_made = |n: &Network| {
             names::parse_made_by(&n.description)
                 .is_some_and(|(_, host)| host == self.config.host_id)

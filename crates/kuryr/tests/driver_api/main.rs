@@ -9,8 +9,8 @@
 //! and can run in parallel with the others.
 //!
 //! One file per concern, mirroring `src/driver/`: [`flows`], [`network`],
-//! [`endpoint`], [`ipam`], [`index`], and [`protocol`] (refusals leave
-//! Neutron untouched).
+//! [`endpoint`], [`ipam`], [`index`], [`projects`] (other tenants' objects),
+//! and [`protocol`] (refusals leave Neutron untouched).
 //!
 //! Needs the lab: `eval "$(lab/env kuryr)"; cargo nextest run -p kuryr --test driver_api`.
 
@@ -23,6 +23,7 @@ mod flows;
 mod index;
 mod ipam;
 mod network;
+mod projects;
 mod protocol;
 
 pub(crate) use std::collections::BTreeSet;

@@ -258,7 +258,8 @@ impl Driver {
         j: &mut Journal,
     ) -> Result<PoolEntry> {
         let name = names::subnetpool_name(&self.config.subnetpool_prefix, &cidr);
-        let mut q = Query::new().eq("name", &name);
+        // Another project's pool of that name is never ours.
+        let mut q = self.projects()?.own_only(Query::new().eq("name", &name));
         if let Some(tag) = subnet_tag {
             q = q.tags(&[tag]);
         }
@@ -326,7 +327,10 @@ impl Driver {
             .filter_map(|s| s.cidr.parse().ok())
             .collect();
         let prefix = format!("{}-", self.config.subnetpool_prefix);
-        let pools = self.neutron.list_subnetpools(&Query::new()).await?;
+        let pools = self
+            .neutron
+            .list_subnetpools(&self.projects()?.own_only(Query::new()))
+            .await?;
         taken.extend(
             pools
                 .iter()
@@ -421,9 +425,8 @@ impl Driver {
                 .await?;
         }
         if subnets.is_empty() {
-            subnets = n
-                .list_subnets(&Query::new().eq("cidr", entry.cidr.to_string()))
-                .await?;
+            let q = Query::new().eq("cidr", entry.cidr.to_string());
+            subnets = n.list_subnets(&self.projects()?.scoped(q)).await?;
         }
         subnets
             .retain(|s| s.cidr == entry.cidr.to_string() || s.subnetpool_id.as_deref() == Some(id));

@@ -95,10 +95,8 @@ impl Driver {
         if pool_tags.is_empty() {
             // Not in the index (a restart): the `kuryrPool-<cidr>` pools.
             let name = format!("{}-{}", self.config.subnetpool_prefix, subnet.cidr);
-            let pools = self
-                .neutron
-                .list_subnetpools(&Query::new().eq("name", name))
-                .await?;
+            let q = self.projects()?.own_only(Query::new().eq("name", name));
+            let pools = self.neutron.list_subnetpools(&q).await?;
             pool_tags = pools
                 .into_iter()
                 .map(|p| p.id)

@@ -82,8 +82,10 @@ impl Driver {
             Some(self.find_subnetpool(uuid, name).await?)
         } else {
             let name = names::subnetpool_name(&self.config.subnetpool_prefix, cidr);
+            // kuryr makes its pools in its own project.
+            let q = self.projects()?.own_only(Query::new().eq("name", name));
             self.neutron
-                .list_subnetpools(&Query::new().eq("name", name))
+                .list_subnetpools(&q)
                 .await?
                 .into_iter()
                 .find(|p| p.prefixes.iter().any(|x| x == &cidr.to_string()))
