@@ -192,3 +192,98 @@ async fn a_network_named_by_the_user_must_exist_and_be_unique() {
             .all(|n| n["tags"] == json!([]))
     );
 }
+
+/// A fault that holds the first matching request for `ms` milliseconds.
+fn stall(method: &str, path: &str, ms: u64) -> Fault {
+    Fault {
+        method: method.into(),
+        path: path.into(),
+        skip: 0,
+        times: 1,
+        kind: kuryr_openstack::fake::FaultKind::Stall(std::time::Duration::from_millis(ms)),
+    }
+}
+
+/// RequestPool for one CIDR whose Neutron request hangs does not hold up
+/// RequestPool for another CIDR (no daemon-wide pools lock across a
+/// Neutron call), and the per-key lock entries go with their last user.
+#[tokio::test]
+async fn pools_of_different_cidrs_do_not_wait_for_each_other() {
+    let fake = FakeNeutron::new();
+    let d = driver(&fake).await;
+    fake.inject(stall("GET", "/subnetpools", 3000));
+    let request = |cidr: &'static str| {
+        let d = &d;
+        async move {
+            let started = std::time::Instant::now();
+            ok(
+                d,
+                "/IpamDriver.RequestPool",
+                json!({"AddressSpace": "", "Pool": cidr, "SubPool": "", "Options": {}, "V6": false}),
+            )
+            .await;
+            started.elapsed()
+        }
+    };
+    let slow = request("10.1.0.0/24");
+    let fast = async {
+        // The stalled request goes first.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        request("10.2.0.0/24").await
+    };
+    let (slow, fast) = tokio::join!(slow, fast);
+    assert!(slow >= std::time::Duration::from_millis(2900), "{slow:?}");
+    assert!(
+        fast < std::time::Duration::from_millis(1500),
+        "RequestPool of another CIDR waited {fast:?}"
+    );
+    let locks = d.locks.lock().unwrap().len();
+    assert_eq!(locks, 0, "lock entries left behind");
+}
+
+/// Two containers on one network: CreateEndpoint of one, stuck in
+/// Neutron, does not hold up the other's.
+#[tokio::test]
+async fn endpoints_of_one_network_do_not_wait_for_each_other() {
+    let fake = FakeNeutron::new();
+    let d = driver(&fake).await;
+    let (pool_id, _) = create_network(&d, "10.3.0.0/24").await;
+    let mut addresses = Vec::new();
+    for _ in 0..2 {
+        let a = ok(
+            &d,
+            "/IpamDriver.RequestAddress",
+            json!({"PoolID": pool_id, "Address": ""}),
+        )
+        .await;
+        addresses.push(a["Address"].as_str().unwrap().to_string());
+    }
+    // The first endpoint's claim (PUT /ports/<id>) hangs.
+    fake.inject(stall("PUT", "/ports", 3000));
+    let create = |eid: String, address: String| {
+        let d = &d;
+        async move {
+            let started = std::time::Instant::now();
+            ok(
+                d,
+                "/NetworkDriver.CreateEndpoint",
+                json!({"NetworkID": NID, "EndpointID": eid, "Interface": {"Address": address}}),
+            )
+            .await;
+            started.elapsed()
+        }
+    };
+    let other = "1".repeat(64);
+    let slow = create(EID.to_string(), addresses[0].clone());
+    let fast = async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        create(other.clone(), addresses[1].clone()).await
+    };
+    let (slow, fast) = tokio::join!(slow, fast);
+    assert!(slow >= std::time::Duration::from_millis(2900), "{slow:?}");
+    assert!(
+        fast < std::time::Duration::from_millis(1500),
+        "CreateEndpoint of another container waited {fast:?}"
+    );
+    assert_eq!(d.locks.lock().unwrap().len(), 0, "lock entries left behind");
+}

@@ -23,6 +23,12 @@ use crate::protocol::{
     StaticRoute,
 };
 
+/// When the first ACTIVE poll goes out (the lab's OVS agent takes 0.25 to
+/// 3 s to wire a port).
+const FIRST_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+/// The longest gap between two polls.
+const MAX_POLL_GAP: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Driver {
     pub(in crate::driver) async fn endpoint_entry(
         &self,
@@ -90,11 +96,18 @@ impl Driver {
     }
 
     /// Poll until Neutron reports the port ACTIVE, bounded by the timeout.
+    /// The agent needs a moment at least, and the polls load the same
+    /// Neutron every other call waits on: the first comes after
+    /// [`FIRST_POLL`], then less and less often (up to [`MAX_POLL_GAP`]).
+    /// They are counted apart from the driver's own requests
+    /// (`neutron.poll_port`).
     async fn wait_active(&self, port_id: &str) -> Result<Port> {
         let started = Instant::now();
-        let mut delay = std::time::Duration::from_millis(200);
+        let mut delay = FIRST_POLL;
         loop {
-            let port = self.neutron.get_port(port_id).await?;
+            tokio::time::sleep(delay).await;
+            delay = (delay * 3 / 2).min(MAX_POLL_GAP);
+            let port = self.neutron.poll_port(port_id).await?;
             if port.status == "ACTIVE" {
                 info!(
                     port = port_id,
@@ -112,8 +125,6 @@ impl Driver {
                     self.config.host_id
                 )));
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(std::time::Duration::from_secs(1));
         }
     }
 

@@ -64,7 +64,7 @@ impl Driver {
         }
         let entry = self
             .journaled("CreateNetwork", async |j: &mut Journal| {
-                let (network, existing, made_now) = match known {
+                let (mut network, existing, made_now) = match known {
                     Some(e) => (e.network, e.existing, false),
                     None => match target {
                         Target::Make { shared } => {
@@ -81,7 +81,7 @@ impl Driver {
                 // A network not made just now may hold subnets already
                 // (a user's, another Docker network's, an earlier attempt's).
                 let subnets = self
-                    .ensure_subnets(&req, &opts, &network, existing, !made_now, j)
+                    .ensure_subnets(&req, &opts, &mut network, existing, !made_now, j)
                     .await?;
                 Ok(NetworkEntry::new(id.to_string(), network, subnets))
             })
@@ -130,7 +130,13 @@ impl Driver {
             .replace_tags(TagResource::Network, &network.id, &names::id_tags(id))
             .await?;
         self.fault_point("CreateNetwork.network_tagged").await?;
-        Ok(Network { tags, ..network })
+        // The tags bumped its revision (DeleteNetwork deletes on it).
+        let revision_number = network.revision_number.map(|r| r + 1);
+        Ok(Network {
+            tags,
+            revision_number,
+            ..network
+        })
     }
 
     /// `-o neutron.net.uuid|name`: tag the user's network as ours too. It
@@ -145,6 +151,9 @@ impl Driver {
         j: &mut Journal,
     ) -> Result<(Network, bool)> {
         let mut network = self.find_network(uuid, name).await?;
+        // Its tags change below (one revision each): DeleteNetwork reads
+        // an adopted network afresh anyway.
+        network.revision_number = None;
         if let Some(shared) = shared
             && shared != network.shared
         {

@@ -27,7 +27,7 @@ impl Driver {
         &self,
         req: &CreateNetworkRequest,
         opts: &BTreeMap<String, String>,
-        network: &Network,
+        network: &mut Network,
         existing: bool,
         look: bool,
         j: &mut Journal,
@@ -50,6 +50,8 @@ impl Driver {
                     let s = self
                         .create_subnet(data, v6, pool.as_ref(), network, existing, j)
                         .await?;
+                    // A new subnet bumps its network's revision.
+                    network.revision_number = network.revision_number.map(|r| r + 1);
                     self.reserve_aux_addresses(data, &s, j).await?;
                     s
                 }
