@@ -89,9 +89,23 @@ svc_started_utc() { local p s t; read -r p s t <"$RUN/$1.pid" && echo "$t"; }
 # start_daemon NAME CMD...: runs CMD in its own session (PID = PGID), output
 # to log/NAME.out, and records it. Only fds 0-2 are passed on (the lock fd is
 # closed) so nothing holds our terminal or lock.
+# Replace this (sub)shell by "$@" with no file descriptor open but 0-2. A
+# daemon must not keep what its starter had open: a test runs under
+# `flock /tmp/kuryr-lab.lock`, and a daemon it started that inherited the
+# lock's descriptor would hold the lab lock for as long as it runs,
+# blocking every other test.
+exec_clean() {
+    local fd
+    for fd in /proc/self/fd/*; do
+        fd=${fd##*/}
+        if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
+    exec "$@"
+}
+
 start_daemon() {
     local name=$1 pid st; shift
-    setsid "$@" </dev/null >>"$LOG/$name.out" 2>&1 9>&- &
+    (exec_clean setsid "$@") </dev/null >>"$LOG/$name.out" 2>&1 &
     pid=$!
     st=$(proc_starttime "$pid") || die "$name exited at once, see $LOG/$name.out"
     echo "$pid $st $(date -u '+%F %T')" >"$RUN/$name.pid"
