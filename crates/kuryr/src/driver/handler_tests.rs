@@ -287,3 +287,40 @@ async fn endpoints_of_one_network_do_not_wait_for_each_other() {
     );
     assert_eq!(d.locks.lock().unwrap().len(), 0, "lock entries left behind");
 }
+
+/// Where Neutron takes tags in every create request (`tag-creation`,
+/// newer than the lab's Zed), `docker network create` takes 4 requests:
+/// pool lookup and create, network and subnet, each tagged at creation.
+#[tokio::test]
+async fn network_create_takes_four_requests_where_neutron_tags_at_creation() {
+    let fake = FakeNeutron::new();
+    fake.set_tag_creation(true);
+    let d = driver(&fake).await;
+    let before = d.calls();
+    let (pool_id, _) = create_network(&d, "10.4.0.0/24").await;
+    let delta = d.calls().since(&before);
+    assert_eq!(delta.neutron_calls(), 4, "{}", delta.summary());
+    let net = &fake.objects("networks")[0];
+    let tags: Vec<&str> = net["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    let want = crate::names::id_tags(&crate::protocol::DockerId::parse(NID).unwrap());
+    assert_eq!(tags, want);
+    let subnet = &fake.objects("subnets")[0];
+    assert_eq!(subnet["tags"], json!([pool_id]));
+    // And it goes in 2.
+    let before = d.calls();
+    ok(&d, "/IpamDriver.ReleasePool", json!({"PoolID": pool_id})).await;
+    ok(
+        &d,
+        "/NetworkDriver.DeleteNetwork",
+        json!({"NetworkID": NID}),
+    )
+    .await;
+    let delta = d.calls().since(&before);
+    assert_eq!(delta.neutron_calls(), 2, "{}", delta.summary());
+    assert_eq!(left(&fake), []);
+}

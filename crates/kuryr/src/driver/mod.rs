@@ -54,6 +54,9 @@ pub struct Driver {
     /// Neutron takes tags in a port's create request
     /// (`tag-ports-during-bulk-creation`): one call less per port.
     tags_on_port_create: std::sync::atomic::AtomicBool,
+    /// Neutron takes tags in every create request (`tag-creation`, newer
+    /// than Zed): one call less per network and per subnet too.
+    tags_on_any_create: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Driver {
@@ -75,6 +78,7 @@ impl Driver {
             ready: tokio::sync::watch::channel(Startup::Starting(None)).0,
             node: OnceLock::new(),
             tags_on_port_create: std::sync::atomic::AtomicBool::new(false),
+            tags_on_any_create: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -135,8 +139,11 @@ impl Driver {
     pub async fn start(&self) -> Result<()> {
         let extensions = self.neutron.list_extensions().await?;
         let has = |alias: &str| extensions.iter().any(|e| e.alias == alias);
+        let any = has("tag-creation");
+        self.tags_on_any_create
+            .store(any, std::sync::atomic::Ordering::Relaxed);
         self.tags_on_port_create.store(
-            has("tag-ports-during-bulk-creation"),
+            any || has("tag-ports-during-bulk-creation"),
             std::sync::atomic::Ordering::Relaxed,
         );
         if !has("standard-attr-tag") && !has("tag") {
@@ -264,6 +271,14 @@ impl Driver {
     /// them there (else they are added after the create).
     pub(super) fn create_tags(&self, tags: Vec<String>) -> Option<Vec<String>> {
         self.tags_on_port_create
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .then_some(tags)
+    }
+
+    /// The tags to put in a network's or subnet's create request, where
+    /// Neutron takes them there (else they are set after the create).
+    pub(super) fn create_tags_any(&self, tags: Vec<String>) -> Option<Vec<String>> {
+        self.tags_on_any_create
             .load(std::sync::atomic::Ordering::Relaxed)
             .then_some(tags)
     }

@@ -119,11 +119,17 @@ impl Driver {
                 description: Some(names::made_by(id, &self.config.host_id)),
                 admin_state_up: Some(true),
                 shared,
+                tags: self.create_tags_any(names::id_tags(id)),
                 ..Default::default()
             })
             .await?;
         j.push(Undo::DeleteNetwork(network.id.clone()));
         self.fault_point("CreateNetwork.network_made").await?;
+        if !network.tags.is_empty() {
+            // Tagged in the create request (`tag-creation`).
+            self.fault_point("CreateNetwork.network_tagged").await?;
+            return Ok(network);
+        }
         // Our new network has no tags yet: one call sets them all.
         let tags = self
             .neutron
