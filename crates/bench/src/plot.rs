@@ -143,3 +143,31 @@ pub fn lines_log_x(
     root.present().map_err(err)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charts_render_as_svg_with_their_labels() {
+        let dir = std::env::temp_dir().join(format!("kuryr-bench-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bars.svg");
+        let groups = vec!["network create".to_string(), "docker run".to_string()];
+        let series = vec![
+            ("kuryr-rs".to_string(), vec![Some(400.0), Some(900.0)]),
+            ("kuryr-libnetwork".to_string(), vec![Some(650.0), None]),
+        ];
+        bars(&path, "Latency", "ms", &groups, &series).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..40.min(svg.len())]);
+        for label in ["Latency", "kuryr-libnetwork", "docker run"] {
+            assert!(svg.contains(label), "{label} missing");
+        }
+        let path = dir.join("lines.svg");
+        let points = vec![("run".to_string(), vec![(10.0, 900.0), (10000.0, 950.0)])];
+        lines_log_x(&path, "Scale", "ports", "ms", &points).unwrap();
+        assert!(std::fs::read_to_string(&path).unwrap().contains("Scale"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

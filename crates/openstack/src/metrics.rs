@@ -179,7 +179,7 @@ mod tests {
         stats.record("neutron.list_ports", Duration::from_millis(7), true);
         stats.record("neutron.create_port", Duration::from_millis(9), false);
         stats.record("keystone.issue_token", Duration::from_millis(3), true);
-        stats.record("neutron.poll_port", Duration::from_millis(2), true);
+        stats.record("neutron.poll_ports", Duration::from_millis(2), true);
         let delta = stats.snapshot().since(&before);
         assert_eq!(delta.neutron_calls(), 2);
         assert_eq!(delta.neutron_polls(), 1);
@@ -191,7 +191,7 @@ mod tests {
         );
         assert_eq!(
             delta.summary(),
-            "keystone.issue_token, neutron.create_port, neutron.list_ports, neutron.poll_port"
+            "keystone.issue_token, neutron.create_port, neutron.list_ports, neutron.poll_ports"
         );
     }
 }

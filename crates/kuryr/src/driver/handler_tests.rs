@@ -324,3 +324,57 @@ async fn network_create_takes_four_requests_where_neutron_tags_at_creation() {
     assert_eq!(delta.neutron_calls(), 2, "{}", delta.summary());
     assert_eq!(left(&fake), []);
 }
+
+/// Containers started at once share the polls of their wait for ACTIVE:
+/// one `GET /ports?id=..` answers for all of them, instead of one poll
+/// per port and round.
+#[tokio::test]
+async fn waits_for_active_share_their_polls() {
+    const N: usize = 8;
+    let fake = FakeNeutron::new();
+    let d = Driver::new(
+        fake.client(),
+        DriverConfig {
+            host_id: "node1".into(),
+            vif_plugging_is_fatal: true,
+            ..Default::default()
+        },
+        Binder::Noop,
+    );
+    d.start().await.expect("start against the fake");
+    let (pool_id, _) = create_network(&d, "10.5.0.0/24").await;
+    let mut addresses = Vec::new();
+    for _ in 0..N {
+        let a = ok(
+            &d,
+            "/IpamDriver.RequestAddress",
+            json!({"PoolID": pool_id, "Address": ""}),
+        )
+        .await;
+        addresses.push(a["Address"].as_str().unwrap().to_string());
+    }
+    let before = d.calls();
+    let starts = addresses.iter().enumerate().map(|(i, address)| {
+        let d = &d;
+        async move {
+            let eid = format!("{:064x}", i + 1);
+            ok(
+                d,
+                "/NetworkDriver.CreateEndpoint",
+                json!({"NetworkID": NID, "EndpointID": eid, "Interface": {"Address": address}}),
+            )
+            .await
+        }
+    });
+    futures_util::future::join_all(starts).await;
+    let delta = d.calls().since(&before);
+    assert!(
+        delta.neutron_polls() <= 2,
+        "{N} waits took {} polls: {}",
+        delta.neutron_polls(),
+        delta.summary()
+    );
+    assert!(delta.neutron_polls() >= 1, "{}", delta.summary());
+    let ports = fake.objects("ports");
+    assert!(ports.iter().all(|p| p["status"] == "ACTIVE"), "{ports:#?}");
+}

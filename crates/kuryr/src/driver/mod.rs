@@ -57,6 +57,8 @@ pub struct Driver {
     /// Neutron takes tags in every create request (`tag-creation`, newer
     /// than Zed): one call less per network and per subnet too.
     tags_on_any_create: std::sync::atomic::AtomicBool,
+    /// The waits for ACTIVE, which share their polls.
+    active_watch: endpoint::ActiveWatch,
 }
 
 impl std::fmt::Debug for Driver {
@@ -79,6 +81,7 @@ impl Driver {
             node: OnceLock::new(),
             tags_on_port_create: std::sync::atomic::AtomicBool::new(false),
             tags_on_any_create: std::sync::atomic::AtomicBool::new(false),
+            active_watch: endpoint::ActiveWatch::default(),
         }
     }
 

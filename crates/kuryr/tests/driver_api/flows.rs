@@ -259,7 +259,7 @@ async fn neutron_round_trips_per_docker_operation() {
         assert!(create.ops.contains_key("neutron.create_network"));
         assert!(start.ops.contains_key("neutron.create_port"));
         assert!(stop.ops.contains_key("neutron.delete_port"));
-        assert!(rm.ops.contains_key("neutron.delete_network"));
+        assert!(rm.ops.contains_key("neutron.delete_network_if"));
         lab.assert_clean().await;
     })
     .await;

@@ -360,10 +360,10 @@ impl Neutron {
         self.show(&ops::GET_PORT, "port", id).await
     }
 
-    /// [`Neutron::get_port`] while waiting for the port's status, counted
+    /// [`Neutron::list_ports`] while waiting for ports' status, counted
     /// as a poll.
-    pub async fn poll_port(&self, id: &str) -> Result<Port> {
-        self.show(&ops::POLL_PORT, "port", id).await
+    pub async fn poll_ports(&self, query: &Query) -> Result<Vec<Port>> {
+        self.list(&ops::POLL_PORTS, query).await
     }
 
     pub async fn create_port(&self, body: &PortCreate) -> Result<Port> {

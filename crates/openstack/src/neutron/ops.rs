@@ -223,11 +223,10 @@ pub const DELETE_SUBNETPOOL: Operation = Operation::new(
 
 pub const LIST_PORTS: Operation = Operation::new("list_ports", "neutron.list_ports", Get, "/ports");
 pub const GET_PORT: Operation = Operation::new("get_port", "neutron.show_port", Get, "/ports/{id}");
-/// The same request as [`GET_PORT`], sent while waiting for a port to go
+/// The same request as [`LIST_PORTS`], sent while waiting for ports to go
 /// ACTIVE: counted apart ([`CallSnapshot::neutron_polls`](crate::CallSnapshot::neutron_polls)),
 /// as how often it is sent depends on the L2 agent, not on the driver.
-pub const POLL_PORT: Operation =
-    Operation::new("poll_port", "neutron.poll_port", Get, "/ports/{id}");
+pub const POLL_PORTS: Operation = Operation::new("poll_ports", "neutron.poll_ports", Get, "/ports");
 pub const CREATE_PORT: Operation =
     Operation::new("create_port", "neutron.create_port", Post, "/ports");
 pub const UPDATE_PORT: Operation =
@@ -352,7 +351,7 @@ pub const OPERATIONS: &[Operation] = &[
     DELETE_SUBNETPOOL,
     LIST_PORTS,
     GET_PORT,
-    POLL_PORT,
+    POLL_PORTS,
     CREATE_PORT,
     UPDATE_PORT,
     UPDATE_PORT_IF,

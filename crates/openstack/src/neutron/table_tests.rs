@@ -108,7 +108,7 @@ async fn every_method_sends_its_table_entry_and_every_entry_has_a_method() {
 
     h.check(&ops::LIST_PORTS, &[], n.list_ports(&q)).await;
     h.check(&ops::GET_PORT, &[ID], n.get_port(ID)).await;
-    h.check(&ops::POLL_PORT, &[ID], n.poll_port(ID)).await;
+    h.check(&ops::POLL_PORTS, &[], n.poll_ports(&q)).await;
     let body = PortCreate::default();
     h.check(&ops::CREATE_PORT, &[], n.create_port(&body)).await;
     let update = PortUpdate::default();

@@ -70,8 +70,9 @@ pub const DRIVER_USES: &[Use] = &[
     // One container address: a port.
     call("list_ports"),
     call("get_port"),
-    // The wait for ACTIVE (vif_plugging_is_fatal).
-    call("poll_port"),
+    // The wait for ACTIVE (vif_plugging_is_fatal), one request for all
+    // ports waited on.
+    call("poll_ports"),
     call("create_port"),
     call("update_port"),
     // Claiming a port another host (or the swarm manager) handed out.

@@ -1,33 +1,29 @@
 //! Endpoints: CreateEndpoint binds the port's host side ([`create`]), Join
 //! tells Docker which interface to move into the container,
-//! DeleteEndpoint ([`delete`]) undoes it; `--expose` is [`expose`].
+//! DeleteEndpoint ([`delete`]) undoes it; `--expose` is [`expose`]; the
+//! wait for ACTIVE is [`active`].
 
+mod active;
 mod create;
 mod delete;
 mod expose;
 
+pub(super) use active::ActiveWatch;
+
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use kuryr_openstack::Query;
 use kuryr_openstack::neutron::Port;
 use serde_json::Value;
-use tracing::info;
 
 use super::index::{EndpointEntry, NetworkEntry};
-use super::{Driver, DriverError, Result};
+use super::{Driver, Result};
 use crate::binding::{BindRequest, UnbindRequest};
 use crate::names;
 use crate::protocol::{
     DockerId, EndpointOperInfoResponse, EndpointRequest, InterfaceName, JoinRequest, JoinResponse,
     StaticRoute,
 };
-
-/// When the first ACTIVE poll goes out (the lab's OVS agent takes 0.25 to
-/// 3 s to wire a port).
-const FIRST_POLL: std::time::Duration = std::time::Duration::from_millis(250);
-/// The longest gap between two polls.
-const MAX_POLL_GAP: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Driver {
     pub(in crate::driver) async fn endpoint_entry(
@@ -93,39 +89,6 @@ impl Driver {
             })
             .await?;
         Ok(())
-    }
-
-    /// Poll until Neutron reports the port ACTIVE, bounded by the timeout.
-    /// The agent needs a moment at least, and the polls load the same
-    /// Neutron every other call waits on: the first comes after
-    /// [`FIRST_POLL`], then less and less often (up to [`MAX_POLL_GAP`]).
-    /// They are counted apart from the driver's own requests
-    /// (`neutron.poll_port`).
-    async fn wait_active(&self, port_id: &str) -> Result<Port> {
-        let started = Instant::now();
-        let mut delay = FIRST_POLL;
-        loop {
-            tokio::time::sleep(delay).await;
-            delay = (delay * 3 / 2).min(MAX_POLL_GAP);
-            let port = self.neutron.poll_port(port_id).await?;
-            if port.status == "ACTIVE" {
-                info!(
-                    port = port_id,
-                    ms = started.elapsed().as_millis() as u64,
-                    "port active"
-                );
-                return Ok(port);
-            }
-            if started.elapsed() >= self.config.vif_plugging_timeout {
-                return Err(DriverError::Timeout(format!(
-                    "Neutron port {port_id} did not become ACTIVE within {}s (status {}): \
-                     is the Neutron L2 agent on host {:?} running?",
-                    self.config.vif_plugging_timeout.as_secs(),
-                    port.status,
-                    self.config.host_id
-                )));
-            }
-        }
     }
 
     pub(super) fn endpoint_oper_info(&self, req: &EndpointRequest) -> EndpointOperInfoResponse {

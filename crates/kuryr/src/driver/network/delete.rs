@@ -64,14 +64,11 @@ impl Driver {
         };
         match self.neutron.delete_network_if(&network.id, revision).await {
             Ok(()) => {}
-            Err(e) if e.is_precondition_failed() => return Ok(false),
+            // Changed since; or ports in use (Neutron checks those before
+            // the revision, so the ports may be another Docker network's,
+            // which the index does not know of): read it afresh.
+            Err(e) if e.is_precondition_failed() || e.is_conflict() => return Ok(false),
             Err(e) if e.is_not_found() => {}
-            Err(e) if e.is_conflict() => {
-                return Err(DriverError::Invalid(format!(
-                    "Neutron network {} still has ports in use: {e}",
-                    network.id
-                )));
-            }
             Err(e) => return Err(e.into()),
         }
         self.fault_point("DeleteNetwork.network_deleted").await?;
