@@ -67,8 +67,12 @@ pub async fn network_create(n: &Neutron, cidr: &str, tag: &str) -> Result<(Durat
             ..Default::default()
         })
         .await?;
-    n.replace_tags(TagResource::Subnet, &subnet.id, &[pool.id.clone()])
-        .await?;
+    n.replace_tags(
+        TagResource::Subnet,
+        &subnet.id,
+        std::slice::from_ref(&pool.id),
+    )
+    .await?;
     let took = started.elapsed();
     Ok((
         took,
