@@ -64,7 +64,11 @@ impl Kind {
                 .map(String::from),
             ),
         }
-        a.extend(["--subnet".to_string(), subnet.to_string(), name.to_string()]);
+        // kuryr-libnetwork cannot pick a gateway itself (its RequestAddress
+        // answers nothing for the gateway of a network without a subnet
+        // yet): every driver is given the first host.
+        let gateway = subnet.replacen(".0/24", ".1", 1);
+        a.extend(["--subnet", subnet, "--gateway", &gateway, name].map(String::from));
         a
     }
 }
