@@ -142,75 +142,86 @@ fn run(args: &Args) -> Result<()> {
     rt.block_on(floor::cleanup(&neutron));
     rt.block_on(scale::cleanup(&neutron));
 
-    // --- ours
-    step("ours: start (lab/kuryr-up)");
-    let pid = drivers::start_ours(&repo, &bin)?;
-    std::thread::sleep(Duration::from_secs(2));
-    let idle = drivers::rss_mib(pid);
-    step("ours: cycles");
-    r.cycles
-        .insert(Kind::Ours, cycle::cycles(Kind::Ours, args.iterations, "o")?);
-    parallel_runs(&mut r, Kind::Ours, &args.parallel)?;
-    let after = drivers::rss_mib(pid);
-    r.rss.insert(Kind::Ours, (idle, after));
+    // Each phase on its own: one that fails is noted in the report and
+    // the others still run.
+    let mut phase = |r: &mut Results, name: &str, f: &mut dyn FnMut(&mut Results) -> Result<()>| {
+        if let Err(e) = f(r) {
+            eprintln!("{name} failed: {e}");
+            r.notes.push(format!("The {name} phase failed: {e}."));
+            cycle::leftovers();
+        }
+    };
 
-    // --- kuryr-libnetwork
+    phase(&mut r, "kuryr-rs", &mut |r| {
+        step("ours: start (lab/kuryr-up)");
+        let pid = drivers::start_ours(&repo, &bin)?;
+        std::thread::sleep(Duration::from_secs(2));
+        let idle = drivers::rss_mib(pid);
+        r.rss.insert(Kind::Ours, (idle, None));
+        step("ours: cycles");
+        r.cycles
+            .insert(Kind::Ours, cycle::cycles(Kind::Ours, args.iterations, "o")?);
+        parallel_runs(r, Kind::Ours, &args.parallel)?;
+        r.rss.insert(Kind::Ours, (idle, drivers::rss_mib(pid)));
+        Ok(())
+    });
+
     step("kuryr-libnetwork: start");
     let conf = drivers::python_conf(drivers::PYTHON_URL, "kuryr-bench-python.log", None)?;
     let (python, up) =
         drivers::Python::start(&conf, drivers::PYTHON_ADDR, Duration::from_secs(120))?;
-    if up.is_none() {
-        return Err(
-            "kuryr-libnetwork did not answer Plugin.Activate (kuryr-bench-python.out)".into(),
+    if up.is_some() {
+        drivers::register_python()?;
+        phase(&mut r, "kuryr-libnetwork", &mut |r| {
+            std::thread::sleep(Duration::from_secs(2));
+            let idle = drivers::rss_mib(python.pid());
+            r.rss.insert(Kind::Python, (idle, None));
+            step("kuryr-libnetwork: cycles");
+            r.cycles.insert(
+                Kind::Python,
+                cycle::cycles(Kind::Python, args.iterations, "p")?,
+            );
+            parallel_runs(r, Kind::Python, &args.parallel)?;
+            r.rss
+                .insert(Kind::Python, (idle, drivers::rss_mib(python.pid())));
+            Ok(())
+        });
+    } else {
+        r.notes.push(
+            "kuryr-libnetwork did not answer Plugin.Activate (see kuryr-bench-python.out)".into(),
         );
     }
-    drivers::register_python()?;
-    let result = (|| -> Result<()> {
-        std::thread::sleep(Duration::from_secs(2));
-        let idle = drivers::rss_mib(python.pid());
-        step("kuryr-libnetwork: cycles");
+
+    phase(&mut r, "bridge", &mut |r| {
+        step("bridge: cycles");
         r.cycles.insert(
-            Kind::Python,
-            cycle::cycles(Kind::Python, args.iterations, "p")?,
+            Kind::Bridge,
+            cycle::cycles(Kind::Bridge, args.iterations, "b")?,
         );
-        parallel_runs(&mut r, Kind::Python, &args.parallel)?;
-        r.rss
-            .insert(Kind::Python, (idle, drivers::rss_mib(python.pid())));
-        Ok(())
-    })();
-    if let Err(e) = result {
-        drivers::unregister_python();
-        return Err(e);
-    }
+        parallel_runs(r, Kind::Bridge, &args.parallel)
+    });
 
-    // --- bridge
-    step("bridge: cycles");
-    r.cycles.insert(
-        Kind::Bridge,
-        cycle::cycles(Kind::Bridge, args.iterations, "b")?,
-    );
-    parallel_runs(&mut r, Kind::Bridge, &args.parallel)?;
+    phase(&mut r, "Neutron floor", &mut |r| {
+        step("Neutron floor");
+        let out = rt.block_on(floor_runs(r, &neutron, &host, args));
+        rt.block_on(floor::cleanup(&neutron));
+        out
+    });
 
-    // --- the Neutron floor
-    step("Neutron floor");
-    rt.block_on(floor_runs(&mut r, &neutron, &host, args))?;
-
-    // --- scale
-    if !args.no_scale {
-        step("scale");
-        let admin = kuryr_test_support::neutron("admin");
-        let outcome = rt.block_on(scale_runs(&mut r, &neutron, admin, args));
-        if let Err(e) = outcome {
-            r.notes.push(format!("The scale runs stopped: {e}."));
-            eprintln!("scale runs stopped: {e}");
-        }
+    if !args.no_scale && up.is_some() {
+        phase(&mut r, "scale", &mut |r| {
+            step("scale");
+            let admin = kuryr_test_support::neutron("admin");
+            rt.block_on(scale_runs(r, &neutron, admin, args))
+        });
     }
     drop(python);
     drivers::unregister_python();
 
-    // --- time to ready
-    step("time to ready");
-    ready_runs(&mut r, &bin)?;
+    phase(&mut r, "time to ready", &mut |r| {
+        step("time to ready");
+        ready_runs(r, &bin)
+    });
 
     // Ours back as the lab runs it.
     drivers::start_ours(&repo, &bin)?;
