@@ -144,7 +144,7 @@ fn run(args: &Args) -> Result<()> {
 
     // Each phase on its own: one that fails is noted in the report and
     // the others still run.
-    let mut phase = |r: &mut Results, name: &str, f: &mut dyn FnMut(&mut Results) -> Result<()>| {
+    let phase = |r: &mut Results, name: &str, f: &mut dyn FnMut(&mut Results) -> Result<()>| {
         if let Err(e) = f(r) {
             eprintln!("{name} failed: {e}");
             r.notes.push(format!("The {name} phase failed: {e}."));
