@@ -6,6 +6,8 @@
 //! says what its client counted and how long it waited for ACTIVE.
 
 use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
 use crate::Result;
@@ -15,7 +17,7 @@ use crate::logs::{self, OursCalls, Tail};
 use crate::stats::Series;
 
 /// The operations of one cycle, in their order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Op {
     NetworkCreate,
     Run,
@@ -51,7 +53,7 @@ impl Op {
 }
 
 /// What was measured for one operation, over the iterations.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Samples {
     pub ms: Series,
     pub neutron: Series,
@@ -164,7 +166,7 @@ pub fn cycles(kind: Kind, iterations: usize, tag: &str) -> Result<OpTable> {
 }
 
 /// Many `docker run -d` at once.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Parallel {
     pub count: usize,
     pub networks: usize,

@@ -26,7 +26,9 @@ pub const PYTHON_NAME: &str = "kuryrpy";
 pub const PYTHON_SPEC: &str = "/etc/docker/plugins/kuryrpy.spec";
 
 /// Which driver a run measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Kind {
     Ours,
     Python,

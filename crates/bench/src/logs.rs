@@ -63,7 +63,7 @@ pub fn keystone_issues(text: &str) -> usize {
 }
 
 /// What our driver's log says about the plugin calls of one operation.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OursCalls {
     /// Sum of the calls' own durations.
     pub ms: f64,

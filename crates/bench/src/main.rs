@@ -90,10 +90,50 @@ struct Args {
     /// Write the report here (and its plots in `<dir>/bench/`).
     #[arg(long, default_value = "docs")]
     out: PathBuf,
+    /// Parts to take from the last run's `<out>/bench/results.json`
+    /// instead of measuring them again (`libnetwork`, `bridge`, `floor`):
+    /// ours is always measured.
+    #[arg(long, value_delimiter = ',')]
+    keep: Vec<String>,
 }
 
-/// Everything one run measured.
+/// What `--keep` takes from the last run.
 #[derive(Debug, Default)]
+struct Keep {
+    python: bool,
+    bridge: bool,
+    floor: bool,
+}
+
+impl Keep {
+    fn of(parts: &[String]) -> Result<Keep> {
+        let mut k = Keep::default();
+        for p in parts {
+            match p.as_str() {
+                "libnetwork" => k.python = true,
+                "bridge" => k.bridge = true,
+                "floor" => k.floor = true,
+                other => {
+                    return Err(
+                        format!("--keep {other}: expected libnetwork, bridge or floor").into(),
+                    );
+                }
+            }
+        }
+        Ok(k)
+    }
+
+    fn any(&self) -> bool {
+        self.python || self.bridge || self.floor
+    }
+}
+
+/// A driver, and whether Neutron was reachable.
+pub type ReadyKey = (Kind, bool);
+
+/// Everything one run measured (also saved as `<out>/bench/results.json`,
+/// so a later run can measure only what changed: `--keep`).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Results {
     pub cycles: BTreeMap<Kind, OpTable>,
     pub floor: BTreeMap<Op, Series>,
@@ -101,10 +141,29 @@ pub struct Results {
     pub parallel: Vec<(Option<Kind>, Parallel)>,
     pub rss: BTreeMap<Kind, (Option<f64>, Option<f64>)>,
     /// (driver, Neutron reachable) -> ms until Activate (None: never).
-    pub ready: BTreeMap<(Kind, bool), Vec<Option<f64>>>,
+    pub ready: Vec<(ReadyKey, Vec<Option<f64>>)>,
     /// (ports, networks) -> driver -> table.
     pub scale: Vec<((usize, usize), BTreeMap<Kind, OpTable>)>,
     pub notes: Vec<String>,
+    /// When each part was measured (`ours`, `libnetwork`, ...).
+    pub measured: BTreeMap<String, String>,
+}
+
+impl Results {
+    pub fn ready_of(&self, key: (Kind, bool)) -> Vec<Option<f64>> {
+        self.ready
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+
+    fn push_ready(&mut self, key: (Kind, bool), v: Option<f64>) {
+        match self.ready.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, list)) => list.push(v),
+            None => self.ready.push((key, vec![v])),
+        }
+    }
 }
 
 fn main() {
@@ -134,7 +193,16 @@ fn run(args: &Args) -> Result<()> {
     let rt = rt();
     let neutron = kuryr_test_support::neutron("kuryr");
     let host = kuryr_test_support::host();
-    let mut r = Results::default();
+    let keep = Keep::of(&args.keep)?;
+    let saved = repo.join(&args.out).join("bench/results.json");
+    let mut r = if keep.any() {
+        let text = std::fs::read_to_string(&saved)
+            .map_err(|e| format!("--keep needs {}: {e}", saved.display()))?;
+        serde_json::from_str::<Results>(&text).map_err(|e| format!("{}: {e}", saved.display()))?
+    } else {
+        Results::default()
+    };
+    r.notes.clear();
     let started = std::time::Instant::now();
 
     step("cleaning up leftovers");
@@ -153,6 +221,7 @@ fn run(args: &Args) -> Result<()> {
     };
 
     phase(&mut r, "kuryr-rs", &mut |r| {
+        r.measured.insert("kuryr-rs".into(), report::now());
         step("ours: start (lab/kuryr-up)");
         let pid = drivers::start_ours(&repo, &bin)?;
         std::thread::sleep(Duration::from_secs(2));
@@ -170,9 +239,10 @@ fn run(args: &Args) -> Result<()> {
     let conf = drivers::python_conf(drivers::PYTHON_URL, "kuryr-bench-python.log", None)?;
     let (python, up) =
         drivers::Python::start(&conf, drivers::PYTHON_ADDR, Duration::from_secs(120))?;
-    if up.is_some() {
+    if up.is_some() && !keep.python {
         drivers::register_python()?;
         phase(&mut r, "kuryr-libnetwork", &mut |r| {
+            r.measured.insert("kuryr-libnetwork".into(), report::now());
             std::thread::sleep(Duration::from_secs(2));
             let idle = drivers::rss_mib(python.pid());
             r.rss.insert(Kind::Python, (idle, None));
@@ -186,13 +256,18 @@ fn run(args: &Args) -> Result<()> {
                 .insert(Kind::Python, (idle, drivers::rss_mib(python.pid())));
             Ok(())
         });
-    } else {
+    } else if up.is_none() {
         r.notes.push(
             "kuryr-libnetwork did not answer Plugin.Activate (see kuryr-bench-python.out)".into(),
         );
     }
+    drivers::register_python()?;
 
     phase(&mut r, "bridge", &mut |r| {
+        if keep.bridge {
+            return Ok(());
+        }
+        r.measured.insert("bridge".into(), report::now());
         step("bridge: cycles");
         r.cycles.insert(
             Kind::Bridge,
@@ -202,6 +277,12 @@ fn run(args: &Args) -> Result<()> {
     });
 
     phase(&mut r, "Neutron floor", &mut |r| {
+        if keep.floor {
+            return Ok(());
+        }
+        r.measured.insert("Neutron floor".into(), report::now());
+        r.floor.clear();
+        r.parallel.retain(|(k, _)| k.is_some());
         step("Neutron floor");
         let out = rt.block_on(floor_runs(r, &neutron, &host, args));
         rt.block_on(floor::cleanup(&neutron));
@@ -212,7 +293,12 @@ fn run(args: &Args) -> Result<()> {
         phase(&mut r, "scale", &mut |r| {
             step("scale");
             let admin = kuryr_test_support::neutron("admin");
-            rt.block_on(scale_runs(r, &neutron, admin, args))
+            let kinds: &[Kind] = if keep.python {
+                &[Kind::Ours]
+            } else {
+                &[Kind::Ours, Kind::Python]
+            };
+            rt.block_on(scale_runs(r, &neutron, admin, args, kinds))
         });
     }
     drop(python);
@@ -220,7 +306,7 @@ fn run(args: &Args) -> Result<()> {
 
     phase(&mut r, "time to ready", &mut |r| {
         step("time to ready");
-        ready_runs(r, &bin)
+        ready_runs(r, &bin, &keep)
     });
 
     // Ours back as the lab runs it.
@@ -230,12 +316,27 @@ fn run(args: &Args) -> Result<()> {
         started.elapsed().as_secs_f64() / 60.0
     ));
     step("writing the report");
+    if keep.any() {
+        let kept: Vec<String> = ["kuryr-libnetwork", "bridge", "Neutron floor"]
+            .iter()
+            .filter_map(|k| r.measured.get(*k).map(|t| format!("{k} on {t}")))
+            .collect();
+        r.notes.push(format!(
+            "This report reuses figures measured earlier on the same lab ({}); kuryr-rs was \
+             measured on {}.",
+            kept.join(", "),
+            r.measured.get("kuryr-rs").cloned().unwrap_or_default()
+        ));
+    }
     report::write(&r, args, &repo)?;
+    let json = serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?;
+    std::fs::write(&saved, json).map_err(|e| format!("{}: {e}", saved.display()))?;
     step("done");
     Ok(())
 }
 
 fn parallel_runs(r: &mut Results, kind: Kind, counts: &[usize]) -> Result<()> {
+    r.parallel.retain(|(k, _)| *k != Some(kind));
     let tag = match kind {
         Kind::Ours => "o",
         Kind::Python => "p",
@@ -309,6 +410,7 @@ async fn scale_runs(
     n: &kuryr_openstack::Neutron,
     admin: kuryr_openstack::Neutron,
     args: &Args,
+    kinds: &[Kind],
 ) -> Result<()> {
     let max_ports = args.ports.iter().copied().max().unwrap_or(0);
     let mut filler = scale::Filler::new(n.clone(), admin, max_ports, args.networks).await?;
@@ -329,12 +431,19 @@ async fn scale_runs(
             outcome = Err(e);
             break;
         }
-        let mut tables = BTreeMap::new();
+        // Figures kept from the last run for the drivers not measured now.
+        let mut tables = r
+            .scale
+            .iter()
+            .find(|(p, _)| *p == (ports, networks))
+            .map(|(_, t)| t.clone())
+            .unwrap_or_default();
+        tables.retain(|k, _| !kinds.contains(k));
         let iterations = args.scale_iterations;
         // The Docker side is blocking CLI runs; nothing else runs on
         // this runtime meanwhile.
         let measured = (|| -> Result<()> {
-            for kind in [Kind::Ours, Kind::Python] {
+            for &kind in kinds {
                 let tag = if kind == Kind::Ours { "so" } else { "sp" };
                 tables.insert(kind, cycle::cycles(kind, iterations, tag)?);
             }
@@ -344,6 +453,7 @@ async fn scale_runs(
             outcome = Err(e);
             break;
         }
+        r.scale.retain(|(p, _)| *p != (ports, networks));
         r.scale.push(((ports, networks), tables));
     }
     step("scale: removing the filler");
@@ -351,33 +461,25 @@ async fn scale_runs(
     outcome
 }
 
-fn ready_runs(r: &mut Results, bin: &std::path::Path) -> Result<()> {
+fn ready_runs(r: &mut Results, bin: &std::path::Path, keep: &Keep) -> Result<()> {
     // A closed port: Keystone (and so Neutron) unreachable.
     let down = "http://127.0.0.1:9/v3";
+    r.ready.retain(|((k, _), _)| *k != Kind::Ours);
     for _ in 0..10 {
         let t = ready::ours_once(bin, None)?;
-        r.ready
-            .entry((Kind::Ours, true))
-            .or_default()
-            .push(t.map(ms));
+        r.push_ready((Kind::Ours, true), t.map(ms));
         let t = ready::ours_once(bin, Some(down))?;
-        r.ready
-            .entry((Kind::Ours, false))
-            .or_default()
-            .push(t.map(ms));
+        r.push_ready((Kind::Ours, false), t.map(ms));
     }
-    for _ in 0..3 {
-        let t = ready::python_once(None)?;
-        r.ready
-            .entry((Kind::Python, true))
-            .or_default()
-            .push(t.map(ms));
+    if !keep.python {
+        r.ready.retain(|((k, _), _)| *k != Kind::Python);
+        for _ in 0..3 {
+            let t = ready::python_once(None)?;
+            r.push_ready((Kind::Python, true), t.map(ms));
+        }
+        let t = ready::python_once(Some(down))?;
+        r.push_ready((Kind::Python, false), t.map(ms));
     }
-    let t = ready::python_once(Some(down))?;
-    r.ready
-        .entry((Kind::Python, false))
-        .or_default()
-        .push(t.map(ms));
     Ok(())
 }
 

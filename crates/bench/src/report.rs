@@ -378,7 +378,7 @@ pub fn write(r: &Results, args: &Args, repo: &Path) -> crate::Result<()> {
         rss(Kind::Python, true)
     );
     let ready = |k: Kind, up: bool| {
-        let v = r.ready.get(&(k, up)).cloned().unwrap_or_default();
+        let v = r.ready_of((k, up));
         let ok = Series(v.iter().flatten().copied().collect());
         let never = v.iter().filter(|x| x.is_none()).count();
         let mut s = if ok.is_empty() {
@@ -600,11 +600,14 @@ fn targets(w: &mut String, r: &Results) {
             .unwrap_or_default(),
         share.map(|x| x <= 0.10),
     );
-    let ready = r
-        .ready
-        .get(&(Kind::Ours, true))
-        .map(|v| Series(v.iter().flatten().copied().collect()))
-        .and_then(|s| s.median());
+    let ready = Some(Series(
+        r.ready_of((Kind::Ours, true))
+            .iter()
+            .flatten()
+            .copied()
+            .collect(),
+    ))
+    .and_then(|s| s.median());
     row(
         w,
         "ready in at most 50 ms",

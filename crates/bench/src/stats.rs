@@ -2,7 +2,7 @@
 //! docs/benchmarks.md shows them.
 
 /// One series of measurements (milliseconds, or counts).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Series(pub Vec<f64>);
 
 impl Series {

@@ -155,6 +155,26 @@ impl FakeNeutron {
         self.no_agent.store(!plugs, Ordering::Relaxed);
     }
 
+    /// The agent wires, late, every port bound to a host: they go ACTIVE
+    /// (after [`FakeNeutron::set_agent`]`(false)` kept them DOWN).
+    pub fn wire_bound_ports(&self) {
+        let mut store = lock(&self.store);
+        let bound: Vec<String> = store
+            .all("ports")
+            .filter(|p| {
+                p.get("binding:host_id")
+                    .and_then(Value::as_str)
+                    .is_some_and(|h| !h.is_empty())
+            })
+            .filter_map(|p| p.get("id").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        for id in bound {
+            if let Some(p) = store.get_mut("ports", &id) {
+                p.insert("status".into(), json!("ACTIVE"));
+            }
+        }
+    }
+
     /// Act as a newer Neutron with the `tag-creation` extension: tags
     /// are taken in every create request.
     pub fn set_tag_creation(&self, on: bool) {

@@ -1,6 +1,6 @@
-//! The wait for ACTIVE (`vif_plugging_is_fatal`): the L2 agent needs a
-//! moment (the lab's OVS agent 0.25 to 3 s) to wire a port, and Neutron
-//! says when it has only if asked. Every wait polls with backoff, but the
+//! The wait for ACTIVE (`vif_plugging_is_fatal`), in Join: the L2 agent
+//! needs a moment (the lab's OVS agent 0.25 to 3 s) to wire a port, and
+//! Neutron says when it has only if asked. Every wait polls with backoff, but the
 //! polls are shared: one `GET /ports?id=...` answers for every port
 //! waited on at that moment, and a waiter that wakes shortly after
 //! someone else's poll uses that answer. Twenty containers starting at

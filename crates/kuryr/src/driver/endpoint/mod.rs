@@ -111,6 +111,17 @@ impl Driver {
         let ep = self.known_endpoint(&req.endpoint_id).await?;
         let net = self.known_network(&req.network_id).await?;
         self.fault_point("Join.found").await?;
+        // `vif_plugging_is_fatal`: the container starts only once the
+        // agent has wired its port. Waited for here, not in
+        // CreateEndpoint: dockerd creates the endpoints of a network one
+        // at a time (its network lock), but joins them in parallel.
+        // Nested modes bind no port to a host: no agent to wait for.
+        if self.config.vif_plugging_is_fatal && !self.nested_mode() && ep.port.status != "ACTIVE" {
+            let active = self.wait_active(&ep.port.id).await?;
+            if let Some(e) = self.index().endpoint_mut(req.endpoint_id.as_str()) {
+                e.port.status = active.status;
+            }
+        }
         let subnet_ids: Vec<&str> = ep
             .port
             .fixed_ips
