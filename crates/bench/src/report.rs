@@ -466,6 +466,7 @@ pub fn write(r: &Results, args: &Args, repo: &Path) -> crate::Result<()> {
     }
 
     targets(w, r);
+    why(w);
     if !r.notes.is_empty() {
         let _ = writeln!(w, "\n## Notes\n");
         for n in &r.notes {
@@ -474,6 +475,33 @@ pub fn write(r: &Results, args: &Args, repo: &Path) -> crate::Result<()> {
     }
     std::fs::write(out.join("benchmarks.md"), md).map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// What bounds the figures on this machine, whatever the driver does.
+fn why(w: &mut String) {
+    let _ = writeln!(
+        w,
+        "\n## What bounds these figures\n\n\
+- **dockerd creates a network's endpoints one at a time.** moby's \
+`Network.CreateEndpoint` holds the controller's lock of the network across the \
+IPAM `RequestAddress` and the driver's `CreateEndpoint` (`networkLocker`), so \
+`docker run` on one network queue there whatever the driver does; joins \
+(`Join`) run in parallel. kuryr-rs therefore waits for ACTIVE in `Join`, and \
+its `RequestAddress` + `CreateEndpoint` cost 3 Neutron requests in that queue; \
+spread over 10 networks, the queues run side by side. The Neutron floor sends \
+its requests all at once and has no such queue, which is why \
+runs on one network cannot come near it.\n\
+- **The wait for ACTIVE is the agent's.** Both drivers wait (`vif_plugging_is_fatal`); \
+the lab's OVS agent wires a port 0.25 to 3 s after it appears on `br-int` \
+(`polling_interval` 2 s on a userspace datapath): most of a `docker run`, and \
+nothing a driver can shorten but by not waiting.\n\
+- **One Neutron API worker, two cores.** neutron-server runs `api_workers = 1`, \
+and Neutron, its agents, Keystone, MariaDB, RabbitMQ, Open vSwitch, dockerd, \
+containerd and the driver share 2 cores: at 20 or 50 containers at once the \
+machine is saturated, and the walls measure it as much as the driver.\n\
+- **Docker's own part** is the bridge column: container creation, its \
+namespace and `runc` take that long with no Neutron at all."
+    );
 }
 
 fn machine(w: &mut String, repo: &Path) {
