@@ -11,6 +11,9 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Operation names of status polls ([`CallSnapshot::neutron_polls`]).
+pub const POLL_PREFIX: &str = "neutron.poll_";
+
 tokio::task_local! {
     /// The counters of the piece of work this task is doing, if any.
     static SCOPE: Arc<CallStats>;
@@ -94,9 +97,21 @@ impl CallSnapshot {
             .sum()
     }
 
-    /// Neutron requests sent.
+    /// Neutron requests sent, not counting the status polls of
+    /// [`CallSnapshot::neutron_polls`].
     pub fn neutron_calls(&self) -> u64 {
-        self.calls("neutron")
+        self.calls("neutron") - self.neutron_polls()
+    }
+
+    /// Neutron requests sent to poll a status (waiting for a port to go
+    /// ACTIVE): how many depends on how fast the agent is, not on the
+    /// driver, so they are counted apart.
+    pub fn neutron_polls(&self) -> u64 {
+        self.ops
+            .iter()
+            .filter(|(name, _)| name.starts_with(POLL_PREFIX))
+            .map(|(_, s)| s.count)
+            .sum()
     }
 
     /// What happened between `earlier` and `self`.
@@ -164,8 +179,10 @@ mod tests {
         stats.record("neutron.list_ports", Duration::from_millis(7), true);
         stats.record("neutron.create_port", Duration::from_millis(9), false);
         stats.record("keystone.issue_token", Duration::from_millis(3), true);
+        stats.record("neutron.poll_ports", Duration::from_millis(2), true);
         let delta = stats.snapshot().since(&before);
         assert_eq!(delta.neutron_calls(), 2);
+        assert_eq!(delta.neutron_polls(), 1);
         assert_eq!(delta.calls("keystone"), 1);
         assert_eq!(delta.ops["neutron.create_port"].errors, 1);
         assert_eq!(
@@ -174,7 +191,7 @@ mod tests {
         );
         assert_eq!(
             delta.summary(),
-            "keystone.issue_token, neutron.create_port, neutron.list_ports"
+            "keystone.issue_token, neutron.create_port, neutron.list_ports, neutron.poll_ports"
         );
     }
 }

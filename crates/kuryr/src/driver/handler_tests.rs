@@ -192,3 +192,206 @@ async fn a_network_named_by_the_user_must_exist_and_be_unique() {
             .all(|n| n["tags"] == json!([]))
     );
 }
+
+/// A fault that holds the first matching request for `ms` milliseconds.
+fn stall(method: &str, path: &str, ms: u64) -> Fault {
+    Fault {
+        method: method.into(),
+        path: path.into(),
+        skip: 0,
+        times: 1,
+        kind: kuryr_openstack::fake::FaultKind::Stall(std::time::Duration::from_millis(ms)),
+    }
+}
+
+/// RequestPool for one CIDR whose Neutron request hangs does not hold up
+/// RequestPool for another CIDR (no daemon-wide pools lock across a
+/// Neutron call), and the per-key lock entries go with their last user.
+#[tokio::test]
+async fn pools_of_different_cidrs_do_not_wait_for_each_other() {
+    let fake = FakeNeutron::new();
+    let d = driver(&fake).await;
+    fake.inject(stall("GET", "/subnetpools", 3000));
+    let request = |cidr: &'static str| {
+        let d = &d;
+        async move {
+            let started = std::time::Instant::now();
+            ok(
+                d,
+                "/IpamDriver.RequestPool",
+                json!({"AddressSpace": "", "Pool": cidr, "SubPool": "", "Options": {}, "V6": false}),
+            )
+            .await;
+            started.elapsed()
+        }
+    };
+    let slow = request("10.1.0.0/24");
+    let fast = async {
+        // The stalled request goes first.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        request("10.2.0.0/24").await
+    };
+    let (slow, fast) = tokio::join!(slow, fast);
+    assert!(slow >= std::time::Duration::from_millis(2900), "{slow:?}");
+    assert!(
+        fast < std::time::Duration::from_millis(1500),
+        "RequestPool of another CIDR waited {fast:?}"
+    );
+    let locks = d.locks.lock().unwrap().len();
+    assert_eq!(locks, 0, "lock entries left behind");
+}
+
+/// Two containers on one network: CreateEndpoint of one, stuck in
+/// Neutron, does not hold up the other's.
+#[tokio::test]
+async fn endpoints_of_one_network_do_not_wait_for_each_other() {
+    let fake = FakeNeutron::new();
+    let d = driver(&fake).await;
+    let (pool_id, _) = create_network(&d, "10.3.0.0/24").await;
+    let mut addresses = Vec::new();
+    for _ in 0..2 {
+        let a = ok(
+            &d,
+            "/IpamDriver.RequestAddress",
+            json!({"PoolID": pool_id, "Address": ""}),
+        )
+        .await;
+        addresses.push(a["Address"].as_str().unwrap().to_string());
+    }
+    // The first endpoint's claim (PUT /ports/<id>) hangs.
+    fake.inject(stall("PUT", "/ports", 3000));
+    let create = |eid: String, address: String| {
+        let d = &d;
+        async move {
+            let started = std::time::Instant::now();
+            ok(
+                d,
+                "/NetworkDriver.CreateEndpoint",
+                json!({"NetworkID": NID, "EndpointID": eid, "Interface": {"Address": address}}),
+            )
+            .await;
+            started.elapsed()
+        }
+    };
+    let other = "1".repeat(64);
+    let slow = create(EID.to_string(), addresses[0].clone());
+    let fast = async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        create(other.clone(), addresses[1].clone()).await
+    };
+    let (slow, fast) = tokio::join!(slow, fast);
+    assert!(slow >= std::time::Duration::from_millis(2900), "{slow:?}");
+    assert!(
+        fast < std::time::Duration::from_millis(1500),
+        "CreateEndpoint of another container waited {fast:?}"
+    );
+    assert_eq!(d.locks.lock().unwrap().len(), 0, "lock entries left behind");
+}
+
+/// Where Neutron takes tags in every create request (`tag-creation`,
+/// newer than the lab's Zed), `docker network create` takes 4 requests:
+/// pool lookup and create, network and subnet, each tagged at creation.
+#[tokio::test]
+async fn network_create_takes_four_requests_where_neutron_tags_at_creation() {
+    let fake = FakeNeutron::new();
+    fake.set_tag_creation(true);
+    let d = driver(&fake).await;
+    let before = d.calls();
+    let (pool_id, _) = create_network(&d, "10.4.0.0/24").await;
+    let delta = d.calls().since(&before);
+    assert_eq!(delta.neutron_calls(), 4, "{}", delta.summary());
+    let net = &fake.objects("networks")[0];
+    let tags: Vec<&str> = net["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    let want = crate::names::id_tags(&crate::protocol::DockerId::parse(NID).unwrap());
+    assert_eq!(tags, want);
+    let subnet = &fake.objects("subnets")[0];
+    assert_eq!(subnet["tags"], json!([pool_id]));
+    // And it goes in 2.
+    let before = d.calls();
+    ok(&d, "/IpamDriver.ReleasePool", json!({"PoolID": pool_id})).await;
+    ok(
+        &d,
+        "/NetworkDriver.DeleteNetwork",
+        json!({"NetworkID": NID}),
+    )
+    .await;
+    let delta = d.calls().since(&before);
+    assert_eq!(delta.neutron_calls(), 2, "{}", delta.summary());
+    assert_eq!(left(&fake), []);
+}
+
+/// Containers started at once share the polls of their wait for ACTIVE:
+/// one `GET /ports?id=..` answers for all of them, instead of one poll
+/// per port and round.
+#[tokio::test]
+async fn waits_for_active_share_their_polls() {
+    const N: usize = 8;
+    let fake = FakeNeutron::new();
+    let d = Driver::new(
+        fake.client(),
+        DriverConfig {
+            host_id: "node1".into(),
+            vif_plugging_is_fatal: true,
+            ..Default::default()
+        },
+        Binder::Noop,
+    );
+    d.start().await.expect("start against the fake");
+    // Bound ports stay DOWN until the "agent" wires them, after a while.
+    fake.set_agent(false);
+    let (pool_id, _) = create_network(&d, "10.5.0.0/24").await;
+    let mut addresses = Vec::new();
+    for _ in 0..N {
+        let a = ok(
+            &d,
+            "/IpamDriver.RequestAddress",
+            json!({"PoolID": pool_id, "Address": ""}),
+        )
+        .await;
+        addresses.push(a["Address"].as_str().unwrap().to_string());
+    }
+    let before = d.calls();
+    let starts = addresses.iter().enumerate().map(|(i, address)| {
+        let d = &d;
+        async move {
+            let eid = format!("{:064x}", i + 1);
+            let created = ok(
+                d,
+                "/NetworkDriver.CreateEndpoint",
+                json!({"NetworkID": NID, "EndpointID": eid, "Interface": {"Address": address}}),
+            )
+            .await;
+            // The wait is Join's (dockerd joins in parallel).
+            ok(
+                d,
+                "/NetworkDriver.Join",
+                json!({"NetworkID": NID, "EndpointID": eid,
+                       "SandboxKey": "/var/run/docker/netns/0123456789ab"}),
+            )
+            .await;
+            created
+        }
+    });
+    let wire = async {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        fake.wire_bound_ports();
+    };
+    let (_, replies) = tokio::join!(wire, futures_util::future::join_all(starts));
+    assert_eq!(replies.len(), N);
+    let delta = d.calls().since(&before);
+    // Polls at 0.25, 0.6 and 1.2 s: 3 rounds for all 8 (24 unshared).
+    assert!(
+        delta.neutron_polls() <= 4,
+        "{N} waits took {} polls: {}",
+        delta.neutron_polls(),
+        delta.summary()
+    );
+    assert!(delta.neutron_polls() >= 1, "{}", delta.summary());
+    let ports = fake.objects("ports");
+    assert!(ports.iter().all(|p| p["status"] == "ACTIVE"), "{ports:#?}");
+}

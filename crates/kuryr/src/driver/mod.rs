@@ -58,6 +58,11 @@ pub struct Driver {
     /// Neutron takes tags in a port's create request
     /// (`tag-ports-during-bulk-creation`): one call less per port.
     tags_on_port_create: std::sync::atomic::AtomicBool,
+    /// Neutron takes tags in every create request (`tag-creation`, newer
+    /// than Zed): one call less per network and per subnet too.
+    tags_on_any_create: std::sync::atomic::AtomicBool,
+    /// The waits for ACTIVE, which share their polls.
+    active_watch: endpoint::ActiveWatch,
 }
 
 impl std::fmt::Debug for Driver {
@@ -80,6 +85,8 @@ impl Driver {
             node: OnceLock::new(),
             projects: OnceLock::new(),
             tags_on_port_create: std::sync::atomic::AtomicBool::new(false),
+            tags_on_any_create: std::sync::atomic::AtomicBool::new(false),
+            active_watch: endpoint::ActiveWatch::default(),
         }
     }
 
@@ -117,12 +124,21 @@ impl Driver {
         locks.get(key).is_some_and(|l| l.try_lock().is_err())
     }
 
-    async fn lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+    /// Hold the lock of `key` (an endpoint, a network, a pool's CIDR)
+    /// until the guard drops. Only calls on the same object wait for each
+    /// other; the entry goes with its last user, so the map holds only
+    /// the keys in use.
+    async fn lock(&self, key: &str) -> KeyGuard<'_> {
         let lock = {
             let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
             locks.entry(key.to_string()).or_default().clone()
         };
-        lock.lock_owned().await
+        let guard = lock.lock_owned().await;
+        KeyGuard {
+            locks: &self.locks,
+            key: key.to_string(),
+            guard: Some(guard),
+        }
     }
 
     /// Check what the driver needs from Neutron and rebuild the index from
@@ -132,8 +148,11 @@ impl Driver {
         self.learn_project().await?;
         let extensions = self.neutron.list_extensions().await?;
         let has = |alias: &str| extensions.iter().any(|e| e.alias == alias);
+        let any = has("tag-creation");
+        self.tags_on_any_create
+            .store(any, std::sync::atomic::Ordering::Relaxed);
         self.tags_on_port_create.store(
-            has("tag-ports-during-bulk-creation"),
+            any || has("tag-ports-during-bulk-creation"),
             std::sync::atomic::Ordering::Relaxed,
         );
         if !has("standard-attr-tag") && !has("tag") {
@@ -315,6 +334,14 @@ impl Driver {
             .then_some(tags)
     }
 
+    /// The tags to put in a network's or subnet's create request, where
+    /// Neutron takes them there (else they are set after the create).
+    pub(super) fn create_tags_any(&self, tags: Vec<String>) -> Option<Vec<String>> {
+        self.tags_on_any_create
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .then_some(tags)
+    }
+
     /// Start-up is still retrying: `reason` is why the last attempt failed.
     pub fn set_starting(&self, reason: String) {
         self.ready.send_replace(Startup::Starting(Some(reason)));
@@ -373,6 +400,9 @@ impl Driver {
                 call = %method,
                 ms,
                 neutron_calls = calls.neutron_calls(),
+                polls = calls.neutron_polls(),
+                keystone_calls = calls.calls("keystone"),
+                neutron_ms = neutron_ms(&calls),
                 ops = %calls.summary(),
                 "ok"
             ),
@@ -462,6 +492,28 @@ impl Driver {
     }
 }
 
+/// The lock of one key, held; see [`Driver::lock`].
+struct KeyGuard<'a> {
+    locks: &'a Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    key: String,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for KeyGuard<'_> {
+    fn drop(&mut self) {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        // Release first, then drop the entry unless someone else holds or
+        // waits for it (their clone of the Arc is counted).
+        self.guard.take();
+        if locks
+            .get(&self.key)
+            .is_some_and(|l| Arc::strong_count(l) == 1)
+        {
+            locks.remove(&self.key);
+        }
+    }
+}
+
 /// Where start-up is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Startup {
@@ -477,6 +529,20 @@ const START_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Network IDs per subnet query at start-up: 40 IDs of 36 characters and
 /// the `network_id=` keys keep the query string under 2 KiB.
 const NETWORKS_PER_QUERY: usize = 40;
+
+/// Time spent in Neutron requests but the ACTIVE polls (the wait for
+/// ACTIVE, polls included, is logged as `port active`): the rest of a
+/// call's time is the driver's own.
+fn neutron_ms(calls: &CallSnapshot) -> u64 {
+    calls
+        .ops
+        .iter()
+        .filter(|(name, _)| {
+            name.starts_with("neutron.") && !name.starts_with(kuryr_openstack::metrics::POLL_PREFIX)
+        })
+        .map(|(_, s)| s.total.as_millis() as u64)
+        .sum()
+}
 
 /// `ip/prefixlen` of `ip` inside `cidr`.
 fn with_prefix(ip: IpAddr, cidr: &IpNet) -> String {

@@ -49,7 +49,9 @@ pub struct Node {
     pub link: String,
     /// `vlan` mode: the trunk whose parent is the VM port.
     pub trunk_id: Option<String>,
-    /// Serializes read-modify-write of the VM port and of the trunk.
+    /// Held only around a read-modify-write of the VM port's allowed
+    /// address pairs or of the trunk's segmentation ids (never across
+    /// anything else a container start does).
     lock: tokio::sync::Mutex<()>,
 }
 
@@ -315,10 +317,14 @@ impl Driver {
         let Some(node) = self.node() else {
             return Ok(None);
         };
-        let _guard = node.lock.lock().await;
         match &node.trunk_id {
             Some(trunk) => {
-                let id = self.add_subport(trunk, port).await?;
+                // Picking the segmentation id reads and writes the trunk:
+                // one container at a time; the rest of the port is its own.
+                let id = {
+                    let _guard = node.lock.lock().await;
+                    self.add_subport(trunk, port).await?
+                };
                 // kuryr's device ID, now that the trunk has the port.
                 if port.device_id != eid.as_str() {
                     self.neutron
@@ -335,6 +341,7 @@ impl Driver {
             }
             None => {
                 let ours = self.container_pairs(node, port);
+                let _guard = node.lock.lock().await;
                 self.update_pairs(node, &ours, true).await?;
                 Ok(None)
             }
@@ -346,8 +353,8 @@ impl Driver {
         let Some(node) = self.node() else {
             return Ok(());
         };
-        let _guard = node.lock.lock().await;
         match &node.trunk_id {
+            // Removing a subport is one request that reads nothing first.
             Some(trunk) => match self.neutron.remove_subports(trunk, &[&port.id]).await {
                 Ok(_) => {
                     info!(trunk = %trunk, port = %port.id, "subport removed");
@@ -359,6 +366,7 @@ impl Driver {
             },
             None => {
                 let ours = self.container_pairs(node, port);
+                let _guard = node.lock.lock().await;
                 self.update_pairs(node, &ours, false).await
             }
         }

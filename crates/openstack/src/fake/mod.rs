@@ -155,6 +155,32 @@ impl FakeNeutron {
         self.no_agent.store(!plugs, Ordering::Relaxed);
     }
 
+    /// The agent wires, late, every port bound to a host: they go ACTIVE
+    /// (after [`FakeNeutron::set_agent`]`(false)` kept them DOWN).
+    pub fn wire_bound_ports(&self) {
+        let mut store = lock(&self.store);
+        let bound: Vec<String> = store
+            .all("ports")
+            .filter(|p| {
+                p.get("binding:host_id")
+                    .and_then(Value::as_str)
+                    .is_some_and(|h| !h.is_empty())
+            })
+            .filter_map(|p| p.get("id").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        for id in bound {
+            if let Some(p) = store.get_mut("ports", &id) {
+                p.insert("status".into(), json!("ACTIVE"));
+            }
+        }
+    }
+
+    /// Act as a newer Neutron with the `tag-creation` extension: tags
+    /// are taken in every create request.
+    pub fn set_tag_creation(&self, on: bool) {
+        lock(&self.store).tag_creation = on;
+    }
+
     /// Add a fault; faults are tried in the order they were added.
     pub fn inject(&self, fault: Fault) {
         lock(&self.faults).push(fault);
@@ -234,10 +260,14 @@ impl FakeNeutron {
     ) -> Outcome {
         let mut store = lock(&self.store);
         match (method, path) {
-            ("GET", "/extensions") => Ok(json!({"extensions": EXTENSIONS
-                .iter()
-                .map(|a| json!({"alias": a, "name": a, "description": ""}))
-                .collect::<Vec<_>>()})),
+            ("GET", "/extensions") => {
+                let newer = store.tag_creation.then_some(&"tag-creation");
+                Ok(json!({"extensions": EXTENSIONS
+                    .iter()
+                    .chain(newer)
+                    .map(|a| json!({"alias": a, "name": a, "description": ""}))
+                    .collect::<Vec<_>>()}))
+            }
             ("GET", "/agents") => Ok(json!({"agents": []})),
             ("GET", _) if resources::keys(&path[1..]).is_some() => {
                 let coll = &path[1..];

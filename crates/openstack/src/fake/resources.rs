@@ -104,8 +104,9 @@ fn create_request(
         let mut made = Vec::new();
         for item in items {
             // Neutron takes tags in a port create
-            // (`tag-ports-during-bulk-creation`), nowhere else.
-            if coll != "ports" && item.get("tags").is_some() {
+            // (`tag-ports-during-bulk-creation`), elsewhere only with
+            // `tag-creation`.
+            if coll != "ports" && !store.tag_creation && item.get("tags").is_some() {
                 return Err(unrecognized_tags());
             }
             match create(store, agent, coll, item) {
@@ -121,7 +122,9 @@ fn create_request(
         return Ok(json!({ many: made }));
     }
     match body.get(one) {
-        Some(Value::Object(o)) if o.contains_key("tags") && coll != "ports" => {
+        Some(Value::Object(o))
+            if o.contains_key("tags") && coll != "ports" && !store.tag_creation =>
+        {
             Err(unrecognized_tags())
         }
         Some(Value::Object(_)) => create(store, agent, coll, &body[one]).map(|o| json!({ one: o })),
@@ -190,8 +193,9 @@ fn create(store: &mut Store, agent: bool, coll: &'static str, body: &Value) -> O
     if coll == "ports" {
         bind(&mut o, agent);
     }
-    let out = Value::Object(o.clone());
     store.insert(coll, o);
+    // As stored: with its first revision_number, as Neutron answers.
+    let out = Value::Object(store.get(coll, &id).cloned().unwrap_or_default());
     after_create(store, coll, &out);
     Ok(out)
 }
@@ -201,7 +205,18 @@ fn create(store: &mut Store, agent: bool, coll: &'static str, body: &Value) -> O
 fn after_create(store: &mut Store, coll: &str, o: &Value) {
     let id = o["id"].clone();
     match coll {
-        "subnets" => push(store, "networks", text(o, "network_id"), "subnets", id),
+        "subnets" => {
+            push(store, "networks", text(o, "network_id"), "subnets", id);
+            // Neutron bumps a network's revision when a subnet joins it
+            // (not when a port does).
+            if let Some(n) = store.get_mut("networks", text(o, "network_id")) {
+                let rev = n
+                    .get("revision_number")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                n.insert("revision_number".into(), json!(rev + 1));
+            }
+        }
         "security-group-rules" => push(
             store,
             "security-groups",

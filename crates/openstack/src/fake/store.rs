@@ -48,6 +48,9 @@ pub type Outcome<T = Value> = Result<T, Refusal>;
 pub struct Store {
     objects: BTreeMap<&'static str, BTreeMap<String, Map<String, Value>>>,
     next: u64,
+    /// Newer Neutron (`tag-creation`): tags in any create request, not
+    /// only a port's.
+    pub tag_creation: bool,
 }
 
 /// The collections the fake serves, with their singular body keys and the

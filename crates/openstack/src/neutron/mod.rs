@@ -290,6 +290,25 @@ impl Neutron {
         self.delete(&ops::DELETE_NETWORK, id).await
     }
 
+    /// Delete a network only if it is still at `revision`: a 412
+    /// `PreconditionFailed` means it changed (tags included) since.
+    pub async fn delete_network_if(&self, id: &str, revision: u64) -> Result<()> {
+        let op = &ops::DELETE_NETWORK_IF;
+        let base = self.base_url().await?;
+        self.session
+            .call_if(
+                op.name,
+                &base,
+                op.verb.method(),
+                &op.path_with(&[id]),
+                &[],
+                None,
+                Some(revision),
+            )
+            .await
+            .map(|_| ())
+    }
+
     // --- subnets ---
 
     pub async fn list_subnets(&self, query: &Query) -> Result<Vec<Subnet>> {
@@ -339,6 +358,12 @@ impl Neutron {
 
     pub async fn get_port(&self, id: &str) -> Result<Port> {
         self.show(&ops::GET_PORT, "port", id).await
+    }
+
+    /// [`Neutron::list_ports`] while waiting for ports' status, counted
+    /// as a poll.
+    pub async fn poll_ports(&self, query: &Query) -> Result<Vec<Port>> {
+        self.list(&ops::POLL_PORTS, query).await
     }
 
     pub async fn create_port(&self, body: &PortCreate) -> Result<Port> {

@@ -161,6 +161,15 @@ pub const UPDATE_NETWORK: Operation = Operation::new(
     Put,
     "/networks/{id}",
 );
+/// The same request as [`DELETE_NETWORK`], sent with `If-Match` on the
+/// network's revision: refused (412) if anyone changed it, its tags
+/// included, since it was read.
+pub const DELETE_NETWORK_IF: Operation = Operation::new(
+    "delete_network_if",
+    "neutron.delete_network_if",
+    Delete,
+    "/networks/{id}",
+);
 pub const DELETE_NETWORK: Operation = Operation::new(
     "delete_network",
     "neutron.delete_network",
@@ -214,6 +223,10 @@ pub const DELETE_SUBNETPOOL: Operation = Operation::new(
 
 pub const LIST_PORTS: Operation = Operation::new("list_ports", "neutron.list_ports", Get, "/ports");
 pub const GET_PORT: Operation = Operation::new("get_port", "neutron.show_port", Get, "/ports/{id}");
+/// The same request as [`LIST_PORTS`], sent while waiting for ports to go
+/// ACTIVE: counted apart ([`CallSnapshot::neutron_polls`](crate::CallSnapshot::neutron_polls)),
+/// as how often it is sent depends on the L2 agent, not on the driver.
+pub const POLL_PORTS: Operation = Operation::new("poll_ports", "neutron.poll_ports", Get, "/ports");
 pub const CREATE_PORT: Operation =
     Operation::new("create_port", "neutron.create_port", Post, "/ports");
 pub const UPDATE_PORT: Operation =
@@ -326,6 +339,7 @@ pub const OPERATIONS: &[Operation] = &[
     CREATE_NETWORK,
     UPDATE_NETWORK,
     DELETE_NETWORK,
+    DELETE_NETWORK_IF,
     LIST_SUBNETS,
     GET_SUBNET,
     CREATE_SUBNET,
@@ -337,6 +351,7 @@ pub const OPERATIONS: &[Operation] = &[
     DELETE_SUBNETPOOL,
     LIST_PORTS,
     GET_PORT,
+    POLL_PORTS,
     CREATE_PORT,
     UPDATE_PORT,
     UPDATE_PORT_IF,

@@ -83,6 +83,8 @@ async fn every_method_sends_its_table_entry_and_every_entry_has_a_method() {
         .await;
     h.check(&ops::DELETE_NETWORK, &[ID], n.delete_network(ID))
         .await;
+    let call = n.delete_network_if(ID, 3);
+    h.check(&ops::DELETE_NETWORK_IF, &[ID], call).await;
 
     h.check(&ops::LIST_SUBNETS, &[], n.list_subnets(&q)).await;
     h.check(&ops::GET_SUBNET, &[ID], n.get_subnet(ID)).await;
@@ -106,6 +108,7 @@ async fn every_method_sends_its_table_entry_and_every_entry_has_a_method() {
 
     h.check(&ops::LIST_PORTS, &[], n.list_ports(&q)).await;
     h.check(&ops::GET_PORT, &[ID], n.get_port(ID)).await;
+    h.check(&ops::POLL_PORTS, &[], n.poll_ports(&q)).await;
     let body = PortCreate::default();
     h.check(&ops::CREATE_PORT, &[], n.create_port(&body)).await;
     let update = PortUpdate::default();

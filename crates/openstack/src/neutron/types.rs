@@ -101,6 +101,9 @@ pub struct NetworkCreate {
     /// Any other attribute an extension adds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Only where Neutron has `tag-creation`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -192,6 +195,9 @@ pub struct SubnetCreate {
     pub project_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Only where Neutron has `tag-creation`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

@@ -57,6 +57,8 @@ pub const DRIVER_USES: &[Use] = &[
     call("get_network"),
     call("create_network"),
     call("delete_network"),
+    // DeleteNetwork in one request when the network did not change.
+    call("delete_network_if"),
     call("list_subnets"),
     call("get_subnet"),
     call("create_subnet"),
@@ -68,6 +70,9 @@ pub const DRIVER_USES: &[Use] = &[
     // One container address: a port.
     call("list_ports"),
     call("get_port"),
+    // The wait for ACTIVE (vif_plugging_is_fatal), one request for all
+    // ports waited on.
+    call("poll_ports"),
     call("create_port"),
     call("update_port"),
     // Claiming a port another host (or the swarm manager) handed out.

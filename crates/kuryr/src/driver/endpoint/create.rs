@@ -1,7 +1,8 @@
 //! CreateEndpoint, in its phases: find or create the port, reconcile it
 //! with what Docker asked for, tag it with the endpoint, plug it (behind
-//! the VM port in nested modes, then the host side), and wait for ACTIVE
-//! when configured. A failure at any phase undoes the earlier ones.
+//! the VM port in nested modes, then the host side). A failure at any
+//! phase undoes the earlier ones. The wait for ACTIVE comes in Join (see
+//! [`super::active`]).
 
 use std::net::IpAddr;
 
@@ -387,14 +388,9 @@ impl Driver {
         });
         self.bind_host(net, &port, eid, vlan_id).await?;
         self.fault_point("CreateEndpoint.bound").await?;
-        // Nested modes bind no port to a host: there is no agent to wait for.
-        if self.config.vif_plugging_is_fatal && !self.nested_mode() {
-            let active = self.wait_active(&port.id).await?;
-            port = Port {
-                tags: port.tags.clone(),
-                ..active
-            };
-        }
+        // The wait for ACTIVE is Join's: dockerd holds its lock of the
+        // network across CreateEndpoint, so a wait here would make every
+        // other container of the network wait too.
         Ok(port)
     }
 }

@@ -1,21 +1,23 @@
 //! Endpoints: CreateEndpoint binds the port's host side ([`create`]), Join
 //! tells Docker which interface to move into the container,
-//! DeleteEndpoint ([`delete`]) undoes it; `--expose` is [`expose`].
+//! DeleteEndpoint ([`delete`]) undoes it; `--expose` is [`expose`]; the
+//! wait for ACTIVE is [`active`].
 
+mod active;
 mod create;
 mod delete;
 mod expose;
 
+pub(super) use active::ActiveWatch;
+
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use kuryr_openstack::Query;
 use kuryr_openstack::neutron::Port;
 use serde_json::Value;
-use tracing::info;
 
 use super::index::{EndpointEntry, NetworkEntry};
-use super::{Driver, DriverError, Result};
+use super::{Driver, Result};
 use crate::binding::{BindRequest, UnbindRequest};
 use crate::names;
 use crate::protocol::{
@@ -89,34 +91,6 @@ impl Driver {
         Ok(())
     }
 
-    /// Poll until Neutron reports the port ACTIVE, bounded by the timeout.
-    async fn wait_active(&self, port_id: &str) -> Result<Port> {
-        let started = Instant::now();
-        let mut delay = std::time::Duration::from_millis(200);
-        loop {
-            let port = self.neutron.get_port(port_id).await?;
-            if port.status == "ACTIVE" {
-                info!(
-                    port = port_id,
-                    ms = started.elapsed().as_millis() as u64,
-                    "port active"
-                );
-                return Ok(port);
-            }
-            if started.elapsed() >= self.config.vif_plugging_timeout {
-                return Err(DriverError::Timeout(format!(
-                    "Neutron port {port_id} did not become ACTIVE within {}s (status {}): \
-                     is the Neutron L2 agent on host {:?} running?",
-                    self.config.vif_plugging_timeout.as_secs(),
-                    port.status,
-                    self.config.host_id
-                )));
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(std::time::Duration::from_secs(1));
-        }
-    }
-
     pub(super) fn endpoint_oper_info(&self, req: &EndpointRequest) -> EndpointOperInfoResponse {
         let mut value = BTreeMap::new();
         if let Some(e) = self.index().endpoint(req.endpoint_id.as_str()) {
@@ -137,6 +111,17 @@ impl Driver {
         let ep = self.known_endpoint(&req.endpoint_id).await?;
         let net = self.known_network(&req.network_id).await?;
         self.fault_point("Join.found").await?;
+        // `vif_plugging_is_fatal`: the container starts only once the
+        // agent has wired its port. Waited for here, not in
+        // CreateEndpoint: dockerd creates the endpoints of a network one
+        // at a time (its network lock), but joins them in parallel.
+        // Nested modes bind no port to a host: no agent to wait for.
+        if self.config.vif_plugging_is_fatal && !self.nested_mode() && ep.port.status != "ACTIVE" {
+            let active = self.wait_active(&ep.port.id).await?;
+            if let Some(e) = self.index().endpoint_mut(req.endpoint_id.as_str()) {
+                e.port.status = active.status;
+            }
+        }
         let subnet_ids: Vec<&str> = ep
             .port
             .fixed_ips

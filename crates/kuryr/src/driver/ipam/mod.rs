@@ -13,8 +13,18 @@ use crate::names;
 /// `device_id` of the ports reserving `--aux-address` values, so `--ip`
 /// never hands one to a container (an unclaimed IPAM port has none).
 pub(in crate::driver) const AUX_DEVICE_ID: &str = "kuryr-aux-address";
-/// Lock key serializing pool creation in this daemon.
-pub(super) const POOLS_LOCK: &str = "ipam-pools";
+/// Lock key serializing the making and deleting of `kuryrPool-<cidr>`
+/// pools of one CIDR in this daemon.
+pub(super) fn pool_lock_key(cidr: &IpNet) -> String {
+    format!("ipam-pool:{cidr}")
+}
+
+/// Lock key serializing carves from one parent pool (`None`: the default
+/// pool of the family).
+pub(super) fn carve_lock_key(v6: bool, parent: Option<&str>) -> String {
+    let family = if v6 { 6 } else { 4 };
+    format!("ipam-carve:v{family}:{}", parent.unwrap_or(""))
+}
 /// Parse a boolean option the way oslo and kuryr-libnetwork accept them.
 pub(in crate::driver) fn parse_bool_option(
     key: &str,

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use super::super::index::PoolEntry;
 use super::super::steps::{Journal, Undo};
 use super::super::{Driver, DriverError, Result, first_host, with_prefix};
-use super::{POOLS_LOCK, family_matches, parse_bool_option};
+use super::{carve_lock_key, family_matches, parse_bool_option, pool_lock_key};
 use crate::names;
 use crate::protocol::{POOL_GATEWAY, PoolId, RequestPoolRequest, RequestPoolResponse};
 
@@ -113,7 +113,17 @@ impl Driver {
         let shared =
             parse_bool_option("neutron.net.shared", req.options.get("neutron.net.shared"))?;
         let requested = checked_cidrs(&req)?;
-        let _guard = self.lock(POOLS_LOCK).await;
+        // Carving picks a free block of a parent pool: one carve per parent
+        // at a time. Pools of a given CIDR are serialized in `kuryr_pool`;
+        // requests for different CIDRs never wait for each other.
+        let _carving = match (&source, requested) {
+            (PoolSource::Cidr, None) => Some(self.lock(&carve_lock_key(req.v6, None)).await),
+            (PoolSource::UserPool { uuid, name }, None) => {
+                let parent = uuid.or(*name).map(String::as_str);
+                Some(self.lock(&carve_lock_key(req.v6, parent)).await)
+            }
+            _ => None,
+        };
         let (entry, gateway) = self
             .journaled("RequestPool", async |j: &mut Journal| {
                 Ok(match source {
@@ -257,6 +267,7 @@ impl Driver {
         shared: Option<bool>,
         j: &mut Journal,
     ) -> Result<PoolEntry> {
+        let _guard = self.lock(&pool_lock_key(&cidr)).await;
         let name = names::subnetpool_name(&self.config.subnetpool_prefix, &cidr);
         // Another project's pool of that name is never ours.
         let mut q = self.projects()?.own_only(Query::new().eq("name", &name));
@@ -439,10 +450,11 @@ impl Driver {
 
     pub(in crate::driver) async fn release_pool(&self, pool_id: &PoolId) -> Result<()> {
         let pool_id = pool_id.as_str();
-        let _guard = self.lock(POOLS_LOCK).await;
         let Some(entry) = self.pool_entry(pool_id).await? else {
             return Ok(());
         };
+        // Not while a RequestPool of the same CIDR may be reusing it.
+        let _guard = self.lock(&pool_lock_key(&entry.cidr)).await;
         if !entry.owned {
             // A user's pool: given back without kuryr's marker (the copy in
             // the index may predate it: no need to look).

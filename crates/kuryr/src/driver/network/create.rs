@@ -64,7 +64,7 @@ impl Driver {
         }
         let entry = self
             .journaled("CreateNetwork", async |j: &mut Journal| {
-                let (network, existing, made_now) = match known {
+                let (mut network, existing, made_now) = match known {
                     Some(e) => (e.network, e.existing, false),
                     None => match target {
                         Target::Make { shared } => {
@@ -81,7 +81,7 @@ impl Driver {
                 // A network not made just now may hold subnets already
                 // (a user's, another Docker network's, an earlier attempt's).
                 let subnets = self
-                    .ensure_subnets(&req, &opts, &network, existing, !made_now, j)
+                    .ensure_subnets(&req, &opts, &mut network, existing, !made_now, j)
                     .await?;
                 Ok(NetworkEntry::new(id.to_string(), network, subnets))
             })
@@ -119,18 +119,30 @@ impl Driver {
                 description: Some(names::made_by(id, &self.config.host_id)),
                 admin_state_up: Some(true),
                 shared,
+                tags: self.create_tags_any(names::id_tags(id)),
                 ..Default::default()
             })
             .await?;
         j.push(Undo::DeleteNetwork(network.id.clone()));
         self.fault_point("CreateNetwork.network_made").await?;
+        if !network.tags.is_empty() {
+            // Tagged in the create request (`tag-creation`).
+            self.fault_point("CreateNetwork.network_tagged").await?;
+            return Ok(network);
+        }
         // Our new network has no tags yet: one call sets them all.
         let tags = self
             .neutron
             .replace_tags(TagResource::Network, &network.id, &names::id_tags(id))
             .await?;
         self.fault_point("CreateNetwork.network_tagged").await?;
-        Ok(Network { tags, ..network })
+        // The tags bumped its revision (DeleteNetwork deletes on it).
+        let revision_number = network.revision_number.map(|r| r + 1);
+        Ok(Network {
+            tags,
+            revision_number,
+            ..network
+        })
     }
 
     /// `-o neutron.net.uuid|name`: tag the user's network as ours too. It
@@ -145,6 +157,9 @@ impl Driver {
         j: &mut Journal,
     ) -> Result<(Network, bool)> {
         let mut network = self.find_network(uuid, name).await?;
+        // Its tags change below (one revision each): DeleteNetwork reads
+        // an adopted network afresh anyway.
+        network.revision_number = None;
         if let Some(shared) = shared
             && shared != network.shared
         {

@@ -22,6 +22,12 @@ impl Driver {
             info!(docker_network = %id, "no Neutron network: nothing to delete");
             return Ok(());
         };
+        if self.delete_unchanged(id, &entry).await? {
+            self.index().remove_network(id.as_str());
+            self.delete_released_pools(&entry.subnets).await;
+            info!(docker_network = %id, neutron_network = %entry.network.id, "network deleted");
+            return Ok(());
+        }
         // Fresh tags: another host may have started or stopped using it.
         let network = match self.neutron.get_network(&entry.network.id).await {
             Ok(n) => n,
@@ -42,6 +48,31 @@ impl Driver {
         self.delete_released_pools(&entry.subnets).await;
         info!(docker_network = %id, neutron_network = %network.id, shared_with_others, "network deleted");
         Ok(())
+    }
+
+    /// One request where nothing changed: a network kuryr made for this
+    /// Docker network alone, as the index knows it, is deleted on the
+    /// condition that its revision is still the one the index holds (any
+    /// change since, another host's tags included, bumps it). Whether it
+    /// was: `false` when the revision is unknown or moved on, and the
+    /// caller reads the network afresh.
+    async fn delete_unchanged(&self, id: &DockerId, entry: &NetworkEntry) -> Result<bool> {
+        let network = &entry.network;
+        let alone = names::other_users(&network.tags, id).is_empty();
+        let Some(revision) = network.revision_number.filter(|_| alone && !entry.existing) else {
+            return Ok(false);
+        };
+        match self.neutron.delete_network_if(&network.id, revision).await {
+            Ok(()) => {}
+            // Changed since; or ports in use (Neutron checks those before
+            // the revision, so the ports may be another Docker network's,
+            // which the index does not know of): read it afresh.
+            Err(e) if e.is_precondition_failed() || e.is_conflict() => return Ok(false),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.fault_point("DeleteNetwork.network_deleted").await?;
+        Ok(true)
     }
 
     /// Keep the network: remove our tags; if we were its last Docker user,

@@ -27,7 +27,7 @@ impl Driver {
         &self,
         req: &CreateNetworkRequest,
         opts: &BTreeMap<String, String>,
-        network: &Network,
+        network: &mut Network,
         existing: bool,
         look: bool,
         j: &mut Journal,
@@ -50,6 +50,8 @@ impl Driver {
                     let s = self
                         .create_subnet(data, v6, pool.as_ref(), network, existing, j)
                         .await?;
+                    // A new subnet bumps its network's revision.
+                    network.revision_number = network.revision_number.map(|r| r + 1);
                     self.reserve_aux_addresses(data, &s, j).await?;
                     s
                 }
@@ -133,6 +135,11 @@ impl Driver {
         j: &mut Journal,
     ) -> Result<Subnet> {
         let cidr = data.pool.trunc();
+        let mut tags: Vec<String> = pool.iter().map(|p| p.pool.id.clone()).collect();
+        if existing {
+            // Mark what we add to a user's network, so only that goes later.
+            tags.push(names::TAG_CREATED_SUBNET.to_string());
+        }
         let body = SubnetCreate {
             network_id: network.id.clone(),
             ip_version: if v6 { 6 } else { 4 },
@@ -143,6 +150,7 @@ impl Driver {
             subnetpool_id: pool.map(|p| p.carved_from.clone().unwrap_or_else(|| p.pool.id.clone())),
             gateway_ip: data.gateway.map(|g| Some(g.addr().to_string())),
             enable_dhcp: Some(self.config.enable_dhcp),
+            tags: self.create_tags_any(tags.clone()).filter(|t| !t.is_empty()),
             ..Default::default()
         };
         let subnet = self.neutron.create_subnet(&body).await.map_err(|e| {
@@ -159,12 +167,8 @@ impl Driver {
         })?;
         j.push(Undo::DeleteSubnet(subnet.id.clone()));
         self.fault_point("CreateNetwork.subnet_made").await?;
-        let mut tags: Vec<&str> = pool.iter().map(|p| p.pool.id.as_str()).collect();
-        if existing {
-            // Mark what we add to a user's network, so only that goes later.
-            tags.push(names::TAG_CREATED_SUBNET);
-        }
-        if tags.is_empty() {
+        if tags.is_empty() || tags.iter().all(|t| subnet.tags.contains(t)) {
+            // Nothing to tag, or tagged in the create (`tag-creation`).
             return Ok(subnet);
         }
         let tags = self

@@ -1,0 +1,488 @@
+//! `kuryr-bench`: the benchmark behind docs/benchmarks.md, run by
+//! `bench/run` (not a test, not in CI). In one go on the lab, holding it
+//! alone, it measures this driver (release build), kuryr-libnetwork
+//! 18.0.0, Docker's bridge driver and the Neutron floor (our requests
+//! sent straight to Neutron), and writes the tables and SVG plots.
+//!
+//! Phases: time to ready; per-operation cycles of each driver; parallel
+//! `docker run`; RSS; the floor; latency with filler ports and networks
+//! in Neutron. See [`cycle`] for what a cycle measures and [`logs`] for
+//! how requests are counted.
+
+mod cycle;
+mod docker;
+mod drivers;
+mod floor;
+mod logs;
+mod plot;
+mod ready;
+mod report;
+mod scale;
+mod stats;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use cycle::{Op, OpTable, Parallel};
+use drivers::Kind;
+use stats::Series;
+
+/// Why the benchmark stopped.
+#[derive(Debug)]
+pub struct BenchError(String);
+
+impl std::fmt::Display for BenchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for BenchError {
+    fn from(s: String) -> Self {
+        BenchError(s)
+    }
+}
+
+impl From<&str> for BenchError {
+    fn from(s: &str) -> Self {
+        BenchError(s.to_string())
+    }
+}
+
+impl From<kuryr_openstack::Error> for BenchError {
+    fn from(e: kuryr_openstack::Error) -> Self {
+        BenchError(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, BenchError>;
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmark kuryr-rs against kuryr-libnetwork, Docker's bridge and Neutron")]
+struct Args {
+    /// Our release binary.
+    #[arg(long, default_value = "target/release/kuryr")]
+    kuryr: PathBuf,
+    /// The repository (lab scripts, docs/).
+    #[arg(long, default_value = ".")]
+    repo: PathBuf,
+    /// Cycles per driver (medians of this many).
+    #[arg(long, default_value_t = 20)]
+    iterations: usize,
+    /// Cycles per driver at each scale point.
+    #[arg(long, default_value_t = 5)]
+    scale_iterations: usize,
+    /// Parallel `docker run` counts.
+    #[arg(long, value_delimiter = ',', default_values_t = [20, 50])]
+    parallel: Vec<usize>,
+    /// Filler ports for the scale runs (the first point has this many).
+    #[arg(long, value_delimiter = ',', default_values_t = [10, 1000, 10000])]
+    ports: Vec<usize>,
+    /// Filler networks added at the last scale point.
+    #[arg(long, default_value_t = 1000)]
+    networks: usize,
+    /// Skip the scale runs.
+    #[arg(long)]
+    no_scale: bool,
+    /// Write the report here (and its plots in `<dir>/bench/`).
+    #[arg(long, default_value = "docs")]
+    out: PathBuf,
+    /// Parts to take from the last run's `<out>/bench/results.json`
+    /// instead of measuring them again (`libnetwork`, `bridge`, `floor`):
+    /// ours is always measured.
+    #[arg(long, value_delimiter = ',')]
+    keep: Vec<String>,
+}
+
+/// What `--keep` takes from the last run.
+#[derive(Debug, Default)]
+struct Keep {
+    python: bool,
+    bridge: bool,
+    floor: bool,
+}
+
+impl Keep {
+    fn of(parts: &[String]) -> Result<Keep> {
+        let mut k = Keep::default();
+        for p in parts {
+            match p.as_str() {
+                "libnetwork" => k.python = true,
+                "bridge" => k.bridge = true,
+                "floor" => k.floor = true,
+                other => {
+                    return Err(
+                        format!("--keep {other}: expected libnetwork, bridge or floor").into(),
+                    );
+                }
+            }
+        }
+        Ok(k)
+    }
+
+    fn any(&self) -> bool {
+        self.python || self.bridge || self.floor
+    }
+}
+
+/// A driver, and whether Neutron was reachable.
+pub type ReadyKey = (Kind, bool);
+
+/// Everything one run measured (also saved as `<out>/bench/results.json`,
+/// so a later run can measure only what changed: `--keep`).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Results {
+    pub cycles: BTreeMap<Kind, OpTable>,
+    pub floor: BTreeMap<Op, Series>,
+    /// (driver or None for the floor) -> runs at once.
+    pub parallel: Vec<(Option<Kind>, Parallel)>,
+    pub rss: BTreeMap<Kind, (Option<f64>, Option<f64>)>,
+    /// (driver, Neutron reachable) -> ms until Activate (None: never).
+    pub ready: Vec<(ReadyKey, Vec<Option<f64>>)>,
+    /// (ports, networks) -> driver -> table.
+    pub scale: Vec<((usize, usize), BTreeMap<Kind, OpTable>)>,
+    pub notes: Vec<String>,
+    /// When each part was measured (`ours`, `libnetwork`, ...).
+    pub measured: BTreeMap<String, String>,
+}
+
+impl Results {
+    pub fn ready_of(&self, key: (Kind, bool)) -> Vec<Option<f64>> {
+        self.ready
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+
+    fn push_ready(&mut self, key: (Kind, bool), v: Option<f64>) {
+        match self.ready.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, list)) => list.push(v),
+            None => self.ready.push((key, vec![v])),
+        }
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(&args) {
+        eprintln!("kuryr-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+fn step(what: &str) {
+    eprintln!("[{}] {what}", report::now());
+}
+
+fn run(args: &Args) -> Result<()> {
+    let repo = std::fs::canonicalize(&args.repo).map_err(|e| e.to_string())?;
+    let bin = std::fs::canonicalize(&args.kuryr)
+        .map_err(|e| format!("{}: {e} (cargo build --release)", args.kuryr.display()))?;
+    let rt = rt();
+    let neutron = kuryr_test_support::neutron("kuryr");
+    let host = kuryr_test_support::host();
+    let keep = Keep::of(&args.keep)?;
+    let saved = repo.join(&args.out).join("bench/results.json");
+    let mut r = if keep.any() {
+        let text = std::fs::read_to_string(&saved)
+            .map_err(|e| format!("--keep needs {}: {e}", saved.display()))?;
+        serde_json::from_str::<Results>(&text).map_err(|e| format!("{}: {e}", saved.display()))?
+    } else {
+        Results::default()
+    };
+    r.notes.clear();
+    let started = std::time::Instant::now();
+
+    step("cleaning up leftovers");
+    cycle::leftovers();
+    rt.block_on(floor::cleanup(&neutron));
+    rt.block_on(scale::cleanup(&neutron));
+
+    // Each phase on its own: one that fails is noted in the report and
+    // the others still run.
+    let phase = |r: &mut Results, name: &str, f: &mut dyn FnMut(&mut Results) -> Result<()>| {
+        if let Err(e) = f(r) {
+            eprintln!("{name} failed: {e}");
+            r.notes.push(format!("The {name} phase failed: {e}."));
+            cycle::leftovers();
+        }
+    };
+
+    phase(&mut r, "kuryr-rs", &mut |r| {
+        r.measured.insert("kuryr-rs".into(), report::now());
+        step("ours: start (lab/kuryr-up)");
+        let pid = drivers::start_ours(&repo, &bin)?;
+        std::thread::sleep(Duration::from_secs(2));
+        let idle = drivers::rss_mib(pid);
+        r.rss.insert(Kind::Ours, (idle, None));
+        step("ours: cycles");
+        r.cycles
+            .insert(Kind::Ours, cycle::cycles(Kind::Ours, args.iterations, "o")?);
+        parallel_runs(r, Kind::Ours, &args.parallel)?;
+        r.rss.insert(Kind::Ours, (idle, drivers::rss_mib(pid)));
+        Ok(())
+    });
+
+    step("kuryr-libnetwork: start");
+    let conf = drivers::python_conf(drivers::PYTHON_URL, "kuryr-bench-python.log", None)?;
+    let (python, up) =
+        drivers::Python::start(&conf, drivers::PYTHON_ADDR, Duration::from_secs(120))?;
+    if up.is_some() && !keep.python {
+        drivers::register_python()?;
+        phase(&mut r, "kuryr-libnetwork", &mut |r| {
+            r.measured.insert("kuryr-libnetwork".into(), report::now());
+            std::thread::sleep(Duration::from_secs(2));
+            let idle = drivers::rss_mib(python.pid());
+            r.rss.insert(Kind::Python, (idle, None));
+            step("kuryr-libnetwork: cycles");
+            r.cycles.insert(
+                Kind::Python,
+                cycle::cycles(Kind::Python, args.iterations, "p")?,
+            );
+            parallel_runs(r, Kind::Python, &args.parallel)?;
+            r.rss
+                .insert(Kind::Python, (idle, drivers::rss_mib(python.pid())));
+            Ok(())
+        });
+    } else if up.is_none() {
+        r.notes.push(
+            "kuryr-libnetwork did not answer Plugin.Activate (see kuryr-bench-python.out)".into(),
+        );
+    }
+    drivers::register_python()?;
+
+    phase(&mut r, "bridge", &mut |r| {
+        if keep.bridge {
+            return Ok(());
+        }
+        r.measured.insert("bridge".into(), report::now());
+        step("bridge: cycles");
+        r.cycles.insert(
+            Kind::Bridge,
+            cycle::cycles(Kind::Bridge, args.iterations, "b")?,
+        );
+        parallel_runs(r, Kind::Bridge, &args.parallel)
+    });
+
+    phase(&mut r, "Neutron floor", &mut |r| {
+        if keep.floor {
+            return Ok(());
+        }
+        r.measured.insert("Neutron floor".into(), report::now());
+        r.floor.clear();
+        r.parallel.retain(|(k, _)| k.is_some());
+        step("Neutron floor");
+        let out = rt.block_on(floor_runs(r, &neutron, &host, args));
+        rt.block_on(floor::cleanup(&neutron));
+        out
+    });
+
+    if !args.no_scale && up.is_some() {
+        phase(&mut r, "scale", &mut |r| {
+            step("scale");
+            let admin = kuryr_test_support::neutron("admin");
+            let kinds: &[Kind] = if keep.python {
+                &[Kind::Ours]
+            } else {
+                &[Kind::Ours, Kind::Python]
+            };
+            rt.block_on(scale_runs(r, &neutron, admin, args, kinds))
+        });
+    }
+    drop(python);
+    drivers::unregister_python();
+
+    phase(&mut r, "time to ready", &mut |r| {
+        step("time to ready");
+        ready_runs(r, &bin, &keep)
+    });
+
+    // Ours back as the lab runs it.
+    drivers::start_ours(&repo, &bin)?;
+    r.notes.push(format!(
+        "The whole run took {:.0} minutes.",
+        started.elapsed().as_secs_f64() / 60.0
+    ));
+    step("writing the report");
+    if keep.any() {
+        let kept: Vec<String> = ["kuryr-libnetwork", "bridge", "Neutron floor"]
+            .iter()
+            .filter_map(|k| r.measured.get(*k).map(|t| format!("{k} on {t}")))
+            .collect();
+        r.notes.push(format!(
+            "This report reuses figures measured earlier on the same lab ({}); kuryr-rs was \
+             measured on {}.",
+            kept.join(", "),
+            r.measured.get("kuryr-rs").cloned().unwrap_or_default()
+        ));
+    }
+    report::write(&r, args, &repo)?;
+    let json = serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?;
+    std::fs::write(&saved, json).map_err(|e| format!("{}: {e}", saved.display()))?;
+    step("done");
+    Ok(())
+}
+
+fn parallel_runs(r: &mut Results, kind: Kind, counts: &[usize]) -> Result<()> {
+    r.parallel.retain(|(k, _)| *k != Some(kind));
+    let tag = match kind {
+        Kind::Ours => "o",
+        Kind::Python => "p",
+        Kind::Bridge => "b",
+    };
+    for &count in counts {
+        for nets in [1, 10] {
+            step(&format!(
+                "{}: {count} runs at once over {nets} network(s)",
+                kind.label()
+            ));
+            let mut p = cycle::parallel(kind, count, nets, tag)?;
+            if nets == 1 && count == counts[0] && kind != Kind::Bridge {
+                p.sequential = Some(cycle::sequential_runs(kind, count, tag)?);
+            }
+            r.parallel.push((Some(kind), p));
+        }
+    }
+    Ok(())
+}
+
+async fn floor_runs(
+    r: &mut Results,
+    n: &kuryr_openstack::Neutron,
+    host: &str,
+    args: &Args,
+) -> Result<()> {
+    for i in 0..args.iterations {
+        let (t, net) = floor::network_create(n, &cycle::subnet(193, i), &format!("f{i}")).await?;
+        r.floor.entry(Op::NetworkCreate).or_default().push(ms(t));
+        let (t, port) = floor::run(n, &net, host, &format!("e{i}")).await?;
+        r.floor.entry(Op::Run).or_default().push(ms(t));
+        let t = floor::stop(n, &port).await?;
+        r.floor.entry(Op::Stop).or_default().push(ms(t));
+        let t = floor::network_rm(n, &net).await?;
+        r.floor.entry(Op::NetworkRm).or_default().push(ms(t));
+    }
+    for &count in &args.parallel {
+        for nets in [1usize, 10] {
+            let mut made = Vec::new();
+            for j in 0..nets {
+                let (_, net) =
+                    floor::network_create(n, &cycle::subnet(194, j), &format!("p{j}")).await?;
+                made.push(net);
+            }
+            let (wall, failures) = floor::parallel_runs(n, &made, host, count).await;
+            for net in &made {
+                let _ = floor::network_rm(n, net).await;
+            }
+            r.parallel.push((
+                None,
+                Parallel {
+                    count,
+                    networks: nets,
+                    wall,
+                    failures,
+                    each: Series::default(),
+                    neutron: count * 3,
+                    polls: 0.0,
+                    sequential: None,
+                },
+            ));
+        }
+    }
+    floor::cleanup(n).await;
+    Ok(())
+}
+
+async fn scale_runs(
+    r: &mut Results,
+    n: &kuryr_openstack::Neutron,
+    admin: kuryr_openstack::Neutron,
+    args: &Args,
+    kinds: &[Kind],
+) -> Result<()> {
+    let max_ports = args.ports.iter().copied().max().unwrap_or(0);
+    let mut filler = scale::Filler::new(n.clone(), admin, max_ports, args.networks).await?;
+    let mut points: Vec<(usize, usize)> = args.ports.iter().map(|&p| (p, 0)).collect();
+    if args.networks > 0 {
+        points.push((max_ports, args.networks));
+    }
+    let mut outcome = Ok(());
+    for (ports, networks) in points {
+        step(&format!(
+            "scale: {ports} ports, {networks} networks in Neutron"
+        ));
+        if let Err(e) = filler.ports_to(ports).await {
+            outcome = Err(e);
+            break;
+        }
+        if let Err(e) = filler.networks_to(networks).await {
+            outcome = Err(e);
+            break;
+        }
+        // Figures kept from the last run for the drivers not measured now.
+        let mut tables = r
+            .scale
+            .iter()
+            .find(|(p, _)| *p == (ports, networks))
+            .map(|(_, t)| t.clone())
+            .unwrap_or_default();
+        tables.retain(|k, _| !kinds.contains(k));
+        let iterations = args.scale_iterations;
+        // The Docker side is blocking CLI runs; nothing else runs on
+        // this runtime meanwhile.
+        let measured = (|| -> Result<()> {
+            for &kind in kinds {
+                let tag = if kind == Kind::Ours { "so" } else { "sp" };
+                tables.insert(kind, cycle::cycles(kind, iterations, tag)?);
+            }
+            Ok(())
+        })();
+        if let Err(e) = measured {
+            outcome = Err(e);
+            break;
+        }
+        r.scale.retain(|(p, _)| *p != (ports, networks));
+        r.scale.push(((ports, networks), tables));
+    }
+    step("scale: removing the filler");
+    filler.remove().await;
+    outcome
+}
+
+fn ready_runs(r: &mut Results, bin: &std::path::Path, keep: &Keep) -> Result<()> {
+    // A closed port: Keystone (and so Neutron) unreachable.
+    let down = "http://127.0.0.1:9/v3";
+    r.ready.retain(|((k, _), _)| *k != Kind::Ours);
+    for _ in 0..10 {
+        let t = ready::ours_once(bin, None)?;
+        r.push_ready((Kind::Ours, true), t.map(ms));
+        let t = ready::ours_once(bin, Some(down))?;
+        r.push_ready((Kind::Ours, false), t.map(ms));
+    }
+    if !keep.python {
+        r.ready.retain(|((k, _), _)| *k != Kind::Python);
+        for _ in 0..3 {
+            let t = ready::python_once(None)?;
+            r.push_ready((Kind::Python, true), t.map(ms));
+        }
+        let t = ready::python_once(Some(down))?;
+        r.push_ready((Kind::Python, false), t.map(ms));
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,189 @@
+//! 20 `docker run` at once on one kuryr network, through the lab's real
+//! dockerd and the daemon built by this test run, against the Neutron
+//! floor measured in the same test: the Neutron requests one run makes
+//! (the bound port, tagged at creation; its device; the endpoint tags),
+//! sent straight to Neutron for 20 runs at once. The runs must finish
+//! within 1.5x of that floor: a lock that makes container starts wait
+//! for each other across Neutron calls, or requests added to a run, show
+//! up here. It loads the one lab Neutron: `run-tests` runs `alone_*`
+//! binaries in a phase of their own.
+//!
+//! Needs the lab: `eval "$(lab/env kuryr)"; cargo nextest run -p kuryr --test alone_parallel`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::docker_cli::{Cleanup, docker, ensure_daemon, network_id};
+use common::env::id_tags;
+use common::lab::{self, Lab};
+use kuryr::names;
+use kuryr_openstack::neutron::{FixedIp, NetworkCreate, PortCreate, PortUpdate, SubnetCreate};
+use kuryr_openstack::{Neutron, Query, TagResource};
+
+const RUNS: usize = 20;
+/// How far above the floor the 20 runs may finish.
+const WITHIN: f64 = 1.5;
+
+/// The floor: `RUNS` times the requests of one run, all at once, on a
+/// network of the test's own; the wall time. The ports are deleted after.
+async fn neutron_floor(lab: &Lab, cidr: &str) -> Duration {
+    let n: &Neutron = &lab.neutron;
+    let net = n
+        .create_network(&NetworkCreate {
+            name: Some("kt-floor".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("floor network");
+    lab.track_user_network(&net.id);
+    let subnet = n
+        .create_subnet(&SubnetCreate {
+            network_id: net.id.clone(),
+            ip_version: 4,
+            cidr: Some(cidr.to_string()),
+            enable_dhcp: Some(false),
+            ..Default::default()
+        })
+        .await
+        .expect("floor subnet");
+    let one = |i: usize| {
+        let (net, subnet) = (&net, &subnet);
+        async move {
+            let eid = format!("{i:064x}");
+            let port = n
+                .create_port(&PortCreate {
+                    network_id: net.id.clone(),
+                    name: Some(names::UNBOUND_PORT_NAME.into()),
+                    admin_state_up: Some(true),
+                    device_owner: Some(names::DEVICE_OWNER.into()),
+                    host_id: Some(lab.host.clone()),
+                    fixed_ips: Some(vec![FixedIp {
+                        subnet_id: subnet.id.clone(),
+                        ip_address: String::new(),
+                    }]),
+                    tags: Some(vec![names::PORT_CREATED_TAG.into()]),
+                    ..Default::default()
+                })
+                .await
+                .expect("floor port");
+            n.update_port(
+                &port.id,
+                &PortUpdate {
+                    device_id: Some(eid.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("floor port update");
+            let mut tags = id_tags(&eid);
+            tags.push(names::PORT_CREATED_TAG.into());
+            n.replace_tags(TagResource::Port, &port.id, &tags)
+                .await
+                .expect("floor tags");
+            port.id
+        }
+    };
+    let started = Instant::now();
+    let ports = futures_util::future::join_all((0..RUNS).map(one)).await;
+    let wall = started.elapsed();
+    for p in ports {
+        let _ = n.delete_port(&p).await;
+    }
+    let _ = n.delete_network(&net.id).await;
+    wall
+}
+
+/// `RUNS` `docker run -d` at once on `net`; the wall time and each run's
+/// outcome.
+fn parallel_runs(net: &str, names: &[String]) -> (Duration, Vec<(bool, String)>) {
+    let started = Instant::now();
+    let results = std::thread::scope(|s| {
+        let handles: Vec<_> = names
+            .iter()
+            .map(|name| {
+                let flag = format!("--net={net}");
+                s.spawn(move || {
+                    let out = docker(&[
+                        "run", "-d", "--name", name, &flag, "busybox", "sleep", "600",
+                    ]);
+                    (
+                        out.status.success(),
+                        String::from_utf8_lossy(&out.stderr).to_string(),
+                    )
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a docker run thread"))
+            .collect::<Vec<_>>()
+    });
+    (started.elapsed(), results)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_runs_at_once_within_1_5x_of_the_neutron_floor() {
+    ensure_daemon();
+    lab::run(async |lab: &Lab| {
+        let mut cleanup = Cleanup::new();
+        let name = format!("kt-par-{}", lab.slot.index());
+        let cidr = lab.cidr4(0);
+        cleanup.kuryr_network(&name, Some(&cidr), &[]);
+        // One run first: the daemon's token and index are warm, as they
+        // are for the floor's client.
+        cleanup.container(&format!("{name}-warm"), &name, &[]);
+
+        let floor = neutron_floor(lab, &lab.cidr4(1)).await;
+        let containers: Vec<String> = (0..RUNS).map(|i| format!("{name}-{i}")).collect();
+        cleanup.containers.extend(containers.iter().cloned());
+        let net = name.clone();
+        let (wall, results) = tokio::task::spawn_blocking(move || parallel_runs(&net, &containers))
+            .await
+            .expect("the runs");
+        let ratio = wall.as_secs_f64() / floor.as_secs_f64();
+        println!(
+            "{RUNS} docker run at once: {:.1} s; Neutron floor ({RUNS} x 3 requests at once): \
+             {:.1} s; ratio {ratio:.2}",
+            wall.as_secs_f64(),
+            floor.as_secs_f64()
+        );
+        let failed: Vec<&String> = results.iter().filter(|r| !r.0).map(|r| &r.1).collect();
+        assert!(
+            failed.is_empty(),
+            "{} runs failed: {failed:?}",
+            failed.len()
+        );
+
+        // They really run on Neutron: one ACTIVE port per container,
+        // bound to this host and tagged with its endpoint.
+        let network = lab.network_of(&network_id(&name)).await;
+        let ports = lab.kuryr_ports_in(&network.id).await;
+        let claimed: Vec<_> = ports
+            .iter()
+            .filter(|p| names::id_from_tags(&p.tags).is_some())
+            .collect();
+        assert_eq!(claimed.len(), RUNS + 1, "{ports:#?}");
+        for p in &claimed {
+            assert_eq!(p.status, "ACTIVE", "port {}", p.id);
+            assert_eq!(p.host_id, lab.host, "port {}", p.id);
+            let eid = names::id_from_tags(&p.tags).expect("endpoint tags");
+            let found = lab
+                .neutron
+                .list_ports(&Query::new().tags(&id_tags(&eid)))
+                .await
+                .expect("ports of the endpoint");
+            assert_eq!(found.len(), 1, "endpoint {eid}");
+        }
+        assert!(
+            ratio <= WITHIN,
+            "{RUNS} runs at once took {:.1} s, {ratio:.2}x the Neutron floor of {:.1} s \
+             (at most {WITHIN}x)",
+            wall.as_secs_f64(),
+            floor.as_secs_f64()
+        );
+        // The containers and the network go before lab::run's checks.
+        drop(cleanup);
+    })
+    .await;
+}
