@@ -112,14 +112,29 @@ fn error_body(message: &str) -> Vec<u8> {
 /// Answer one plugin call: parse it, let the driver execute it, encode the
 /// outcome. Never panics; every failure is a JSON `Err`.
 pub async fn answer(driver: &Driver, path: &str, body: &[u8]) -> Reply {
-    let outcome = match PluginCall::parse(path, body) {
+    let outcome = match parse(path, body) {
         Ok(call) => driver.execute(call).await.map_err(CallError::from),
-        Err(e) => {
-            warn!(call = path, error = %e, "refused");
-            Err(e.into())
-        }
+        Err(e) => Err(e),
     };
     Reply::from_outcome(outcome)
+}
+
+/// [`answer`] as the listeners do it: the call runs in a task of its own,
+/// to its end or its rollback even if the client hangs up, and is
+/// answered within its bound ([`Driver::execute_detached`]).
+pub async fn answer_detached(driver: Arc<Driver>, path: &str, body: &[u8]) -> Reply {
+    let outcome = match parse(path, body) {
+        Ok(call) => driver.execute_detached(call).await.map_err(CallError::from),
+        Err(e) => Err(e),
+    };
+    Reply::from_outcome(outcome)
+}
+
+fn parse(path: &str, body: &[u8]) -> Result<PluginCall, CallError> {
+    PluginCall::parse(path, body).map_err(|e| {
+        warn!(call = path, error = %e, "refused");
+        e.into()
+    })
 }
 
 async fn handle(
@@ -129,7 +144,7 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let reply = if method == Method::POST {
-        answer(&driver, uri.path(), &body).await
+        answer_detached(driver, uri.path(), &body).await
     } else {
         Reply::from_outcome(Err(CallError::NotPost))
     };

@@ -257,6 +257,7 @@ impl Session {
         revision: Option<u64>,
     ) -> Result<Response> {
         let started = Instant::now();
+        let watch = crate::metrics::request_started(|| format!("neutron {method} /v2.0{path}"));
         let handled = fake.handle(method.as_str(), path, query, body, revision);
         let answer = match self.inner.config.timeout {
             Some(after) => tokio::time::timeout(after, handled)
@@ -267,11 +268,13 @@ impl Session {
         let (status, bytes) = match answer {
             Err(after) => {
                 self.inner.stats.record(op, started.elapsed(), false);
-                return Err(Error::Timeout {
+                let e = Error::Timeout {
                     service: "neutron",
                     request: format!("{method} /v2.0{path}"),
                     after,
-                });
+                };
+                watch.failed(&e);
+                return Err(e);
             }
             Ok(crate::fake::Answer::Reply(status, bytes)) => (status, bytes),
             Ok(crate::fake::Answer::Lost) => {
@@ -347,7 +350,13 @@ impl Session {
                         _ => token,
                     });
                 }
-                Step::Wait(renewal) => match renewal.outcome().await {
+                Step::Wait(renewal) => match {
+                    // Another caller's token request: this call waits for it.
+                    let _watch = crate::metrics::request_started(|| {
+                        "keystone POST /v3/auth/tokens (another call's)".into()
+                    });
+                    renewal.outcome().await
+                } {
                     Some(Ok(token)) => return Ok(token),
                     Some(Err(e)) => return Err(Error::Shared(e)),
                     // Its caller gave up mid-way: ask again.
@@ -367,6 +376,7 @@ impl Session {
         let url = format!("{}/auth/tokens", self.keystone_base());
         let body = self.inner.config.credential.request_body()?;
         let started = Instant::now();
+        let watch = crate::metrics::request_started(|| "keystone POST /v3/auth/tokens".into());
         let sent = self.inner.http.post(&url).json(&body).send().await;
         let failed = |source| self.transport_error("keystone", "POST", &url, source);
         let result = match sent {
@@ -416,6 +426,9 @@ impl Session {
                 }
             }
         };
+        if let Err(e) = &result {
+            watch.failed(e);
+        }
         self.inner
             .stats
             .record("keystone.issue_token", started.elapsed(), result.is_ok());
@@ -532,6 +545,9 @@ impl Session {
         }
         let failed =
             |source| self.transport_error(req.service, req.method.as_str(), &req.url, source);
+        let watch = crate::metrics::request_started(|| {
+            format!("{} {} {}", req.service, req.method, url_path(&req.url))
+        });
         let started = Instant::now();
         let outcome = match http.send().await {
             Err(source) => Err(failed(source)),
@@ -551,6 +567,9 @@ impl Session {
             }
         };
         let elapsed = started.elapsed();
+        if let Err(e) = &outcome {
+            watch.failed(e);
+        }
         let ok = matches!(&outcome, Ok(a) if a.status.is_success());
         self.inner.stats.record(req.op, elapsed, ok);
         if let Ok(a) = &outcome {

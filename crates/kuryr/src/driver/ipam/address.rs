@@ -12,7 +12,7 @@ use kuryr_openstack::neutron::{FixedIp, Port, PortCreate, Subnet};
 use kuryr_openstack::{Query, TagResource};
 use tracing::{info, warn};
 
-use super::super::steps::{Journal, Undo};
+use super::super::steps::{Journal, Lost, Undo};
 use super::super::{Driver, DriverError, Result, first_host, with_prefix};
 use super::{AUX_DEVICE_ID, in_use, is_bound, is_kuryr_port};
 use crate::config::CapabilityScope;
@@ -97,11 +97,7 @@ impl Driver {
             .journaled("RequestAddress", async |j: &mut Journal| {
                 let port = match req.address {
                     Some(ip) => self.claim_address(&subnet, ip, j).await?,
-                    None => {
-                        let port = self.create_ipam_port(&subnet, None, None).await?;
-                        j.push(Undo::DeletePort(port.id.clone()));
-                        port
-                    }
+                    None => self.create_ipam_port(&subnet, None, None, j).await?,
                 };
                 self.fault_point("RequestAddress.port_made").await?;
                 Ok(port)
@@ -124,17 +120,20 @@ impl Driver {
         })
     }
 
-    /// A `kuryr-unbound-port` holding `ip` (or any free address);
-    /// `device_id` marks a reservation no container may claim.
+    /// A `kuryr-unbound-port` holding `ip` (or any free address),
+    /// journaled; `device_id` marks a reservation no container may claim.
     pub(in crate::driver) async fn create_ipam_port(
         &self,
         subnet: &Subnet,
         ip: Option<IpAddr>,
         device_id: Option<&str>,
+        j: &mut Journal,
     ) -> Result<Port> {
+        let description = names::made_in(&names::nonce(), &self.config.host_id);
         let body = PortCreate {
             network_id: subnet.network_id.clone(),
             name: Some(names::UNBOUND_PORT_NAME.into()),
+            description: Some(description.clone()),
             admin_state_up: Some(true),
             device_owner: Some(names::DEVICE_OWNER.into()),
             host_id: self.bind_host_id(),
@@ -148,7 +147,10 @@ impl Driver {
             tags: self.create_tags(vec![names::PORT_CREATED_TAG.into()]),
             ..Default::default()
         };
-        self.neutron.create_port(&body).await.map_err(|e| {
+        let lost = Lost::Port { description };
+        let made = self.neutron.create_port(&body);
+        let made = self.create_undoable(j, lost, made, |p: &Port| Undo::DeletePort(p.id.clone()));
+        made.await.map_err(|e| {
             if e.is_ip_already_allocated() {
                 DriverError::Invalid(format!(
                     "address {} is already in use in Neutron subnet {}",
@@ -199,9 +201,7 @@ impl Driver {
                 .next(),
         };
         let Some(port) = found else {
-            let port = self.create_ipam_port(subnet, Some(ip), None).await?;
-            j.push(Undo::DeletePort(port.id.clone()));
-            return Ok(port);
+            return self.create_ipam_port(subnet, Some(ip), None, j).await;
         };
         if let Some(owner) = names::id_from_tags(&port.tags) {
             return Err(DriverError::Invalid(format!(
