@@ -281,6 +281,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         return Err(e);
     }
     warn_plain_neutron(driver.neutron()).await;
+    // What a crash or a lost call left: now, then every orphan_interval.
+    tokio::spawn(driver.clone().collect_orphans_forever());
     notify::notify(&format!("{}\nSTATUS=serving the plugin API", notify::READY));
     let served = server.await;
     drop(stop);

@@ -194,6 +194,23 @@ pub fn container_ifname(port_id: &str) -> String {
     ifname(CONTAINER_VETH_PREFIX, port_id)
 }
 
+/// Prefix of the alias of the host end of a veth pair kuryr made.
+pub const HOST_LINK_ALIAS_PREFIX: &str = "kuryr port ";
+
+/// Alias of the host end of a port's veth pair: the whole port ID (the
+/// interface name holds 11 characters of it), so a host link left by a
+/// crash is known as kuryr's and checked against Neutron.
+pub fn host_link_alias(port_id: &str) -> String {
+    format!("{HOST_LINK_ALIAS_PREFIX}{port_id}")
+}
+
+/// The port ID of a [`host_link_alias`].
+pub fn port_of_host_link_alias(alias: &str) -> Option<&str> {
+    alias
+        .strip_prefix(HOST_LINK_ALIAS_PREFIX)
+        .filter(|id| !id.is_empty())
+}
+
 /// Suffix of the security group made for a port's exposed ports.
 pub const EXPOSED_SG_SUFFIX: &str = "-exposed_ports";
 

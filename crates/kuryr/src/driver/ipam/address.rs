@@ -290,7 +290,7 @@ impl Driver {
             .iter()
             .filter(|p| p.ips_in(&subnet.id).any(|a| a == ip.to_string()))
         {
-            if self.may_release(port, here) {
+            if self.may_release(port, here).await {
                 self.release_port(port, ip).await?;
             }
             self.index().remove_port(&port.id);
@@ -303,11 +303,26 @@ impl Driver {
     /// take a winner's port), nor one an endpoint elsewhere still holds
     /// (its tags say so: a DeleteEndpoint in global scope strips them for
     /// the manager's ReleaseAddress); a port bound to this host whose
-    /// endpoint this daemon does not know is a dead one's.
-    fn may_release(&self, port: &Port, handed_out_here: bool) -> bool {
-        if let Some(ep) = self.index().endpoint_of_port(&port.id) {
-            warn!(port = %port.id, endpoint = %ep.endpoint_id, "ReleaseAddress: the port is a live endpoint's; left alone");
-            return false;
+    /// endpoint this daemon does not know is a dead one's, and so is one
+    /// whose endpoint the index loaded at start-up but whose host link is
+    /// gone (the daemon was killed before the endpoint was done).
+    async fn may_release(&self, port: &Port, handed_out_here: bool) -> bool {
+        let known = self
+            .index()
+            .endpoint_of_port(&port.id)
+            .map(|e| e.endpoint_id.clone());
+        if let Some(ep) = known {
+            let dead = !self.locked(&ep)
+                && matches!(
+                    self.binder.host_side_exists(&port.id).await,
+                    Ok(Some(false))
+                );
+            if !dead {
+                warn!(port = %port.id, endpoint = %ep, "ReleaseAddress: the port is a live endpoint's; left alone");
+                return false;
+            }
+            info!(port = %port.id, endpoint = %ep, "ReleaseAddress: the port's endpoint is dead (no host link)");
+            self.index().remove_endpoint(&ep);
         }
         let owner = names::id_from_tags(&port.tags);
         let bound_here = self.bind_host_id().is_some_and(|h| h == port.host_id);
@@ -336,7 +351,7 @@ impl Driver {
     }
 
     /// Give a reused user port back as it was before Docker used it.
-    async fn restore_user_port(&self, port: &Port) -> Result<()> {
+    pub(in crate::driver) async fn restore_user_port(&self, port: &Port) -> Result<()> {
         let mut update = kuryr_openstack::neutron::PortUpdate::default();
         if port.device_owner == names::DEVICE_OWNER {
             update.device_owner = Some(String::new());
