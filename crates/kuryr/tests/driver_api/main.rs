@@ -9,8 +9,9 @@
 //! and can run in parallel with the others.
 //!
 //! One file per concern, mirroring `src/driver/`: [`flows`], [`network`],
-//! [`endpoint`], [`ipam`], [`index`], and [`protocol`] (refusals leave
-//! Neutron untouched).
+//! [`endpoint`], [`ipam`], [`index`], [`protocol`] (refusals leave
+//! Neutron untouched), and [`faults`] (every fault point as an injected
+//! error).
 //!
 //! Needs the lab: `eval "$(lab/env kuryr)"; cargo nextest run -p kuryr --test driver_api`.
 
@@ -19,6 +20,7 @@
 mod common;
 
 mod endpoint;
+mod faults;
 mod flows;
 mod index;
 mod ipam;

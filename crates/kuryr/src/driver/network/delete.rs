@@ -28,7 +28,9 @@ impl Driver {
         let network = match self.neutron.get_network(&entry.network.id).await {
             Ok(n) => n,
             Err(e) if e.is_not_found() => {
+                // Deleted by an attempt that failed after: finish it.
                 self.index().remove_network(id.as_str());
+                self.delete_released_pools(&entry.subnets).await;
                 return Ok(());
             }
             Err(e) => return Err(e.into()),
