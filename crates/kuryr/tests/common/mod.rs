@@ -12,6 +12,7 @@
 //!   an in-process driver
 //! - [`explain`]: the fault suite's check: no object of the driver that no
 //!   Docker object explains
+//! - [`faults`]: the fault suite's hands on the lab (kill, stop, restart)
 //! - [`host`]: the host's links and the lab's `br-int` ports
 //! - [`http`]: raw HTTP exchanges with a plugin over a socket or TCP
 //! - [`netns`]: network namespaces, `ip`, a thread in a fresh namespace
@@ -25,6 +26,7 @@ pub mod docker_cli;
 pub mod dockerd;
 pub mod env;
 pub mod explain;
+pub mod faults;
 pub mod host;
 pub mod http;
 pub mod lab;
