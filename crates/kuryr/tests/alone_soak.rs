@@ -78,7 +78,10 @@ fn command(f: &mut Figures, args: &[&str], disruption: &mut Option<std::thread::
     }
     // A `docker run` that failed leaves its container in Created state.
     if args.first() == Some(&"run")
-        && let Some(name) = args.iter().position(|a| *a == "--name").map(|i| args[i + 1])
+        && let Some(name) = args
+            .iter()
+            .position(|a| *a == "--name")
+            .map(|i| args[i + 1])
     {
         let _ = docker_try(&["rm", "-f", name]);
     }
@@ -120,7 +123,9 @@ async fn soak() {
     let kills = setting("SOAK_KILLS", 20);
     let restarts = setting("SOAK_NEUTRON_RESTARTS", 5);
     let seed = setting("SOAK_SEED", random_u64() | 1);
-    println!("soak: {cycles} cycles, {kills} SIGKILLs, {restarts} neutron-server restarts, seed {seed}");
+    println!(
+        "soak: {cycles} cycles, {kills} SIGKILLs, {restarts} neutron-server restarts, seed {seed}"
+    );
     let mut rng = Rng(seed);
     let mut plan = vec![None; cycles as usize];
     for (what, n) in [
@@ -164,13 +169,23 @@ async fn soak() {
                 let netarg = format!("--net={net}");
                 command(
                     &mut f,
-                    &["run", "-d", "--name", &c, &netarg, "busybox", "sleep", "600"],
+                    &[
+                        "run", "-d", "--name", &c, &netarg, "busybox", "sleep", "600",
+                    ],
                     &mut disruption,
                 );
                 command(&mut f, &["rm", "-f", &c], &mut disruption);
             } else {
-                command(&mut f, &["network", "connect", &net, &roamer], &mut disruption);
-                command(&mut f, &["network", "disconnect", &net, &roamer], &mut disruption);
+                command(
+                    &mut f,
+                    &["network", "connect", &net, &roamer],
+                    &mut disruption,
+                );
+                command(
+                    &mut f,
+                    &["network", "disconnect", &net, &roamer],
+                    &mut disruption,
+                );
             }
             if let Some(d) = disruption.take() {
                 d.join().expect("disruption thread");

@@ -350,13 +350,7 @@ impl Session {
                         _ => token,
                     });
                 }
-                Step::Wait(renewal) => match {
-                    // Another caller's token request: this call waits for it.
-                    let _watch = crate::metrics::request_started(|| {
-                        "keystone POST /v3/auth/tokens (another call's)".into()
-                    });
-                    renewal.outcome().await
-                } {
+                Step::Wait(renewal) => match Self::wait_for(renewal).await {
                     Some(Ok(token)) => return Ok(token),
                     Some(Err(e)) => return Err(Error::Shared(e)),
                     // Its caller gave up mid-way: ask again.
@@ -365,6 +359,14 @@ impl Session {
                 Step::Lead(leader) => return leader.finish(self.issue_token().await),
             }
         }
+    }
+
+    /// Wait for another caller's token request.
+    async fn wait_for(renewal: token::Waiter) -> Option<Result<Arc<Token>, Arc<Error>>> {
+        let _watch = crate::metrics::request_started(|| {
+            "keystone POST /v3/auth/tokens (another call's)".into()
+        });
+        renewal.outcome().await
     }
 
     /// Forget `stale` if it is still the cached token.
