@@ -109,13 +109,32 @@ pub fn exclusive_scope() -> Scope {
     }
 }
 
-/// The pid of a lab service (its process group leader).
+/// The pid of a lab service's main process, the leader of its process
+/// group: the recorded pid, or (when the record names the shell that
+/// started it in a new session) that shell's child leading its group.
 pub fn service_pid(name: &str) -> u32 {
     let record = format!("{}/run/{name}.pid", lab_dir());
-    std::fs::read_to_string(&record)
+    let pid: u32 = std::fs::read_to_string(&record)
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("{record}: no pid: is the lab up?"))
+        .unwrap_or_else(|| panic!("{record}: no pid: is the lab up?"));
+    if group_of(pid) == Some(pid) {
+        return pid;
+    }
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    children
+        .split_whitespace()
+        .filter_map(|c| c.parse().ok())
+        .find(|&c| group_of(c) == Some(c))
+        .unwrap_or_else(|| panic!("{name}: no process group leader under pid {pid}"))
+}
+
+/// The process group of `pid` (field 5 of /proc/PID/stat).
+fn group_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    rest.split_whitespace().nth(2)?.parse().ok()
 }
 
 /// A lab service's process group stopped with SIGSTOP until dropped
