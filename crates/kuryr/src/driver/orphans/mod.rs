@@ -132,7 +132,10 @@ impl Driver {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod age_tests {
     use super::*;
 
     #[test]
