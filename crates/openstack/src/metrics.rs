@@ -38,16 +38,17 @@ impl InFlight {
     }
 
     /// `neutron POST /v2.0/ports (no answer for 12 s)`: the oldest request
-    /// in flight; else the last failure; `None` if neither.
+    /// in flight, and the last failure before it; `None` if neither.
     pub fn describe(&self) -> Option<String> {
         let st = self.lock();
-        if let Some((_, what, since)) = st.open.first() {
-            return Some(format!(
-                "{what} (no answer for {} s)",
-                since.elapsed().as_secs()
-            ));
+        let open = st.open.first().map(|(_, what, since)| {
+            format!("{what} (no answer for {} s)", since.elapsed().as_secs())
+        });
+        match (open, &st.last_failure) {
+            (Some(open), Some(failed)) => Some(format!("{open}, after {failed}")),
+            (Some(open), None) => Some(open),
+            (None, failed) => failed.clone(),
         }
-        st.last_failure.clone()
     }
 }
 
