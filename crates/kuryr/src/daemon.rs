@@ -9,7 +9,9 @@ use tracing::{error, info, warn};
 
 use crate::binding::{Binder, NestedConfig, NestedKind, VethConfig};
 use crate::config::{BindingDriverKind, Config, PortDriverKind};
-use crate::driver::{Driver, DriverConfig};
+use crate::driver::{
+    DEFAULT_CALL_TIMEOUT, DEFAULT_ORPHAN_GRACE, DEFAULT_ORPHAN_INTERVAL, Driver, DriverConfig,
+};
 use crate::notify;
 use crate::server;
 
@@ -71,7 +73,12 @@ pub fn driver_config(config: &Config) -> DriverConfig {
         port_driver: d.default_port_driver,
         link_iface: config.binding.link_iface.clone(),
         link_netns: None,
-        orphan_grace: Duration::from_secs(300),
+        orphan_grace: d.orphan_grace.unwrap_or(DEFAULT_ORPHAN_GRACE),
+        orphan_interval: d.orphan_interval.unwrap_or(DEFAULT_ORPHAN_INTERVAL),
+        call_timeout: d
+            .call_timeout
+            .filter(|t| !t.is_zero())
+            .unwrap_or(DEFAULT_CALL_TIMEOUT),
         allowed_projects: crate::driver::AllowedProjects::from_list(
             &config.neutron.allowed_projects,
         ),
@@ -277,6 +284,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         return Err(e);
     }
     warn_plain_neutron(driver.neutron()).await;
+    // What a crash or a lost call left: now, then every orphan_interval.
+    tokio::spawn(driver.clone().collect_orphans_forever());
     notify::notify(&format!("{}\nSTATUS=serving the plugin API", notify::READY));
     let served = server.await;
     drop(stop);

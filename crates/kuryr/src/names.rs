@@ -126,14 +126,46 @@ pub fn parse_made_by(description: &str) -> Option<(&str, &str)> {
     description.strip_prefix(MADE_BY_PREFIX)?.split_once(" on ")
 }
 
+/// Prefix of the description of the ports and subnet pools kuryr makes.
+pub const MADE_IN_PREFIX: &str = "kuryr: request ";
+
+/// Description of a port or subnet pool kuryr makes in one request on
+/// `host`: the nonce is that request's alone, so a create whose answer
+/// never came (a timeout, a crash) is found by it and undone; the host
+/// says which node made it (nested modes bind no port to a host).
+pub fn made_in(nonce: &str, host: &str) -> String {
+    format!("{MADE_IN_PREFIX}{nonce} on {host}")
+}
+
+/// (nonce, host) of a description written by [`made_in`].
+pub fn parse_made_in(description: &str) -> Option<(&str, &str)> {
+    description.strip_prefix(MADE_IN_PREFIX)?.split_once(" on ")
+}
+
+/// A fresh nonce for [`made_in`]: 16 hex digits.
+pub fn nonce() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    format!("{:016x}", h.finish())
+}
+
 /// Name of a Neutron network created for a Docker network.
 pub fn network_name(id: &DockerId) -> String {
     format!("kuryr-net-{}", id.prefix(8))
 }
 
+/// Prefix of the names of the subnets kuryr makes.
+pub const SUBNET_NAME_PREFIX: &str = "kuryr-subnet-";
+
 /// Name of a subnet created for a Docker pool.
 pub fn subnet_name(cidr: &IpNet) -> String {
-    format!("kuryr-subnet-{cidr}")
+    format!("{SUBNET_NAME_PREFIX}{cidr}")
 }
 
 /// Name of a subnet pool created for a Docker pool.
@@ -162,6 +194,23 @@ pub fn container_ifname(port_id: &str) -> String {
     ifname(CONTAINER_VETH_PREFIX, port_id)
 }
 
+/// Prefix of the alias of the host end of a veth pair kuryr made.
+pub const HOST_LINK_ALIAS_PREFIX: &str = "kuryr port ";
+
+/// Alias of the host end of a port's veth pair: the whole port ID (the
+/// interface name holds 11 characters of it), so a host link left by a
+/// crash is known as kuryr's and checked against Neutron.
+pub fn host_link_alias(port_id: &str) -> String {
+    format!("{HOST_LINK_ALIAS_PREFIX}{port_id}")
+}
+
+/// The port ID of a [`host_link_alias`].
+pub fn port_of_host_link_alias(alias: &str) -> Option<&str> {
+    alias
+        .strip_prefix(HOST_LINK_ALIAS_PREFIX)
+        .filter(|id| !id.is_empty())
+}
+
 /// Suffix of the security group made for a port's exposed ports.
 pub const EXPOSED_SG_SUFFIX: &str = "-exposed_ports";
 
@@ -173,6 +222,16 @@ pub fn exposed_sg_name(port_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn made_in_round_trips_and_nonces_differ() {
+        let (a, b) = (nonce(), nonce());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 16);
+        let d = made_in(&a, "node-1");
+        assert_eq!(parse_made_in(&d), Some((a.as_str(), "node-1")));
+        assert_eq!(parse_made_in("kuryr: docker x on y"), None);
+    }
 
     #[test]
     fn tags_split_and_join_ids() {

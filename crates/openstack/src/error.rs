@@ -83,6 +83,23 @@ pub enum Error {
         service: &'static str,
         detail: String,
     },
+    /// No answer within the request timeout (the `[neutron] timeout`): the
+    /// service accepts connections but does not reply. The request may or
+    /// may not have been acted on.
+    #[error(
+        "{service} did not answer {request} within {} s (request timeout): is {service} overloaded or stopped?",
+        after.as_secs()
+    )]
+    Timeout {
+        service: &'static str,
+        /// `METHOD /path`.
+        request: String,
+        after: std::time::Duration,
+    },
+    /// One failure seen by several callers: every caller waiting for one
+    /// token request gets the error of that request.
+    #[error(transparent)]
+    Shared(std::sync::Arc<Error>),
     /// The answer could not be decoded.
     #[error("cannot decode {service} response to {what}: {detail}")]
     Decode {
@@ -113,6 +130,7 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Api(e) | Error::Auth(e) => Some(e.status),
+            Error::Shared(e) => e.status(),
             _ => None,
         }
     }
@@ -121,6 +139,7 @@ impl Error {
     pub fn kind(&self) -> Option<&str> {
         match self {
             Error::Api(e) | Error::Auth(e) => Some(e.kind.as_str()),
+            Error::Shared(e) => e.kind(),
             _ => None,
         }
     }
@@ -155,8 +174,21 @@ impl Error {
     /// The call may succeed if repeated (transport failure or 5xx/503).
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Transport { .. } | Error::NoReply { .. } => true,
+            Error::Transport { .. } | Error::NoReply { .. } | Error::Timeout { .. } => true,
             Error::Api(e) => matches!(e.status, 500 | 502 | 503 | 504),
+            Error::Shared(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+
+    /// The request may have been acted on although no answer came back
+    /// (a timeout, a lost reply): a create may have created.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            Error::NoReply { .. } | Error::Timeout { .. } => true,
+            // A connection broken after the request was written.
+            Error::Transport { source, .. } => !source.is_connect() && !source.is_builder(),
+            Error::Shared(e) => e.outcome_unknown(),
             _ => false,
         }
     }

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Operation names of status polls ([`CallSnapshot::neutron_polls`]).
 pub const POLL_PREFIX: &str = "neutron.poll_";
@@ -17,6 +17,83 @@ pub const POLL_PREFIX: &str = "neutron.poll_";
 tokio::task_local! {
     /// The counters of the piece of work this task is doing, if any.
     static SCOPE: Arc<CallStats>;
+    /// What the piece of work this task is doing waits for, if watched.
+    static WATCH: Arc<InFlight>;
+}
+
+/// The requests a piece of work has in flight and its last failure, so
+/// that whoever gives up waiting for it can say what was unreachable.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    state: Mutex<InFlightState>,
+}
+
+#[derive(Debug, Default)]
+struct InFlightState {
+    next: u64,
+    open: Vec<(u64, String, Instant)>,
+    last_failure: Option<String>,
+}
+
+impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, InFlightState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `neutron POST /v2.0/ports (no answer for 12 s)`: the oldest request
+    /// in flight, and the last failure before it; `None` if neither.
+    pub fn describe(&self) -> Option<String> {
+        let st = self.lock();
+        let open = st.open.first().map(|(_, what, since)| {
+            format!("{what} (no answer for {} s)", since.elapsed().as_secs())
+        });
+        match (open, &st.last_failure) {
+            (Some(open), Some(failed)) => Some(format!("{open}, after {failed}")),
+            (Some(open), None) => Some(open),
+            (None, failed) => failed.clone(),
+        }
+    }
+}
+
+/// Run `work` watched by `watch`: the requests any session sends from this
+/// task are listed there while in flight.
+pub async fn watched<F: Future>(watch: Arc<InFlight>, work: F) -> F::Output {
+    WATCH.scope(watch, work).await
+}
+
+/// A request listed in the current [`watched`] scope until dropped.
+pub(crate) struct InFlightGuard(Option<(Arc<InFlight>, u64)>);
+
+/// List `what` (`neutron POST /v2.0/ports`) as in flight.
+pub(crate) fn request_started(what: impl FnOnce() -> String) -> InFlightGuard {
+    InFlightGuard(
+        WATCH
+            .try_with(|w| {
+                let mut st = w.lock();
+                st.next += 1;
+                let id = st.next;
+                st.open.push((id, what(), Instant::now()));
+                (w.clone(), id)
+            })
+            .ok(),
+    )
+}
+
+impl InFlightGuard {
+    /// The request failed without an answer: remember why.
+    pub(crate) fn failed(&self, why: &dyn std::fmt::Display) {
+        if let Some((w, _)) = &self.0 {
+            w.lock().last_failure = Some(why.to_string());
+        }
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if let Some((w, id)) = &self.0 {
+            w.lock().open.retain(|(i, _, _)| i != id);
+        }
+    }
 }
 
 /// Run `work` with counters of its own: every request any session sends
@@ -153,6 +230,29 @@ impl CallSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_watch_names_the_request_in_flight_then_the_last_failure() {
+        let watch = Arc::new(InFlight::default());
+        let w = watch.clone();
+        watched(watch.clone(), async move {
+            let g = request_started(|| "neutron POST /v2.0/ports".into());
+            assert!(
+                w.describe()
+                    .unwrap()
+                    .starts_with("neutron POST /v2.0/ports (no answer for 0 s")
+            );
+            g.failed(&"neutron did not answer POST /v2.0/ports within 15 s");
+        })
+        .await;
+        assert_eq!(
+            watch.describe().as_deref(),
+            Some("neutron did not answer POST /v2.0/ports within 15 s")
+        );
+        // Outside a watch nothing is listed.
+        let g = request_started(|| "x".into());
+        g.failed(&"y");
+    }
 
     #[tokio::test]
     async fn counted_scopes_see_only_their_own_requests() {

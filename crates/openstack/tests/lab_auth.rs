@@ -276,3 +276,81 @@ async fn bad_ca_file_is_a_config_error() {
     assert!(matches!(err, Error::Config(_)), "{err:?}");
     assert!(err.to_string().contains("/nonexistent/ca.pem"));
 }
+
+/// A TCP proxy to the lab's Keystone that can be made to stall: it then
+/// accepts connections and answers nothing, as a stopped Keystone does.
+async fn stallable_keystone() -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let upstream = url::Url::parse(&auth_url()).unwrap();
+    let upstream = format!(
+        "{}:{}",
+        upstream.host_str().unwrap(),
+        upstream.port_or_known_default().unwrap()
+    );
+    let stalled = Arc::new(AtomicBool::new(false));
+    let flag = stalled.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            let stall = flag.load(Ordering::Relaxed);
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                if stall {
+                    // Hold the connection, read nothing, answer nothing.
+                    tokio::time::sleep(Duration::from_secs(300)).await;
+                    drop(client);
+                    return;
+                }
+                if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    (format!("http://{addr}/v3"), stalled)
+}
+
+#[tokio::test]
+async fn a_stalled_keystone_slows_no_call_while_the_token_is_valid() {
+    let a = account("kuryr");
+    let (url, stalled) = stallable_keystone().await;
+    let mut cfg = SessionConfig::new(url, password_credential(&a, &a.password));
+    // Every token looks due for renewal; requests give up after 3 s.
+    cfg.reauth_margin = Duration::from_secs(100 * 365 * 24 * 3600);
+    cfg.timeout = Some(Duration::from_secs(3));
+    let s = Session::new(cfg).unwrap();
+    let n = Neutron::new(s.clone());
+    let q = Query::new().eq("name", "no-such-net");
+    n.list_networks(&q).await.expect("a first call");
+    stalled.store(true, std::sync::atomic::Ordering::Relaxed);
+    // Renewals stall (and fail after 3 s); the still-valid token serves,
+    // and concurrent callers do not queue behind the renewal.
+    let started = std::time::Instant::now();
+    let calls: Vec<_> = (0..5)
+        .map(|_| {
+            let n = n.clone();
+            let q = q.clone();
+            tokio::spawn(async move { n.list_networks(&q).await.map(|_| ()) })
+        })
+        .collect();
+    for call in calls {
+        call.await
+            .unwrap()
+            .expect("a call with the still-valid token");
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "calls waited for the stalled renewal: {took:?}"
+    );
+    // The renewal failed; the next calls still work.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    n.list_networks(&q).await.expect("after the failed renewal");
+    let issued = s.stats().snapshot().ops["keystone.issue_token"];
+    assert!(issued.errors >= 1, "a renewal failed: {issued:?}");
+}

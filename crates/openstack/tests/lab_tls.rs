@@ -100,7 +100,7 @@ async fn renewing_the_token_on_every_call_costs_no_failed_request() {
             .await
             .expect("a call with a renewed token");
     }
-    // Concurrent callers share the renewals and none of them fails.
+    // Concurrent callers share a renewal and none of them fails.
     let calls: Vec<_> = (0..6)
         .map(|_| {
             let n = n.clone();
@@ -114,8 +114,9 @@ async fn renewing_the_token_on_every_call_costs_no_failed_request() {
     let snap = s.stats().snapshot();
     let issued = &snap.ops["keystone.issue_token"];
     let listed = &snap.ops["neutron.list_networks"];
-    // One token for the catalog, then one per call.
-    assert!(issued.count >= 9, "{snap:?}");
+    // One token for the catalog, one per sequential call; concurrent
+    // callers share one renewal rather than each sending their own.
+    assert!(issued.count >= 5, "{snap:?}");
     assert_eq!(listed.count, 9, "no call was sent twice: {snap:?}");
     assert_eq!(
         (issued.errors, listed.errors),

@@ -195,6 +195,15 @@ impl fmt::Display for ErrorList<'_> {
     }
 }
 
+/// Something of a port's host side found on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSide {
+    /// The Neutron port it is for.
+    pub port_id: String,
+    /// What it is, for logs: `host link tap0123abcd-ef`.
+    pub what: String,
+}
+
 /// Settings of the veth binder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VethConfig {
@@ -275,6 +284,16 @@ impl Binder {
             Binder::Veth(b) => b.unbind(req).await,
             Binder::Nested(b) => b.unbind(req).await,
             Binder::Noop => Ok(()),
+        }
+    }
+
+    /// Every host side kuryr made that is on this host now (veth mode:
+    /// links marked with their port, OVS interfaces kuryr owns). Nested
+    /// sub-interfaces live in containers and go with them: none.
+    pub async fn host_sides(&self) -> Result<Vec<HostSide>, BindError> {
+        match self {
+            Binder::Veth(b) => b.host_sides().await,
+            Binder::Nested(_) | Binder::Noop => Ok(Vec::new()),
         }
     }
 

@@ -443,6 +443,7 @@ async fn probe_in_current_netns(kind: NestedKind) -> Result<bool, BindError> {
         peer_mac: None,
         mtu: 1500,
         peer_up: false,
+        alias: None,
     })
     .await?;
     let parent = nl.link("kprobe0").await?.ok_or(BindError::Vanished {
@@ -505,6 +506,7 @@ mod tests {
             macvlan_mode: None,
             ipvlan_mode: None,
             vlan_id: None,
+            alias: None,
         }
     }
 

@@ -48,6 +48,8 @@ pub(crate) struct Link {
     pub ipvlan_mode: Option<IpVlanMode>,
     /// `vlan` (802.1Q) id.
     pub vlan_id: Option<u16>,
+    /// IFLA_IFALIAS (`ip link set DEV alias ...`).
+    pub alias: Option<String>,
 }
 
 impl Link {
@@ -65,6 +67,7 @@ impl Link {
             macvlan_mode: None,
             ipvlan_mode: None,
             vlan_id: None,
+            alias: None,
         };
         for attr in msg.attributes {
             match attr {
@@ -74,6 +77,7 @@ impl Link {
                 LinkAttribute::Link(i) => l.link = Some(i),
                 LinkAttribute::LinkNetNsId(i) => l.link_netnsid = Some(i),
                 LinkAttribute::Controller(i) if i != 0 => l.master = Some(i),
+                LinkAttribute::IfAlias(a) => l.alias = Some(a),
                 LinkAttribute::LinkInfo(infos) => {
                     for info in infos {
                         match info {
@@ -137,6 +141,9 @@ pub(crate) struct VethSpec<'a> {
     pub peer_mac: Option<[u8; 6]>,
     pub mtu: u32,
     pub peer_up: bool,
+    /// Alias of the first end, marking it as kuryr's (see
+    /// [`crate::names::host_link_alias`]).
+    pub alias: Option<&'a str>,
 }
 
 /// A handle on the rtnetlink connection of the host namespace.
@@ -243,11 +250,14 @@ impl Netlink {
         if let Some(mac) = spec.peer_mac {
             peer = peer.address(mac.to_vec());
         }
-        let msg = LinkVeth::new(spec.name, spec.peer)
+        let mut msg = LinkVeth::new(spec.name, spec.peer)
             .mtu(spec.mtu)
             .up()
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
-            .build();
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())));
+        if let Some(alias) = spec.alias {
+            msg = msg.alias(alias);
+        }
+        let msg = msg.build();
         self.handle
             .link()
             .add(msg)

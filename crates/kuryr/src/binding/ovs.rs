@@ -10,6 +10,9 @@ use tokio::sync::Mutex;
 use super::ovsdb::{self, Client, OvsdbError};
 use super::{BindError, VethConfig};
 
+/// `external_ids:owner` of the interfaces kuryr plugs.
+const OWNER: &str = "kuryr";
+
 /// The `external_ids` the OVS agent matches a port by.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IfaceIds<'a> {
@@ -27,7 +30,7 @@ impl IfaceIds<'_> {
             ("attached-mac", self.mac),
             ("iface-status", "active"),
             ("vm-uuid", self.endpoint_id),
-            ("owner", "kuryr"),
+            ("owner", OWNER),
         ]
     }
 }
@@ -75,14 +78,26 @@ impl Ovs {
         .await
     }
 
+    /// The interfaces kuryr plugged (`external_ids:owner=kuryr`): names
+    /// and the Neutron port each is for.
+    pub(crate) async fn owned_interfaces(
+        &self,
+    ) -> Result<Vec<(String, Option<String>)>, BindError> {
+        self.run(
+            "find Interface external_ids:owner=kuryr".into(),
+            |c| async move { ovsdb::interfaces_with(&c, &[("owner", OWNER)]).await },
+        )
+        .await
+    }
+
     /// Run `op` on the open connection, or a new one. A connection that
     /// turns out lost is dropped, and `op` (idempotent) tried once more
     /// on a fresh one if the lost one was an old one: ovsdb-server may
     /// have restarted since the last bind.
-    async fn run<F, Fut>(&self, action: String, op: F) -> Result<(), BindError>
+    async fn run<T, F, Fut>(&self, action: String, op: F) -> Result<T, BindError>
     where
         F: Fn(Client) -> Fut,
-        Fut: Future<Output = Result<(), OvsdbError>>,
+        Fut: Future<Output = Result<T, OvsdbError>>,
     {
         let fail = |source| BindError::Ovs {
             action: action.clone(),
@@ -90,7 +105,7 @@ impl Ovs {
         };
         let (client, reused) = self.client().await.map_err(fail)?;
         let err = match op(client).await {
-            Ok(()) => return Ok(()),
+            Ok(v) => return Ok(v),
             Err(e) if e.is_connection_lost() => e,
             Err(e) => return Err(fail(e)),
         };

@@ -344,6 +344,7 @@ impl VethBinder {
                 mtu: plan.mtu,
                 // Docker sets the container end up in the sandbox.
                 peer_up: false,
+                alias: Some(&crate::names::host_link_alias(&req.port.id)),
             },
         )
         .await?;
@@ -387,6 +388,7 @@ impl VethBinder {
                             peer_mac: None,
                             mtu: plan.mtu,
                             peer_up: true,
+                            alias: None,
                         },
                     )
                     .await?;
@@ -406,6 +408,33 @@ impl VethBinder {
     }
 
     /// Does a link of this name exist in the host namespace?
+    /// The host sides kuryr made on this host: veth host ends carrying a
+    /// port's alias, and OVS interfaces with `owner=kuryr`.
+    pub(crate) async fn host_sides(&self) -> Result<Vec<super::HostSide>, BindError> {
+        let mut found = Vec::new();
+        for link in self.netlink().await?.links().await? {
+            if let Some(port) = link
+                .alias
+                .as_deref()
+                .and_then(crate::names::port_of_host_link_alias)
+            {
+                found.push(super::HostSide {
+                    port_id: port.to_string(),
+                    what: format!("host link {}", link.name),
+                });
+            }
+        }
+        for (name, port) in self.ovs.owned_interfaces().await? {
+            if let Some(port) = port {
+                found.push(super::HostSide {
+                    port_id: port,
+                    what: format!("OVS interface {name}"),
+                });
+            }
+        }
+        Ok(found)
+    }
+
     pub(crate) async fn has_link(&self, name: &str) -> Result<bool, BindError> {
         Ok(self.netlink().await?.link(name).await?.is_some())
     }

@@ -508,6 +508,10 @@ fn unit_file_name(unit: &str) -> String {
     }
 }
 
+/// `[neutron] timeout` node setup writes: the driver's default, spelled
+/// out so an operator sees it.
+const DEFAULT_TIMEOUT: std::time::Duration = kuryr_openstack::session::DEFAULT_TIMEOUT;
+
 fn kuryr_conf(
     template: &ClusterTemplate,
     params: &ClusterParams,
@@ -555,6 +559,8 @@ fn kuryr_conf(
         w.set(n, "region_name", region.clone());
     }
     w.set(n, "endpoint_type", params.keystone.interface.as_str());
+    // Every Neutron and Keystone request bounded (keystoneauth sets none).
+    w.set(n, "timeout", DEFAULT_TIMEOUT.as_secs().to_string());
     if let Some(cafile) = cafile {
         w.set(n, "cafile", cafile);
     }

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use super::drivers::PortDriverKind;
 use super::error::{ConfigError, Origin};
@@ -115,6 +116,15 @@ pub struct DefaultSection {
     /// Our addition: the Docker plugin unix socket; `None` (set to "")
     /// serves no socket.
     pub plugin_socket: Option<PathBuf>,
+    /// Our addition: leftovers younger than this are not orphans yet
+    /// (`None`: the driver's default, 300 s).
+    pub orphan_grace: Option<Duration>,
+    /// Our addition: seconds between orphan collections after the one at
+    /// start-up (`None`: 600 s; 0: only at start-up).
+    pub orphan_interval: Option<Duration>,
+    /// Our addition: Docker gets an answer within this many seconds
+    /// (`None`: 25 s); past it the call rolls back.
+    pub call_timeout: Option<Duration>,
 }
 
 impl DefaultSection {
@@ -165,6 +175,9 @@ const LOG_DIR: Opt = Opt::new("log_dir").deprecated(&["logdir"]);
 const HOST: Opt = Opt::new("host");
 pub(crate) const PLUGIN_SOCKET: Opt =
     Opt::new("plugin_socket").default(crate::paths::PLUGIN_SOCKET);
+const ORPHAN_GRACE: Opt = Opt::new("orphan_grace");
+const ORPHAN_INTERVAL: Opt = Opt::new("orphan_interval");
+const CALL_TIMEOUT: Opt = Opt::new("call_timeout");
 
 /// Options we read.
 pub(crate) const OPTS: &[Opt] = &[
@@ -188,6 +201,9 @@ pub(crate) const OPTS: &[Opt] = &[
     LOG_DIR,
     HOST,
     PLUGIN_SOCKET,
+    ORPHAN_GRACE,
+    ORPHAN_INTERVAL,
+    CALL_TIMEOUT,
 ];
 
 /// Options kuryr-libnetwork registers in `[DEFAULT]` that we accept without
@@ -332,6 +348,9 @@ impl DefaultSection {
                 .map(|h| h.trim().to_string())
                 .filter(|h| !h.is_empty()),
             plugin_socket,
+            orphan_grace: g.seconds(&ORPHAN_GRACE)?,
+            orphan_interval: g.seconds(&ORPHAN_INTERVAL)?,
+            call_timeout: g.seconds(&CALL_TIMEOUT)?,
         })
     }
 }

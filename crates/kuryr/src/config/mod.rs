@@ -181,7 +181,12 @@ impl Config {
             keyfile: n.keyfile.clone(),
             insecure: n.insecure,
         };
-        config.timeout = n.timeout;
+        // keystoneauth has no default; an unbounded request would hang
+        // dockerd for as long as Neutron stalls.
+        config.timeout = Some(
+            n.timeout
+                .unwrap_or(kuryr_openstack::session::DEFAULT_TIMEOUT),
+        );
         Ok(config)
     }
 

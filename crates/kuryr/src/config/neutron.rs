@@ -45,7 +45,8 @@ pub struct NeutronSection {
     /// keystoneauth session: key of the client certificate.
     pub keyfile: Option<PathBuf>,
     pub insecure: bool,
-    /// keystoneauth session: per-request timeout (`None`: no limit).
+    /// keystoneauth session: per-request timeout as configured (`None`:
+    /// not set, [`kuryr_openstack::session::DEFAULT_TIMEOUT`] applies).
     pub timeout: Option<Duration>,
     /// keystoneauth `auth_section`: the section holding the auth options.
     pub auth_section: Option<String>,

@@ -113,7 +113,8 @@ fn typical_v3_config_gives_password_credential_for_project_service() {
     assert_eq!(s.auth_url, "http://ctl:5000/v3");
     assert_eq!(s.interface, Interface::Public);
     assert_eq!(s.region, None);
-    assert_eq!(s.timeout, None);
+    // Not set: bounded all the same (keystoneauth would wait forever).
+    assert_eq!(s.timeout, Some(Duration::from_secs(15)));
     let default = DomainRef {
         id: None,
         name: Some("Default".into()),

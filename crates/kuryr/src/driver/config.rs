@@ -8,6 +8,13 @@ use super::{AllowedProjects, Faults};
 
 use crate::config::{CapabilityScope, PortDriverKind};
 
+/// Default of [`DriverConfig::orphan_grace`].
+pub const DEFAULT_ORPHAN_GRACE: Duration = Duration::from_secs(300);
+/// Default of [`DriverConfig::orphan_interval`].
+pub const DEFAULT_ORPHAN_INTERVAL: Duration = Duration::from_secs(600);
+/// Default of [`DriverConfig::call_timeout`].
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(25);
+
 /// Settings the driver needs, taken from kuryr.conf.
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
@@ -45,6 +52,12 @@ pub struct DriverConfig {
     /// Orphans younger than this are left alone (another host's call, or
     /// one on its way here, may be making them).
     pub orphan_grace: Duration,
+    /// How often orphans are collected after the one at start-up.
+    pub orphan_interval: Duration,
+    /// Docker gets an answer to every call within this (CreateEndpoint:
+    /// plus `vif_plugging_timeout` when fatal); past it the call is
+    /// abandoned and rolls back. Under the managed plugin's 30 s.
+    pub call_timeout: Duration,
     /// `[neutron] allowed_projects`: projects besides its own whose
     /// networks, subnets and pools the driver may use.
     pub allowed_projects: AllowedProjects,
@@ -71,7 +84,9 @@ impl Default for DriverConfig {
             port_driver: PortDriverKind::Veth,
             link_iface: None,
             link_netns: None,
-            orphan_grace: Duration::from_secs(300),
+            orphan_grace: DEFAULT_ORPHAN_GRACE,
+            orphan_interval: DEFAULT_ORPHAN_INTERVAL,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
             allowed_projects: AllowedProjects::None,
             faults: None,
         }

@@ -27,6 +27,13 @@ pub enum DriverError {
     /// The port did not become ACTIVE in time.
     #[error("{0}")]
     Timeout(String),
+    /// The call was abandoned: Docker got an error when its bound ran out
+    /// (see `driver::bounded`); what it changed is undone.
+    #[error("abandoned: the call did not finish in time and was rolled back")]
+    Abandoned,
+    /// A handler task ended without an outcome (a bug).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// A test's fault point failed the call (tests only).
     #[error("injected fault at {0}")]
     Injected(String),

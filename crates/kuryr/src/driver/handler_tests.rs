@@ -12,8 +12,8 @@ use super::{Driver, DriverConfig};
 use crate::binding::Binder;
 use crate::server::answer;
 
-const NID: &str = "9c1f0d7a3b2e4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5";
-const EID: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9";
+pub(super) const NID: &str = "9c1f0d7a3b2e4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5";
+pub(super) const EID: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9";
 
 async fn driver(fake: &Arc<FakeNeutron>) -> Driver {
     let d = Driver::new(
@@ -29,20 +29,20 @@ async fn driver(fake: &Arc<FakeNeutron>) -> Driver {
 }
 
 /// One call; (status, JSON reply).
-async fn call(d: &Driver, path: &str, body: Value) -> (u16, Value) {
+pub(super) async fn call(d: &Driver, path: &str, body: Value) -> (u16, Value) {
     let reply = answer(d, path, body.to_string().as_bytes()).await;
     let json = serde_json::from_slice(&reply.body).expect("a JSON reply");
     (reply.status, json)
 }
 
-async fn ok(d: &Driver, path: &str, body: Value) -> Value {
+pub(super) async fn ok(d: &Driver, path: &str, body: Value) -> Value {
     let (status, json) = call(d, path, body.clone()).await;
     assert_eq!(status, 200, "{path} {body}: {json}");
     json
 }
 
 /// What a Docker flow leaves in the fake, by collection.
-fn left(fake: &FakeNeutron) -> Vec<(&'static str, usize)> {
+pub(super) fn left(fake: &FakeNeutron) -> Vec<(&'static str, usize)> {
     [
         "networks",
         "subnets",
@@ -56,7 +56,7 @@ fn left(fake: &FakeNeutron) -> Vec<(&'static str, usize)> {
     .collect()
 }
 
-async fn create_network(d: &Driver, cidr: &str) -> (String, String) {
+pub(super) async fn create_network(d: &Driver, cidr: &str) -> (String, String) {
     let pool = ok(
         d,
         "/IpamDriver.RequestPool",

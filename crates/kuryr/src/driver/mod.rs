@@ -5,6 +5,7 @@
 //! no lookup round trip; every call is idempotent because it first checks
 //! what already exists, and rolls back what it created when it fails.
 
+mod bounded;
 mod config;
 mod endpoint;
 mod error;
@@ -18,7 +19,9 @@ mod projects;
 mod steps;
 mod swarm;
 
-pub use config::DriverConfig;
+pub use config::{
+    DEFAULT_CALL_TIMEOUT, DEFAULT_ORPHAN_GRACE, DEFAULT_ORPHAN_INTERVAL, DriverConfig,
+};
 pub use error::{DriverError, Result};
 pub use index::Index;
 pub use node::Node;
@@ -580,3 +583,6 @@ mod tests {
 
 #[cfg(test)]
 mod handler_tests;
+
+#[cfg(test)]
+mod fault_tests;

@@ -6,6 +6,17 @@
 //! addresses, tags before what they mark), trying every one and logging
 //! what could not be undone. Undoing what is already gone is fine.
 //!
+//! A create is journaled *before* it is sent, as what it may have made
+//! ([`Lost`]: the port carrying this request's nonce, the subnet of this
+//! CIDR in this network, ...), and replaced by the exact undo once its
+//! answer names the object. So a create whose answer never came (a
+//! timeout, a lost reply, a call abandoned mid-request) is found in
+//! Neutron and deleted by the rollback.
+//!
+//! A detached call that is abandoned (see [`super::bounded`]) stops its
+//! steps and rolls back; steps that succeed commit the call, after which
+//! it can no longer be abandoned.
+//!
 //! Between steps a handler passes named fault points
 //! ([`Driver::fault_point`]): with a [`Faults`] plan (tests only: the
 //! daemon reads one from `KURYR_FAULT_POINTS`, in-process tests set it in
@@ -17,11 +28,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use kuryr_openstack::TagResource;
 use kuryr_openstack::neutron::{Port, PortUpdate};
+use kuryr_openstack::{Query, TagResource};
 use tracing::{info, warn};
 
-use super::{Driver, DriverError, Result};
+use super::{Driver, DriverError, Result, bounded};
+use crate::names;
 
 /// One change to undo.
 #[derive(Debug, Clone)]
@@ -50,6 +62,24 @@ pub(super) enum Undo {
         network_id: String,
         port: Port,
     },
+    /// A create sent, its answer not (yet) come: delete what it made.
+    Lost(Lost),
+}
+
+/// What a create whose answer never came may have made, and how it is
+/// found in Neutron.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Lost {
+    /// The ports whose description is this request's [`names::made_in`].
+    Port { description: String },
+    /// The subnet pools whose description is this request's.
+    SubnetPool { description: String },
+    /// The untagged networks with this [`names::made_by`] description.
+    Network { description: String },
+    /// The kuryr subnet of this CIDR in this network.
+    Subnet { network_id: String, cidr: String },
+    /// The security group of this name.
+    SecurityGroup { name: String },
 }
 
 /// The changes of one handler so far, oldest first.
@@ -59,6 +89,32 @@ pub(super) struct Journal(Vec<Undo>);
 impl Journal {
     pub(super) fn push(&mut self, undo: Undo) {
         self.0.push(undo);
+    }
+}
+
+impl Driver {
+    /// Send a create, journaled first as `lost` (what it may make), then,
+    /// once it answered, as `undo` of what it made. A create that failed
+    /// with an answer made nothing and leaves no entry; one whose outcome
+    /// is unknown (timeout, no reply) keeps `lost` for the rollback.
+    pub(super) async fn create_undoable<T>(
+        &self,
+        j: &mut Journal,
+        lost: Lost,
+        create: impl Future<Output = kuryr_openstack::Result<T>>,
+        undo: impl FnOnce(&T) -> Undo,
+    ) -> kuryr_openstack::Result<T> {
+        let at = j.0.len();
+        j.push(Undo::Lost(lost));
+        let made = create.await;
+        match &made {
+            Ok(v) => j.0[at] = undo(v),
+            Err(e) if e.outcome_unknown() => {}
+            Err(_) => {
+                j.0.remove(at);
+            }
+        }
+        made
     }
 }
 
@@ -179,16 +235,34 @@ impl Driver {
     }
 
     /// Run `steps`, rolling back what `journal` recorded if they fail
-    /// (not after a simulated crash: a killed process undoes nothing).
+    /// (not after a simulated crash: a killed process undoes nothing), or
+    /// if the detached call they belong to is abandoned meanwhile. Steps
+    /// that succeed commit the call.
     pub(super) async fn journaled<T>(
         &self,
         what: &str,
         steps: impl AsyncFnOnce(&mut Journal) -> Result<T>,
     ) -> Result<T> {
+        let call = bounded::current_call();
         let mut journal = Journal::default();
-        // Boxed: handler futures are large, and nest (AllocateNetwork runs
-        // CreateNetwork); on the heap they cannot overflow a task's stack.
-        let result = Box::pin(steps(&mut journal)).await;
+        let result = {
+            // Boxed: handler futures are large, and nest (AllocateNetwork
+            // runs CreateNetwork); on the heap they cannot overflow a
+            // task's stack.
+            let steps = Box::pin(steps(&mut journal));
+            match &call {
+                Some(c) if c.is_abandoned() => Err(DriverError::Abandoned),
+                Some(c) => tokio::select! {
+                    done = steps => done,
+                    () = c.abandoned() => Err(DriverError::Abandoned),
+                },
+                None => steps.await,
+            }
+        };
+        let result = match result {
+            Ok(_) if call.as_ref().is_some_and(|c| !c.commit()) => Err(DriverError::Abandoned),
+            other => other,
+        };
         if let Err(e) = &result
             && !matches!(e, DriverError::Crashed(_))
         {
@@ -226,7 +300,64 @@ impl Driver {
             Undo::UpdatePort { id, update } => gone(n.update_port(id, update).await.map(|_| ())),
             Undo::DetachFromNode(port) => self.detach_from_node(port).await,
             Undo::UnbindHost { network_id, port } => self.unbind_port(network_id, port).await,
+            Undo::Lost(lost) => self.undo_lost(lost).await,
         }
+    }
+
+    /// Find what a create whose answer never came made, and delete it.
+    async fn undo_lost(&self, lost: &Lost) -> Result<()> {
+        let n = &self.neutron;
+        let gone = |r: kuryr_openstack::Result<()>| match r {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other.map_err(DriverError::from),
+        };
+        match lost {
+            Lost::Port { description } => {
+                for p in n
+                    .list_ports(&Query::new().eq("description", description))
+                    .await?
+                {
+                    info!(port = %p.id, "rollback: deleting the port a lost create made");
+                    self.index().remove_port(&p.id);
+                    gone(n.delete_port(&p.id).await)?;
+                }
+            }
+            Lost::SubnetPool { description } => {
+                let q = Query::new().eq("description", description);
+                for p in n.list_subnetpools(&q).await? {
+                    info!(pool = %p.id, "rollback: deleting the subnet pool a lost create made");
+                    gone(n.delete_subnetpool(&p.id).await)?;
+                }
+            }
+            Lost::Network { description } => {
+                let q = Query::new().eq("description", description);
+                for net in n.list_networks(&q).await? {
+                    // Tagged, it is a Docker network's (made before).
+                    if net.tags.iter().any(|t| t.starts_with(names::TAG_LOW)) {
+                        continue;
+                    }
+                    info!(network = %net.id, "rollback: deleting the network a lost create made");
+                    gone(n.delete_network(&net.id).await)?;
+                }
+            }
+            Lost::Subnet { network_id, cidr } => {
+                let q = Query::new().eq("network_id", network_id).eq("cidr", cidr);
+                for s in n.list_subnets(&q).await? {
+                    if s.name.starts_with(names::SUBNET_NAME_PREFIX) {
+                        info!(subnet = %s.id, "rollback: deleting the subnet a lost create made");
+                        gone(n.delete_subnet(&s.id).await)?;
+                    }
+                }
+            }
+            Lost::SecurityGroup { name } => {
+                let q = Query::new().eq("name", name);
+                for g in n.list_security_groups(&q).await? {
+                    info!(security_group = %g.id, "rollback: deleting the group a lost create made");
+                    gone(n.delete_security_group(&g.id).await)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Remove these tags (and only these) from a resource; absent ones and

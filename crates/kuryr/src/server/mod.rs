@@ -4,20 +4,29 @@
 //!
 //! A request goes through [`answer`]: [`PluginCall::parse`], then
 //! [`Driver::execute`], then [`Reply::from_outcome`], the one place where
-//! outcomes become HTTP statuses and bodies.
+//! outcomes become HTTP statuses and bodies. The listeners use
+//! [`answer_detached`]: the call runs in a task of its own, answered
+//! within its bound.
+//!
+//! Hostile clients ([`Limits`]): a body past 1 MiB is refused with 413,
+//! headers must arrive within 10 s and the body within 10 s more, and the
+//! TCP listener serves at most 128 connections at once.
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use tokio::net::{TcpListener, UnixListener};
-use tracing::{info, warn};
+use tokio::sync::Semaphore;
+use tracing::{debug, info, warn};
 
 pub mod tls;
 
@@ -112,26 +121,46 @@ fn error_body(message: &str) -> Vec<u8> {
 /// Answer one plugin call: parse it, let the driver execute it, encode the
 /// outcome. Never panics; every failure is a JSON `Err`.
 pub async fn answer(driver: &Driver, path: &str, body: &[u8]) -> Reply {
-    let outcome = match PluginCall::parse(path, body) {
+    let outcome = match parse(path, body) {
         Ok(call) => driver.execute(call).await.map_err(CallError::from),
-        Err(e) => {
-            warn!(call = path, error = %e, "refused");
-            Err(e.into())
-        }
+        Err(e) => Err(e),
     };
     Reply::from_outcome(outcome)
 }
 
-async fn handle(
-    State(driver): State<Arc<Driver>>,
-    method: Method,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let reply = if method == Method::POST {
-        answer(&driver, uri.path(), &body).await
-    } else {
+/// [`answer`] as the listeners do it: the call runs in a task of its own,
+/// to its end or its rollback even if the client hangs up, and is
+/// answered within its bound ([`Driver::execute_detached`]).
+pub async fn answer_detached(driver: Arc<Driver>, path: &str, body: &[u8]) -> Reply {
+    let outcome = match parse(path, body) {
+        Ok(call) => driver.execute_detached(call).await.map_err(CallError::from),
+        Err(e) => Err(e),
+    };
+    Reply::from_outcome(outcome)
+}
+
+fn parse(path: &str, body: &[u8]) -> Result<PluginCall, CallError> {
+    PluginCall::parse(path, body).map_err(|e| {
+        warn!(call = path, error = %e, "refused");
+        e.into()
+    })
+}
+
+/// What every request handler shares.
+#[derive(Clone)]
+struct App {
+    driver: Arc<Driver>,
+    limits: Limits,
+}
+
+async fn handle(State(app): State<App>, method: Method, uri: Uri, body: Body) -> Response {
+    let reply = if method != Method::POST {
         Reply::from_outcome(Err(CallError::NotPost))
+    } else {
+        match read_body(body, &app.limits).await {
+            Ok(body) => answer_detached(app.driver, uri.path(), &body).await,
+            Err(refused) => refused,
+        }
     };
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (
@@ -142,9 +171,51 @@ async fn handle(
         .into_response()
 }
 
+/// The request body, at most `max_body` bytes read within
+/// `body_read_timeout`; else the reply refusing it (413, 408, 400).
+async fn read_body(body: Body, limits: &Limits) -> Result<Bytes, Reply> {
+    let refused = |status: StatusCode, message: String| Reply {
+        status: status.as_u16(),
+        body: error_body(&message),
+    };
+    let read = axum::body::to_bytes(body, limits.max_body);
+    match tokio::time::timeout(limits.body_read_timeout, read).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) if is_length_limit(&e) => Err(refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {} bytes", limits.max_body),
+        )),
+        Ok(Err(e)) => Err(refused(
+            StatusCode::BAD_REQUEST,
+            format!("cannot read the request body: {e}"),
+        )),
+        Err(_) => Err(refused(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "request body not received within {} s",
+                limits.body_read_timeout.as_secs()
+            ),
+        )),
+    }
+}
+
+/// Did reading stop at the body limit?
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
 /// The plugin API: every path goes to the driver.
-pub fn router(driver: Arc<Driver>) -> Router {
-    Router::new().fallback(handle).with_state(driver)
+pub fn router(driver: Arc<Driver>, limits: Limits) -> Router {
+    Router::new()
+        .fallback(handle)
+        .with_state(App { driver, limits })
 }
 
 /// Bind the unix socket: refuse if a live daemon owns it, replace a stale
@@ -213,22 +284,105 @@ pub async fn bind_tcp(
     Ok(listener)
 }
 
-/// Spawn one axum server on `listener` until `stop` fires.
+/// What the server grants a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request body accepted (413 past it).
+    pub max_body: usize,
+    /// A client must have sent its request headers within this (hyper's
+    /// header read timeout; `axum::serve` sets none).
+    pub header_read_timeout: Duration,
+    /// ... and its body within this (408 past it).
+    pub body_read_timeout: Duration,
+    /// Most connections open at once on the TCP listener (the unix socket
+    /// is root's alone); more wait in the kernel's backlog.
+    pub max_tcp_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            // dockerd's bodies are a few KiB.
+            max_body: 1024 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            max_tcp_connections: 128,
+        }
+    }
+}
+
+/// At shutdown, how long open connections get to finish their request.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Spawn the serving of `listener` until `stop` fires; at most `cap`
+/// connections at once, if capped.
 fn spawn_serving<L: axum::serve::Listener>(
     tasks: &mut tokio::task::JoinSet<io::Result<()>>,
     listener: L,
     app: Router,
+    stop: tokio::sync::broadcast::Receiver<()>,
+    header_timeout: Duration,
+    cap: Option<usize>,
+) {
+    let cap = cap.map(|n| Arc::new(Semaphore::new(n)));
+    tasks.spawn(serve_listener(listener, app, stop, header_timeout, cap));
+}
+
+/// Accept connections and serve each in a task of its own (HTTP/1.1,
+/// keep-alive, a header read timeout); on `stop`, stop accepting and let
+/// open connections finish their request.
+async fn serve_listener<L: axum::serve::Listener>(
+    mut listener: L,
+    app: Router,
     mut stop: tokio::sync::broadcast::Receiver<()>,
-) where
-    L::Addr: std::fmt::Debug,
-{
-    tasks.spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.recv().await;
-            })
-            .await
-    });
+    header_timeout: Duration,
+    cap: Option<Arc<Semaphore>>,
+) -> io::Result<()> {
+    let (drain, _) = tokio::sync::watch::channel(false);
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let permit = match &cap {
+            Some(cap) => tokio::select! {
+                permit = cap.clone().acquire_owned() => permit.ok(),
+                _ = stop.recv() => break,
+            },
+            None => None,
+        };
+        let (io, _) = tokio::select! {
+            conn = listener.accept() => conn,
+            _ = stop.recv() => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut draining = drain.subscribe();
+        conns.spawn(async move {
+            let _permit = permit;
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+            tokio::pin!(conn);
+            let drained = async move {
+                let _ = draining.wait_for(|d| *d).await;
+            };
+            let done = tokio::select! {
+                done = conn.as_mut() => done,
+                () = drained => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = done {
+                debug!(error = %e, "connection ended");
+            }
+        });
+        while conns.try_join_next().is_some() {}
+    }
+    drain.send_replace(true);
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    Ok(())
 }
 
 /// Serve until `shutdown` resolves, then remove the socket file.
@@ -238,27 +392,50 @@ pub async fn serve(
     tcp: Option<TcpListen>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let app = router(driver);
+    serve_with(driver, unix, tcp, shutdown, Limits::default()).await
+}
+
+/// [`serve`] with these [`Limits`].
+pub async fn serve_with(
+    driver: Arc<Driver>,
+    unix: Option<(UnixListener, PathBuf)>,
+    tcp: Option<TcpListen>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    limits: Limits,
+) -> io::Result<()> {
+    let app = router(driver, limits);
+    let header_timeout = limits.header_read_timeout;
+    let tcp_cap = Some(limits.max_tcp_connections);
     let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut tasks = tokio::task::JoinSet::new();
     let mut socket_path = None;
     if let Some((listener, path)) = unix {
         info!(socket = %path.display(), "serving the plugin API");
         socket_path = Some(path);
-        spawn_serving(&mut tasks, listener, app.clone(), tx.subscribe());
+        let stop = tx.subscribe();
+        spawn_serving(
+            &mut tasks,
+            listener,
+            app.clone(),
+            stop,
+            header_timeout,
+            None,
+        );
     }
     match tcp {
         Some(TcpListen::Plain(listener)) => {
             if let Ok(addr) = listener.local_addr() {
                 info!(%addr, "serving the plugin API over TCP (HTTP)");
             }
-            spawn_serving(&mut tasks, listener, app, tx.subscribe());
+            let stop = tx.subscribe();
+            spawn_serving(&mut tasks, listener, app, stop, header_timeout, tcp_cap);
         }
         Some(TcpListen::Tls(listener)) => {
             if let Ok(addr) = axum::serve::Listener::local_addr(&listener) {
                 info!(%addr, "serving the plugin API over TCP (HTTPS)");
             }
-            spawn_serving(&mut tasks, listener, app, tx.subscribe());
+            let stop = tx.subscribe();
+            spawn_serving(&mut tasks, listener, app, stop, header_timeout, tcp_cap);
         }
         None => {}
     }

@@ -149,3 +149,104 @@ fn missing_or_wrong_certificate_files_are_named() {
     let err = error(&files.cert, &files.cert);
     assert!(err.contains("no usable private key"), "{err}");
 }
+
+/// Serve plain HTTP on a free loopback port with these limits.
+async fn serve_tcp(limits: Limits) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = bind_tcp("127.0.0.1", 0, false).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let driver = Driver::new(
+        FakeNeutron::new().client(),
+        DriverConfig::default(),
+        Binder::Noop,
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve_with(
+        Arc::new(driver),
+        None,
+        Some(TcpListen::Plain(listener)),
+        async move {
+            let _ = stopped.await;
+        },
+        limits,
+    ));
+    (addr, stop)
+}
+
+/// Send `request` on a new connection; what came back within 5 s.
+async fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = conn.write_all(request).await;
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        conn.read_to_end(&mut reply),
+    )
+    .await;
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+#[tokio::test]
+async fn a_body_past_the_limit_is_refused_with_413() {
+    let limits = Limits {
+        max_body: 1000,
+        ..Limits::default()
+    };
+    let (addr, _stop) = serve_tcp(limits).await;
+    let body = format!("{{\"NetworkID\": \"{}\"}}", "a".repeat(2000));
+    let request = format!(
+        "POST /NetworkDriver.DeleteNetwork HTTP/1.1\r\nHost: k\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let reply = exchange(addr, request.as_bytes()).await;
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert!(
+        reply.contains(r#"{"Err":"request body larger than 1000 bytes"}"#),
+        "{reply}"
+    );
+    // Within the limit, the same call is parsed (and refused for its ID).
+    let request = "POST /NetworkDriver.DeleteNetwork HTTP/1.1\r\nHost: k\r\nContent-Length: 17\r\nConnection: close\r\n\r\n{\"NetworkID\":\"x\"}";
+    let reply = exchange(addr, request.as_bytes()).await;
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let limits = Limits {
+        header_read_timeout: std::time::Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let (addr, _stop) = serve_tcp(limits).await;
+    let started = std::time::Instant::now();
+    let reply = exchange(addr, b"POST /Plugin.Activate HTTP/1.1\r\nHost: k\r\n").await;
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(3),
+        "closed after {took:?}: {reply}"
+    );
+    assert!(!reply.contains("Implements"), "{reply}");
+}
+
+#[tokio::test]
+async fn the_tcp_listener_serves_a_bounded_number_of_connections() {
+    let limits = Limits {
+        max_tcp_connections: 2,
+        ..Limits::default()
+    };
+    let (addr, _stop) = serve_tcp(limits).await;
+    // Two idle clients take both places.
+    let idle1 = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _idle2 = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let waiting = tokio::spawn(exchange(addr, ACTIVATE));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a third connection is not served yet"
+    );
+    drop(idle1);
+    let reply = waiting.await.unwrap();
+    assert!(
+        reply.starts_with("HTTP/1.1 200"),
+        "served once a place is free: {reply}"
+    );
+}

@@ -30,16 +30,20 @@ pub fn docker_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// The daemon binary under test: this build, or `KURYR_TEST_DAEMON_BIN`
+/// (a test run against another build, e.g. to see it fail before a fix).
+pub fn daemon_bin() -> String {
+    std::env::var("KURYR_TEST_DAEMON_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_kuryr").to_string())
+}
+
 /// Start (or restart) the daemon under test unless it already runs this
 /// very binary.
 pub fn ensure_daemon() {
-    let bin = env!("CARGO_BIN_EXE_kuryr");
-    let record = format!("{}/run/kuryr.pid", lab_dir());
-    let running_same = std::fs::read_to_string(&record)
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+    let bin = daemon_bin();
+    let running_same = daemon_pid()
         .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok())
-        .map(|exe| exe == std::fs::canonicalize(bin).unwrap_or_default())
+        .map(|exe| exe == std::fs::canonicalize(&bin).unwrap_or_default())
         .unwrap_or(false);
     if running_same && std::path::Path::new(SOCKET).exists() {
         return;
@@ -49,9 +53,17 @@ pub fn ensure_daemon() {
 
 /// Restart the daemon (a new process: nothing but Neutron survives).
 pub fn restart_daemon() {
-    let bin = env!("CARGO_BIN_EXE_kuryr");
+    restart_daemon_with(&[], "");
+}
+
+/// Restart the daemon with these environment variables (e.g.
+/// `KURYR_FAULT_POINTS`) and these lines added to its kuryr.conf.
+pub fn restart_daemon_with(env: &[(&str, &str)], conf_extra: &str) {
     let out = Command::new(repo_root().join("lab/kuryr-up"))
-        .arg(bin)
+        .arg(daemon_bin())
+        .env_remove("KURYR_FAULT_POINTS")
+        .envs(env.iter().copied())
+        .env("KURYR_UP_CONF_EXTRA", conf_extra)
         .output()
         .expect("run lab/kuryr-up");
     assert!(
@@ -59,6 +71,28 @@ pub fn restart_daemon() {
         "lab/kuryr-up failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The pid of the lab's daemon, if it runs.
+pub fn daemon_pid() -> Option<u32> {
+    let record = format!("{}/run/kuryr.pid", lab_dir());
+    let pid: u32 = std::fs::read_to_string(record)
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    daemon_alive(pid).then_some(pid)
+}
+
+/// Is process `pid` alive (not gone, not a zombie)?
+pub fn daemon_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
+        .unwrap_or(false)
 }
 
 pub fn network_id(name: &str) -> String {

@@ -8,6 +8,11 @@
 //! - [`requests`]: the Docker-shaped request bodies
 //! - [`docker_cli`]: the lab's dockerd through the `docker` CLI, the daemon
 //!   under test
+//! - [`dockerd`]: dockerd's call sequences and reactions to failures, for
+//!   an in-process driver
+//! - [`explain`]: the fault suite's check: no object of the driver that no
+//!   Docker object explains
+//! - [`faults`]: the fault suite's hands on the lab (kill, stop, restart)
 //! - [`host`]: the host's links and the lab's `br-int` ports
 //! - [`http`]: raw HTTP exchanges with a plugin over a socket or TCP
 //! - [`netns`]: network namespaces, `ip`, a thread in a fresh namespace
@@ -18,7 +23,10 @@
 
 pub mod container;
 pub mod docker_cli;
+pub mod dockerd;
 pub mod env;
+pub mod explain;
+pub mod faults;
 pub mod host;
 pub mod http;
 pub mod lab;

@@ -10,7 +10,8 @@
 //!
 //! One file per concern, mirroring `src/driver/`: [`flows`], [`network`],
 //! [`endpoint`], [`ipam`], [`index`], [`projects`] (other tenants' objects),
-//! and [`protocol`] (refusals leave Neutron untouched).
+//! [`protocol`] (refusals leave Neutron untouched), and [`faults`] (every
+//! fault point as an injected error).
 //!
 //! Needs the lab: `eval "$(lab/env kuryr)"; cargo nextest run -p kuryr --test driver_api`.
 
@@ -19,6 +20,7 @@
 mod common;
 
 mod endpoint;
+mod faults;
 mod flows;
 mod index;
 mod ipam;

@@ -16,7 +16,8 @@
 //! [`FakeNeutron::set_agent`]).
 //!
 //! Faults ([`Fault`]) are injected per method and path prefix: a refusal
-//! with any status, a stall, or a reply lost after the write was done.
+//! with any status, a stall, a reply lost or late after the write was
+//! done. The session's request timeout applies to the fake as to HTTP.
 //!
 //! The lab tests use the real Neutron; this fake only answers what the
 //! driver asks and is checked against the lab's behaviour by those tests.
@@ -50,6 +51,9 @@ pub enum FaultKind {
     Stall(Duration),
     /// Do what was asked, then lose the answer (the caller sees no reply).
     LoseReply,
+    /// Do what was asked, then wait this long before answering (a caller
+    /// whose timeout is shorter gives up on a write that was done).
+    SlowReply(Duration),
 }
 
 /// A fault for requests of `method` whose path starts with `path`
@@ -88,6 +92,36 @@ impl Fault {
             times: 1,
             kind: FaultKind::LoseReply,
         }
+    }
+
+    /// The next matching request waits `d` before it is handled (no
+    /// change is made before then).
+    pub fn stall(method: &str, path: &str, d: Duration) -> Fault {
+        Fault {
+            method: method.into(),
+            path: path.into(),
+            skip: 0,
+            times: 1,
+            kind: FaultKind::Stall(d),
+        }
+    }
+
+    /// The next matching request is done at once, its answer comes `d`
+    /// later.
+    pub fn slow_reply(method: &str, path: &str, d: Duration) -> Fault {
+        Fault {
+            method: method.into(),
+            path: path.into(),
+            skip: 0,
+            times: 1,
+            kind: FaultKind::SlowReply(d),
+        }
+    }
+
+    /// Match `n` requests in a row rather than one.
+    pub fn times(mut self, n: u32) -> Fault {
+        self.times = n;
+        self
     }
 
     /// Let `n` matching requests pass first.
@@ -142,6 +176,12 @@ impl FakeNeutron {
     /// A session whose requests this fake answers (no Keystone involved).
     pub fn session(self: &Arc<Self>) -> Session {
         Session::fake(self.clone())
+    }
+
+    /// A client whose requests time out after `timeout`, as
+    /// `[neutron] timeout` makes them.
+    pub fn client_with_timeout(self: &Arc<Self>, timeout: Duration) -> Neutron {
+        Neutron::new(Session::fake_with_timeout(self.clone(), Some(timeout)))
     }
 
     /// A Neutron client on [`FakeNeutron::session`].
@@ -238,8 +278,10 @@ impl FakeNeutron {
             Err(r) => Err(r),
             Ok(()) => self.act(method, path, query, body),
         };
-        if fault == Some(FaultKind::LoseReply) {
-            return Answer::Lost;
+        match fault {
+            Some(FaultKind::LoseReply) => return Answer::Lost,
+            Some(FaultKind::SlowReply(d)) => tokio::time::sleep(d).await,
+            _ => {}
         }
         match outcome {
             Ok(Value::Null) => Answer::Reply(204, Vec::new()),

@@ -195,6 +195,7 @@ async fn faults_refuse_or_lose_the_reply() {
         .await
         .unwrap_err();
     assert!(matches!(e, crate::Error::NoReply { .. }), "{e}");
+    assert!(e.outcome_unknown(), "{e}");
     assert_eq!(fake.count("networks"), 1, "the write happened");
     n.create_network(&NetworkCreate::default()).await.unwrap();
     assert_eq!(fake.count("networks"), 2);
@@ -202,4 +203,37 @@ async fn faults_refuse_or_lose_the_reply() {
         n.session().stats().snapshot().ops["neutron.create_network"].count,
         3
     );
+}
+
+#[tokio::test]
+async fn requests_are_bounded_by_the_session_timeout() {
+    use std::time::Duration;
+    let fake = FakeNeutron::new();
+    let n = fake.client_with_timeout(Duration::from_millis(50));
+    // Stalled before acting: nothing is made.
+    fake.inject(Fault::stall("POST", "/networks", Duration::from_secs(5)));
+    let e = n
+        .create_network(&NetworkCreate::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, crate::Error::Timeout { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(
+        text.contains("neutron did not answer POST /v2.0/networks within"),
+        "{text}"
+    );
+    assert!(e.is_transient() && e.outcome_unknown());
+    assert_eq!(fake.count("networks"), 0);
+    // Done, but answered too late: the caller gave up on a write that happened.
+    fake.inject(Fault::slow_reply(
+        "POST",
+        "/networks",
+        Duration::from_secs(5),
+    ));
+    let e = n
+        .create_network(&NetworkCreate::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, crate::Error::Timeout { .. }), "{e:?}");
+    assert_eq!(fake.count("networks"), 1, "the write happened");
 }

@@ -240,6 +240,8 @@ pub struct SubnetPool {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SubnetPoolCreate {
     pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     pub prefixes: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_prefixlen: Option<u32>,
@@ -370,6 +372,8 @@ pub struct PortCreate {
     pub network_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_state_up: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]

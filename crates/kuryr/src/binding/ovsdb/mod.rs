@@ -44,7 +44,7 @@ use std::time::Duration;
 pub use client::{Client, Monitor, TableUpdates};
 pub use ops::{Cond, Mutation, Op, OpResult};
 pub use value::{Atom, Datum, Row};
-pub use vswitch::{DB, add_port, del_ports};
+pub use vswitch::{DB, add_port, del_ports, interfaces_with};
 
 /// Where ovsdb-server listens when nothing else is said: ovs-vsctl's
 /// default, `unix:$OVS_RUNDIR/db.sock`, with Debian's and Red Hat's rundir.

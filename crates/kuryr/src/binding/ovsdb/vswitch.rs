@@ -101,18 +101,54 @@ pub async fn del_ports(client: &Client, ports: &[String], wait: bool) -> Result<
     whole(client, &what, deadline, work).await
 }
 
+/// The interfaces whose `external_ids` include every pair of `ids`: their
+/// names and `external_ids:iface-id` (as `ovs-vsctl --columns=name,
+/// external_ids find Interface external_ids:K=V`).
+pub async fn interfaces_with(
+    client: &Client,
+    ids: &[(&str, &str)],
+) -> Result<Vec<(String, Option<String>)>, OvsdbError> {
+    let what = "find Interface".to_string();
+    let deadline = deadline(client);
+    let work = async {
+        let ops = [Op::select(
+            "Interface",
+            vec![Cond::includes(
+                "external_ids",
+                Datum::string_map(ids.iter().copied()),
+            )],
+            &["name", "external_ids"],
+        )];
+        let res = client.transact(DB, &ops).await?;
+        let rows = res[0].rows()?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                let name = row.get("name")?.as_atom()?.as_str()?.to_string();
+                let iface_id = row
+                    .get("external_ids")
+                    .and_then(|m| m.get("iface-id"))
+                    .and_then(Atom::as_str)
+                    .map(str::to_string);
+                Some((name, iface_id))
+            })
+            .collect())
+    };
+    whole(client, &what, deadline, work).await
+}
+
 /// When the whole operation must be over.
 fn deadline(client: &Client) -> Option<Instant> {
     client.timeout().map(|t| Instant::now() + t)
 }
 
 /// Bound a whole operation by `deadline`.
-async fn whole(
+async fn whole<T>(
     client: &Client,
     what: &str,
     deadline: Option<Instant>,
-    work: impl Future<Output = Result<(), OvsdbError>>,
-) -> Result<(), OvsdbError> {
+    work: impl Future<Output = Result<T, OvsdbError>>,
+) -> Result<T, OvsdbError> {
     until(deadline, work, || OvsdbError::Timeout {
         what: what.to_string(),
         target: client.target().to_string(),

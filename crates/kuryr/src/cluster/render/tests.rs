@@ -102,6 +102,7 @@ application_credential_id = 8f0c1d
 application_credential_secret = s3cr3t
 region_name = RegionOne
 endpoint_type = internal
+timeout = 15
 cafile = /etc/kuryr/ca.pem
 default_subnetpool_v4 = kuryr
 vif_plugging_is_fatal = true
@@ -378,6 +379,7 @@ project_name = service
 project_domain_name = Default
 password = pa$$$$word
 endpoint_type = public
+timeout = 15
 cafile = /etc/ssl/certs/cloud.pem
 vif_plugging_is_fatal = false
 

@@ -12,7 +12,7 @@ use tracing::info;
 
 use super::super::index::NetworkEntry;
 use super::super::ipam::{is_bound, is_kuryr_port};
-use super::super::steps::{Journal, Undo};
+use super::super::steps::{Journal, Lost, Undo};
 use super::super::{Driver, DriverError, Result};
 use crate::names;
 use crate::protocol::{
@@ -167,25 +167,27 @@ impl Driver {
         eid: &DockerId,
         j: &mut Journal,
     ) -> Result<Port> {
-        let port = self
-            .neutron
-            .create_port(&PortCreate {
-                network_id: net.network.id.clone(),
-                name: Some(names::endpoint_port_name(eid)),
-                admin_state_up: Some(true),
-                mac_address: wanted.mac.clone(),
-                fixed_ips: Some(wanted.fixed_ips.clone()),
-                // A trunk refuses subports that have a device: in vlan
-                // mode the device ID is set once the port is a subport.
-                device_id: (!self.trunk_mode()).then(|| eid.to_string()),
-                device_owner: Some(names::DEVICE_OWNER.into()),
-                host_id: self.bind_host_id(),
-                tags: self.create_tags(endpoint_port_tags(eid)),
-                ..Default::default()
-            })
-            .await?;
-        j.push(Undo::DeletePort(port.id.clone()));
-        Ok(port)
+        let description = names::made_in(&names::nonce(), &self.config.host_id);
+        let body = PortCreate {
+            network_id: net.network.id.clone(),
+            name: Some(names::endpoint_port_name(eid)),
+            description: Some(description.clone()),
+            admin_state_up: Some(true),
+            mac_address: wanted.mac.clone(),
+            fixed_ips: Some(wanted.fixed_ips.clone()),
+            // A trunk refuses subports that have a device: in vlan mode
+            // the device ID is set once the port is a subport.
+            device_id: (!self.trunk_mode()).then(|| eid.to_string()),
+            device_owner: Some(names::DEVICE_OWNER.into()),
+            host_id: self.bind_host_id(),
+            tags: self.create_tags(endpoint_port_tags(eid)),
+            ..Default::default()
+        };
+        let made = self.neutron.create_port(&body);
+        let lost = Lost::Port { description };
+        Ok(self
+            .create_undoable(j, lost, made, |p: &Port| Undo::DeletePort(p.id.clone()))
+            .await?)
     }
 
     /// Make the found port(s) the endpoint's: dual stack through kuryr

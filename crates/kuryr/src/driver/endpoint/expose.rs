@@ -4,10 +4,12 @@
 //! DeleteEndpoint remove it.
 
 use kuryr_openstack::Query;
-use kuryr_openstack::neutron::{Port, PortUpdate, SecurityGroupCreate, SecurityGroupRuleCreate};
+use kuryr_openstack::neutron::{
+    Port, PortUpdate, SecurityGroup, SecurityGroupCreate, SecurityGroupRuleCreate,
+};
 use tracing::info;
 
-use super::super::steps::{Journal, Undo};
+use super::super::steps::{Journal, Lost, Undo};
 use super::super::{Driver, Result};
 use crate::names;
 use crate::protocol::{EndpointRequest, ExposedPort, ProgramRequest};
@@ -126,15 +128,15 @@ impl Driver {
         if let Some(sg) = existing.into_iter().next() {
             return Ok(sg.id);
         }
-        let sg = self
-            .neutron
-            .create_security_group(&SecurityGroupCreate {
-                name,
-                description: Some(names::EXPOSED_SG_DESCRIPTION.into()),
-                project_id: None,
-            })
-            .await?;
-        j.push(Undo::DeleteSecurityGroup(sg.id.clone()));
+        let body = SecurityGroupCreate {
+            name: name.clone(),
+            description: Some(names::EXPOSED_SG_DESCRIPTION.into()),
+            project_id: None,
+        };
+        let made = self.neutron.create_security_group(&body);
+        let lost = Lost::SecurityGroup { name };
+        let undo = |g: &SecurityGroup| Undo::DeleteSecurityGroup(g.id.clone());
+        let sg = self.create_undoable(j, lost, made, undo).await?;
         for rule in exposed_rules(&sg.id, port, exposed) {
             if let Err(e) = self.neutron.create_security_group_rule(&rule).await
                 && !e.is_conflict()

@@ -12,7 +12,7 @@ use kuryr_openstack::neutron::{FixedIp, Port, PortCreate, Subnet};
 use kuryr_openstack::{Query, TagResource};
 use tracing::{info, warn};
 
-use super::super::steps::{Journal, Undo};
+use super::super::steps::{Journal, Lost, Undo};
 use super::super::{Driver, DriverError, Result, first_host, with_prefix};
 use super::{AUX_DEVICE_ID, in_use, is_bound, is_kuryr_port};
 use crate::config::CapabilityScope;
@@ -97,11 +97,7 @@ impl Driver {
             .journaled("RequestAddress", async |j: &mut Journal| {
                 let port = match req.address {
                     Some(ip) => self.claim_address(&subnet, ip, j).await?,
-                    None => {
-                        let port = self.create_ipam_port(&subnet, None, None).await?;
-                        j.push(Undo::DeletePort(port.id.clone()));
-                        port
-                    }
+                    None => self.create_ipam_port(&subnet, None, None, j).await?,
                 };
                 self.fault_point("RequestAddress.port_made").await?;
                 Ok(port)
@@ -124,17 +120,20 @@ impl Driver {
         })
     }
 
-    /// A `kuryr-unbound-port` holding `ip` (or any free address);
-    /// `device_id` marks a reservation no container may claim.
+    /// A `kuryr-unbound-port` holding `ip` (or any free address),
+    /// journaled; `device_id` marks a reservation no container may claim.
     pub(in crate::driver) async fn create_ipam_port(
         &self,
         subnet: &Subnet,
         ip: Option<IpAddr>,
         device_id: Option<&str>,
+        j: &mut Journal,
     ) -> Result<Port> {
+        let description = names::made_in(&names::nonce(), &self.config.host_id);
         let body = PortCreate {
             network_id: subnet.network_id.clone(),
             name: Some(names::UNBOUND_PORT_NAME.into()),
+            description: Some(description.clone()),
             admin_state_up: Some(true),
             device_owner: Some(names::DEVICE_OWNER.into()),
             host_id: self.bind_host_id(),
@@ -148,7 +147,10 @@ impl Driver {
             tags: self.create_tags(vec![names::PORT_CREATED_TAG.into()]),
             ..Default::default()
         };
-        self.neutron.create_port(&body).await.map_err(|e| {
+        let lost = Lost::Port { description };
+        let made = self.neutron.create_port(&body);
+        let made = self.create_undoable(j, lost, made, |p: &Port| Undo::DeletePort(p.id.clone()));
+        made.await.map_err(|e| {
             if e.is_ip_already_allocated() {
                 DriverError::Invalid(format!(
                     "address {} is already in use in Neutron subnet {}",
@@ -199,9 +201,7 @@ impl Driver {
                 .next(),
         };
         let Some(port) = found else {
-            let port = self.create_ipam_port(subnet, Some(ip), None).await?;
-            j.push(Undo::DeletePort(port.id.clone()));
-            return Ok(port);
+            return self.create_ipam_port(subnet, Some(ip), None, j).await;
         };
         if let Some(owner) = names::id_from_tags(&port.tags) {
             return Err(DriverError::Invalid(format!(
@@ -290,7 +290,7 @@ impl Driver {
             .iter()
             .filter(|p| p.ips_in(&subnet.id).any(|a| a == ip.to_string()))
         {
-            if self.may_release(port, here) {
+            if self.may_release(port, here).await {
                 self.release_port(port, ip).await?;
             }
             self.index().remove_port(&port.id);
@@ -303,11 +303,26 @@ impl Driver {
     /// take a winner's port), nor one an endpoint elsewhere still holds
     /// (its tags say so: a DeleteEndpoint in global scope strips them for
     /// the manager's ReleaseAddress); a port bound to this host whose
-    /// endpoint this daemon does not know is a dead one's.
-    fn may_release(&self, port: &Port, handed_out_here: bool) -> bool {
-        if let Some(ep) = self.index().endpoint_of_port(&port.id) {
-            warn!(port = %port.id, endpoint = %ep.endpoint_id, "ReleaseAddress: the port is a live endpoint's; left alone");
-            return false;
+    /// endpoint this daemon does not know is a dead one's, and so is one
+    /// whose endpoint the index loaded at start-up but whose host link is
+    /// gone (the daemon was killed before the endpoint was done).
+    async fn may_release(&self, port: &Port, handed_out_here: bool) -> bool {
+        let known = self
+            .index()
+            .endpoint_of_port(&port.id)
+            .map(|e| e.endpoint_id.clone());
+        if let Some(ep) = known {
+            let dead = !self.locked(&ep)
+                && matches!(
+                    self.binder.host_side_exists(&port.id).await,
+                    Ok(Some(false))
+                );
+            if !dead {
+                warn!(port = %port.id, endpoint = %ep, "ReleaseAddress: the port is a live endpoint's; left alone");
+                return false;
+            }
+            info!(port = %port.id, endpoint = %ep, "ReleaseAddress: the port's endpoint is dead (no host link)");
+            self.index().remove_endpoint(&ep);
         }
         let owner = names::id_from_tags(&port.tags);
         let bound_here = self.bind_host_id().is_some_and(|h| h == port.host_id);
@@ -336,7 +351,7 @@ impl Driver {
     }
 
     /// Give a reused user port back as it was before Docker used it.
-    async fn restore_user_port(&self, port: &Port) -> Result<()> {
+    pub(in crate::driver) async fn restore_user_port(&self, port: &Port) -> Result<()> {
         let mut update = kuryr_openstack::neutron::PortUpdate::default();
         if port.device_owner == names::DEVICE_OWNER {
             update.device_owner = Some(String::new());

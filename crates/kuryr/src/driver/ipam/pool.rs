@@ -11,7 +11,7 @@ use kuryr_openstack::{Query, TagResource};
 use tracing::{info, warn};
 
 use super::super::index::PoolEntry;
-use super::super::steps::{Journal, Undo};
+use super::super::steps::{Journal, Lost, Undo};
 use super::super::{Driver, DriverError, Result, first_host, with_prefix};
 use super::{carve_lock_key, family_matches, parse_bool_option, pool_lock_key};
 use crate::names;
@@ -286,18 +286,19 @@ impl Driver {
                 pool
             }
             None => {
-                let pool = self
-                    .neutron
-                    .create_subnetpool(&SubnetPoolCreate {
-                        name: name.clone(),
-                        prefixes: vec![cidr.to_string()],
-                        default_prefixlen: Some(u32::from(cidr.prefix_len())),
-                        shared,
-                        ..Default::default()
-                    })
-                    .await?;
-                j.push(Undo::DeleteSubnetPool(pool.id.clone()));
-                let mut pool = pool;
+                let description = names::made_in(&names::nonce(), &self.config.host_id);
+                let body = SubnetPoolCreate {
+                    name: name.clone(),
+                    description: Some(description.clone()),
+                    prefixes: vec![cidr.to_string()],
+                    default_prefixlen: Some(u32::from(cidr.prefix_len())),
+                    shared,
+                    ..Default::default()
+                };
+                let made = self.neutron.create_subnetpool(&body);
+                let lost = Lost::SubnetPool { description };
+                let undo = |p: &SubnetPool| Undo::DeleteSubnetPool(p.id.clone());
+                let mut pool = self.create_undoable(j, lost, made, undo).await?;
                 if let Some(tag) = subnet_tag {
                     self.neutron
                         .add_tag(TagResource::SubnetPool, &pool.id, tag)

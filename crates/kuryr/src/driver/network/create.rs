@@ -8,7 +8,7 @@ use tracing::info;
 
 use super::super::index::NetworkEntry;
 use super::super::ipam::parse_bool_option;
-use super::super::steps::{Journal, Undo};
+use super::super::steps::{Journal, Lost, Undo};
 use super::super::{Driver, DriverError, Result};
 use crate::config::CapabilityScope;
 use crate::names;
@@ -112,18 +112,19 @@ impl Driver {
         shared: Option<bool>,
         j: &mut Journal,
     ) -> Result<Network> {
-        let network = self
-            .neutron
-            .create_network(&NetworkCreate {
-                name: Some(names::network_name(id)),
-                description: Some(names::made_by(id, &self.config.host_id)),
-                admin_state_up: Some(true),
-                shared,
-                tags: self.create_tags_any(names::id_tags(id)),
-                ..Default::default()
-            })
-            .await?;
-        j.push(Undo::DeleteNetwork(network.id.clone()));
+        let description = names::made_by(id, &self.config.host_id);
+        let body = NetworkCreate {
+            name: Some(names::network_name(id)),
+            description: Some(description.clone()),
+            admin_state_up: Some(true),
+            shared,
+            tags: self.create_tags_any(names::id_tags(id)),
+            ..Default::default()
+        };
+        let made = self.neutron.create_network(&body);
+        let lost = Lost::Network { description };
+        let undo = |n: &Network| Undo::DeleteNetwork(n.id.clone());
+        let network = self.create_undoable(j, lost, made, undo).await?;
         self.fault_point("CreateNetwork.network_made").await?;
         if !network.tags.is_empty() {
             // Tagged in the create request (`tag-creation`).

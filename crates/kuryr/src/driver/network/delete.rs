@@ -3,7 +3,9 @@
 //! Docker network uses it and kuryr made it; in a pre-existing network
 //! only what kuryr added goes (the subnets it made, the PoolID tags on
 //! the user's subnets). Every step is idempotent: a retried DeleteNetwork
-//! finishes what a failed one left.
+//! finishes what a failed one left. When Neutron refuses for ports still
+//! there, kuryr's orphan ports of this node on the network go first (a
+//! crash left them; Docker has no endpoint on a network it removes).
 
 use ipnet::IpNet;
 use kuryr_openstack::neutron::{Network, Subnet};
@@ -32,7 +34,9 @@ impl Driver {
         let network = match self.neutron.get_network(&entry.network.id).await {
             Ok(n) => n,
             Err(e) if e.is_not_found() => {
+                // Deleted by an attempt that failed after: finish it.
                 self.index().remove_network(id.as_str());
+                self.delete_released_pools(&entry.subnets).await;
                 return Ok(());
             }
             Err(e) => return Err(e.into()),
@@ -104,7 +108,13 @@ impl Driver {
     /// the PoolID tags kuryr added.
     async fn give_back_subnet(&self, subnet: &Subnet) -> Result<()> {
         if subnet.tags.iter().any(|t| t == names::TAG_CREATED_SUBNET) {
-            return match self.neutron.delete_subnet(&subnet.id).await {
+            let mut deleted = self.neutron.delete_subnet(&subnet.id).await;
+            if matches!(&deleted, Err(e) if e.is_conflict())
+                && self.clear_orphan_ports_of(&subnet.network_id).await? > 0
+            {
+                deleted = self.neutron.delete_subnet(&subnet.id).await;
+            }
+            return match deleted {
                 Ok(()) => Ok(()),
                 Err(e) if e.is_not_found() => Ok(()),
                 Err(e) if e.is_conflict() => Err(DriverError::Invalid(format!(
@@ -139,7 +149,13 @@ impl Driver {
     }
 
     async fn delete_made_network(&self, network: &Network) -> Result<()> {
-        match self.neutron.delete_network(&network.id).await {
+        let mut deleted = self.neutron.delete_network(&network.id).await;
+        if matches!(&deleted, Err(e) if e.is_conflict())
+            && self.clear_orphan_ports_of(&network.id).await? > 0
+        {
+            deleted = self.neutron.delete_network(&network.id).await;
+        }
+        match deleted {
             Ok(()) => {}
             Err(e) if e.is_not_found() => {}
             Err(e) if e.is_conflict() => {

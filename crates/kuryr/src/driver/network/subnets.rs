@@ -14,7 +14,7 @@ use kuryr_openstack::{Query, TagResource};
 
 use super::super::index::PoolEntry;
 use super::super::ipam::AUX_DEVICE_ID;
-use super::super::steps::{Journal, Undo};
+use super::super::steps::{Journal, Lost, Undo};
 use super::super::{Driver, DriverError, Result};
 use crate::names;
 use crate::protocol::{CreateNetworkRequest, IpamData};
@@ -153,19 +153,27 @@ impl Driver {
             tags: self.create_tags_any(tags.clone()).filter(|t| !t.is_empty()),
             ..Default::default()
         };
-        let subnet = self.neutron.create_subnet(&body).await.map_err(|e| {
-            // Neutron answers 500 SubnetAllocationError when the CIDR is
-            // already allocated from the pool (the same --subnet twice).
-            if e.is_conflict()
-                || e.status() == Some(400)
-                || e.kind() == Some("SubnetAllocationError")
-            {
-                DriverError::Invalid(format!("cannot create subnet {cidr} in Neutron: {e}"))
-            } else {
-                e.into()
-            }
-        })?;
-        j.push(Undo::DeleteSubnet(subnet.id.clone()));
+        let lost = Lost::Subnet {
+            network_id: network.id.clone(),
+            cidr: cidr.to_string(),
+        };
+        let made = self.neutron.create_subnet(&body);
+        let undo = |s: &Subnet| Undo::DeleteSubnet(s.id.clone());
+        let subnet = self
+            .create_undoable(j, lost, made, undo)
+            .await
+            .map_err(|e| {
+                // Neutron answers 500 SubnetAllocationError when the CIDR is
+                // already allocated from the pool (the same --subnet twice).
+                if e.is_conflict()
+                    || e.status() == Some(400)
+                    || e.kind() == Some("SubnetAllocationError")
+                {
+                    DriverError::Invalid(format!("cannot create subnet {cidr} in Neutron: {e}"))
+                } else {
+                    e.into()
+                }
+            })?;
         self.fault_point("CreateNetwork.subnet_made").await?;
         if tags.is_empty() || tags.iter().all(|t| subnet.tags.contains(t)) {
             // Nothing to tag, or tagged in the create (`tag-creation`).
@@ -195,9 +203,8 @@ impl Driver {
                     DriverError::Invalid(format!("aux address {value:?} is not an IP"))
                 })?;
             let port = self
-                .create_ipam_port(subnet, Some(ip), Some(AUX_DEVICE_ID))
+                .create_ipam_port(subnet, Some(ip), Some(AUX_DEVICE_ID), j)
                 .await?;
-            j.push(Undo::DeletePort(port.id.clone()));
             // kuryr-libnetwork deletes only ports tagged as kuryr's.
             if port.tags.is_empty() {
                 let tag = vec![names::PORT_CREATED_TAG.to_string()];

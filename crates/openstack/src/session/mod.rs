@@ -1,5 +1,13 @@
-//! An authenticated HTTP session: one connection pool, one cached token,
-//! transparent re-authentication, and accounting of every request.
+//! An authenticated HTTP session: one connection pool, one cached token
+//! ([`token`]), transparent re-authentication, and accounting of every
+//! request.
+//!
+//! Every request is bounded in time: a connect timeout and a request
+//! timeout (keystoneauth's `timeout`, [`DEFAULT_TIMEOUT`] when not set), so
+//! a service that accepts connections and answers nothing fails the call
+//! with [`Error::Timeout`] naming the service and the request.
+
+mod token;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,8 +17,9 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use serde_json::Value;
-use tokio::sync::Mutex;
 use tracing::{debug, info};
+
+use self::token::{Step, TokenCache};
 
 use crate::auth::{Credential, Interface, Token, select_endpoint};
 use crate::error::{ApiError, Error, Result};
@@ -45,8 +54,12 @@ pub struct SessionConfig {
     pub endpoint_overrides: BTreeMap<String, String>,
     /// TLS settings, for Keystone and every service.
     pub tls: TlsConfig,
-    /// Per-request timeout; none by default, like keystoneauth.
+    /// Per-request timeout, reply included (keystoneauth's `timeout`);
+    /// [`DEFAULT_TIMEOUT`] by default (keystoneauth has none). `None`: no
+    /// limit.
     pub timeout: Option<Duration>,
+    /// Bound on establishing a connection (TCP and TLS).
+    pub connect_timeout: Duration,
     /// Renew the token when it expires within this margin.
     pub reauth_margin: Duration,
 }
@@ -61,11 +74,22 @@ impl SessionConfig {
             interface: Interface::Public,
             endpoint_overrides: BTreeMap::new(),
             tls: TlsConfig::default(),
-            timeout: None,
+            timeout: Some(DEFAULT_TIMEOUT),
+            connect_timeout: CONNECT_TIMEOUT,
             reauth_margin: Duration::from_secs(300),
         }
     }
 }
+
+/// The request timeout when none is configured: a Neutron or Keystone
+/// request answered later than this is taken as lost (it fails the call,
+/// which rolls back). Well above what a loaded Neutron takes (seconds),
+/// well below Docker's 30 s plugin timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Bound on connecting (a refused connection fails at once; a black-holed
+/// address would otherwise wait for the kernel's SYN retries, minutes).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A raw answer of a successful call.
 #[derive(Debug)]
@@ -94,7 +118,7 @@ struct Inner {
     #[cfg(feature = "fake")]
     fake: Option<Arc<crate::fake::FakeNeutron>>,
     config: SessionConfig,
-    token: Mutex<Option<Arc<Token>>>,
+    tokens: Arc<TokenCache>,
     stats: Arc<CallStats>,
 }
 
@@ -141,6 +165,7 @@ impl Session {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("kuryr-rs/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(config.connect_timeout)
             .no_proxy();
         if let Some(timeout) = config.timeout {
             builder = builder.timeout(timeout);
@@ -185,7 +210,7 @@ impl Session {
                 #[cfg(feature = "fake")]
                 fake: None,
                 config,
-                token: Mutex::new(None),
+                tokens: Arc::new(TokenCache::default()),
                 stats,
             }),
         })
@@ -195,11 +220,21 @@ impl Session {
     /// network. The Neutron endpoint is `fake://neutron`.
     #[cfg(feature = "fake")]
     pub fn fake(fake: Arc<crate::fake::FakeNeutron>) -> Session {
+        Session::fake_with_timeout(fake, Some(DEFAULT_TIMEOUT))
+    }
+
+    /// [`Session::fake`] with this request timeout.
+    #[cfg(feature = "fake")]
+    pub fn fake_with_timeout(
+        fake: Arc<crate::fake::FakeNeutron>,
+        timeout: Option<Duration>,
+    ) -> Session {
         let credential = Credential::Token {
             token: secrecy::SecretString::from("fake"),
             scope: crate::auth::Scope::Unscoped,
         };
-        let config = SessionConfig::new("http://fake.invalid/v3", credential);
+        let mut config = SessionConfig::new("http://fake.invalid/v3", credential);
+        config.timeout = timeout;
         let mut session = Session::new(config).expect("a fake session needs no configuration");
         if let Some(inner) = Arc::get_mut(&mut session.inner) {
             inner.fake = Some(fake);
@@ -222,12 +257,27 @@ impl Session {
         revision: Option<u64>,
     ) -> Result<Response> {
         let started = Instant::now();
-        let answer = fake
-            .handle(method.as_str(), path, query, body, revision)
-            .await;
+        let watch = crate::metrics::request_started(|| format!("neutron {method} /v2.0{path}"));
+        let handled = fake.handle(method.as_str(), path, query, body, revision);
+        let answer = match self.inner.config.timeout {
+            Some(after) => tokio::time::timeout(after, handled)
+                .await
+                .map_err(|_| after),
+            None => Ok(handled.await),
+        };
         let (status, bytes) = match answer {
-            crate::fake::Answer::Reply(status, bytes) => (status, bytes),
-            crate::fake::Answer::Lost => {
+            Err(after) => {
+                self.inner.stats.record(op, started.elapsed(), false);
+                let e = Error::Timeout {
+                    service: "neutron",
+                    request: format!("{method} /v2.0{path}"),
+                    after,
+                };
+                watch.failed(&e);
+                return Err(e);
+            }
+            Ok(crate::fake::Answer::Reply(status, bytes)) => (status, bytes),
+            Ok(crate::fake::Answer::Lost) => {
                 self.inner.stats.record(op, started.elapsed(), false);
                 return Err(Error::NoReply {
                     service: "neutron",
@@ -274,20 +324,49 @@ impl Session {
         }
     }
 
-    /// A valid token, from the cache or freshly issued.
-    ///
-    /// Concurrent callers wait for one issuing request instead of each
-    /// sending their own.
+    /// A usable token: the cached one, or one freshly issued (see
+    /// [`token`] for how renewals and concurrent callers are handled).
     pub async fn token(&self) -> Result<Arc<Token>> {
-        let mut slot = self.inner.token.lock().await;
-        if let Some(token) = slot.as_ref()
-            && !token.expires_within(jiff::Timestamp::now(), self.inner.config.reauth_margin)
-        {
-            return Ok(token.clone());
+        loop {
+            match self.inner.tokens.step(self.inner.config.reauth_margin) {
+                Step::Ready(token) => return Ok(token),
+                Step::Renewing {
+                    token,
+                    renewal,
+                    start,
+                } => {
+                    if let Some(leader) = start {
+                        // In its own task: a cancelled call must not
+                        // cancel the renewal others wait for.
+                        let session = self.clone();
+                        tokio::spawn(async move {
+                            let issued = session.issue_token().await;
+                            let _ = leader.finish(issued);
+                        });
+                    }
+                    let waited = tokio::time::timeout(token::RENEW_WAIT, renewal.outcome()).await;
+                    return Ok(match waited {
+                        Ok(Some(Ok(fresh))) => fresh,
+                        _ => token,
+                    });
+                }
+                Step::Wait(renewal) => match Self::wait_for(renewal).await {
+                    Some(Ok(token)) => return Ok(token),
+                    Some(Err(e)) => return Err(Error::Shared(e)),
+                    // Its caller gave up mid-way: ask again.
+                    None => continue,
+                },
+                Step::Lead(leader) => return leader.finish(self.issue_token().await),
+            }
         }
-        let token = Arc::new(self.issue_token().await?);
-        *slot = Some(token.clone());
-        Ok(token)
+    }
+
+    /// Wait for another caller's token request.
+    async fn wait_for(renewal: token::Waiter) -> Option<Result<Arc<Token>, Arc<Error>>> {
+        let _watch = crate::metrics::request_started(|| {
+            "keystone POST /v3/auth/tokens (another call's)".into()
+        });
+        renewal.outcome().await
     }
 
     /// The project the credential's token is scoped to (`None`: not
@@ -301,23 +380,19 @@ impl Session {
     }
 
     /// Forget `stale` if it is still the cached token.
-    async fn invalidate(&self, stale: &Arc<Token>) {
-        let mut slot = self.inner.token.lock().await;
-        if slot.as_ref().is_some_and(|t| Arc::ptr_eq(t, stale)) {
-            *slot = None;
-        }
+    fn invalidate(&self, stale: &Arc<Token>) {
+        self.inner.tokens.invalidate(stale);
     }
 
     async fn issue_token(&self) -> Result<Token> {
         let url = format!("{}/auth/tokens", self.keystone_base());
         let body = self.inner.config.credential.request_body()?;
         let started = Instant::now();
+        let watch = crate::metrics::request_started(|| "keystone POST /v3/auth/tokens".into());
         let sent = self.inner.http.post(&url).json(&body).send().await;
+        let failed = |source| self.transport_error("keystone", "POST", &url, source);
         let result = match sent {
-            Err(source) => Err(Error::Transport {
-                service: "keystone",
-                source,
-            }),
+            Err(source) => Err(failed(source)),
             Ok(resp) => {
                 let status = resp.status();
                 let request_id = request_id(resp.headers());
@@ -327,10 +402,7 @@ impl Session {
                     .get("x-subject-token")
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
-                let bytes = resp.bytes().await.map_err(|source| Error::Transport {
-                    service: "keystone",
-                    source,
-                })?;
+                let bytes = resp.bytes().await.map_err(failed)?;
                 if status.is_success() {
                     match subject {
                         Some(value) => Token::from_response(value, &bytes),
@@ -366,6 +438,9 @@ impl Session {
                 }
             }
         };
+        if let Err(e) = &result {
+            watch.failed(e);
+        }
         self.inner
             .stats
             .record("keystone.issue_token", started.elapsed(), result.is_ok());
@@ -455,7 +530,7 @@ impl Session {
             let answer = self.send_once(&req, &token).await?;
             if answer.status == StatusCode::UNAUTHORIZED && !retried {
                 // Revoked or expired early: a new token and one more try.
-                self.invalidate(&token).await;
+                self.invalidate(&token);
                 retried = true;
                 continue;
             }
@@ -480,16 +555,20 @@ impl Session {
         if let Some(rev) = req.revision {
             http = http.header("If-Match", format!("revision_number={rev}"));
         }
-        let service = req.service;
+        let failed =
+            |source| self.transport_error(req.service, req.method.as_str(), &req.url, source);
+        let watch = crate::metrics::request_started(|| {
+            format!("{} {} {}", req.service, req.method, url_path(&req.url))
+        });
         let started = Instant::now();
         let outcome = match http.send().await {
-            Err(source) => Err(Error::Transport { service, source }),
+            Err(source) => Err(failed(source)),
             Ok(resp) => {
                 let status = resp.status();
                 let request_id = request_id(resp.headers());
                 let location = location(resp.headers());
                 match resp.bytes().await {
-                    Err(source) => Err(Error::Transport { service, source }),
+                    Err(source) => Err(failed(source)),
                     Ok(bytes) => Ok(Answer {
                         status,
                         request_id,
@@ -500,6 +579,9 @@ impl Session {
             }
         };
         let elapsed = started.elapsed();
+        if let Err(e) = &outcome {
+            watch.failed(e);
+        }
         let ok = matches!(&outcome, Ok(a) if a.status.is_success());
         self.inner.stats.record(req.op, elapsed, ok);
         if let Ok(a) = &outcome {
@@ -507,6 +589,34 @@ impl Session {
         }
         outcome
     }
+}
+
+impl Session {
+    /// A request that got no answer: [`Error::Timeout`] when the request
+    /// timeout ran out (it may have been acted on), else unreachable.
+    fn transport_error(
+        &self,
+        service: &'static str,
+        method: &str,
+        url: &str,
+        source: reqwest::Error,
+    ) -> Error {
+        match self.inner.config.timeout {
+            Some(after) if source.is_timeout() && !source.is_connect() => Error::Timeout {
+                service,
+                request: format!("{method} {}", url_path(url)),
+                after,
+            },
+            _ => Error::Transport { service, source },
+        }
+    }
+}
+
+/// The path of a URL, without query (which may carry filters) or host.
+fn url_path(url: &str) -> String {
+    url::Url::parse(url)
+        .map(|u| u.path().to_string())
+        .unwrap_or_else(|_| url.split('?').next().unwrap_or_default().to_string())
 }
 
 /// One request to an OpenStack service.
