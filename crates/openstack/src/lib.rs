@@ -24,6 +24,6 @@ pub mod session;
 
 pub use auth::{Credential, DomainRef, Interface, Scope, Token, UserRef};
 pub use error::{ApiError, Error, Result, chain};
-pub use metrics::{CallSnapshot, CallStats, OpStats, counted};
+pub use metrics::{Answer, CallSnapshot, CallStats, LATENCY_BUCKETS, OpStats, counted};
 pub use neutron::{Neutron, Query, TagResource};
 pub use session::{Session, SessionConfig, TlsConfig};

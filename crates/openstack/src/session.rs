@@ -14,7 +14,7 @@ use tracing::{debug, info};
 
 use crate::auth::{Credential, Interface, Token, select_endpoint};
 use crate::error::{ApiError, Error, Result};
-use crate::metrics::CallStats;
+use crate::metrics::{Answer as Answered, CallStats};
 
 /// TLS settings, with keystoneauth's meaning.
 #[derive(Debug, Clone, Default)]
@@ -228,7 +228,9 @@ impl Session {
         let (status, bytes) = match answer {
             crate::fake::Answer::Reply(status, bytes) => (status, bytes),
             crate::fake::Answer::Lost => {
-                self.inner.stats.record(op, started.elapsed(), false);
+                self.inner
+                    .stats
+                    .record_answer(op, started.elapsed(), Answered::NoAnswer);
                 return Err(Error::NoReply {
                     service: "neutron",
                     detail: format!("{method} {path}: the connection closed before the reply"),
@@ -238,7 +240,7 @@ impl Session {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         self.inner
             .stats
-            .record(op, started.elapsed(), status.is_success());
+            .record_answer(op, started.elapsed(), Answered::Status(status.as_u16()));
         if status.is_success() {
             return Ok(Response {
                 status,
@@ -303,6 +305,10 @@ impl Session {
         let body = self.inner.config.credential.request_body()?;
         let started = Instant::now();
         let sent = self.inner.http.post(&url).json(&body).send().await;
+        let answered = match &sent {
+            Ok(resp) => Answered::Status(resp.status().as_u16()),
+            Err(_) => Answered::NoAnswer,
+        };
         let result = match sent {
             Err(source) => Err(Error::Transport {
                 service: "keystone",
@@ -358,13 +364,51 @@ impl Session {
         };
         self.inner
             .stats
-            .record("keystone.issue_token", started.elapsed(), result.is_ok());
+            .record_answer("keystone.issue_token", started.elapsed(), answered);
         match &result {
             Ok(t) => {
                 info!(user_id = %t.user_id, project_id = ?t.project_id, expires_at = ?t.expires_at, "keystone token issued")
             }
             Err(e) => debug!(error = %e, "keystone token request failed"),
         }
+        result
+    }
+
+    /// Does Keystone answer? An unauthenticated `GET` of its version
+    /// document (`/v3`): no credential is sent and no token issued, so a
+    /// health check may call it often. Recorded as `keystone.version`.
+    pub async fn probe_keystone(&self) -> Result<()> {
+        #[cfg(feature = "fake")]
+        if self.inner.fake.is_some() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let sent = self.inner.http.get(self.keystone_base()).send().await;
+        let (answered, result) = match sent {
+            Err(source) => (
+                Answered::NoAnswer,
+                Err(Error::Transport {
+                    service: "keystone",
+                    source,
+                }),
+            ),
+            Ok(resp) => {
+                let status = resp.status();
+                let request_id = request_id(resp.headers());
+                let bytes = resp.bytes().await.unwrap_or_default();
+                let result = if status.is_success() {
+                    Ok(())
+                } else {
+                    Err(Error::Api(Box::new(api_error(
+                        "keystone", "GET", "/v3", status, &bytes, request_id,
+                    ))))
+                };
+                (Answered::Status(status.as_u16()), result)
+            }
+        };
+        self.inner
+            .stats
+            .record_answer("keystone.version", started.elapsed(), answered);
         result
     }
 
@@ -490,8 +534,11 @@ impl Session {
             }
         };
         let elapsed = started.elapsed();
-        let ok = matches!(&outcome, Ok(a) if a.status.is_success());
-        self.inner.stats.record(req.op, elapsed, ok);
+        let answered = match &outcome {
+            Ok(a) => Answered::Status(a.status.as_u16()),
+            Err(_) => Answered::NoAnswer,
+        };
+        self.inner.stats.record_answer(req.op, elapsed, answered);
         if let Ok(a) = &outcome {
             debug!(op = req.op, method = %req.method, path = req.path, status = a.status.as_u16(), ms = elapsed.as_millis() as u64, request_id = a.request_id.as_deref().unwrap_or(""), "openstack call");
         }

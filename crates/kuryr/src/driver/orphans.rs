@@ -63,6 +63,7 @@ impl Driver {
         self.half_made_networks(&mut c).await?;
         self.orphan_ports(&mut c).await?;
         self.orphan_security_groups(&mut c).await?;
+        self.stats.orphans_collected(&c);
         if !c.is_empty() {
             info!(
                 networks = ?c.networks,

@@ -116,6 +116,14 @@ pub async fn answer(driver: &Driver, path: &str, body: &[u8]) -> Reply {
         Ok(call) => driver.execute(call).await.map_err(CallError::from),
         Err(e) => {
             warn!(call = path, error = %e, "refused");
+            let kind = match e {
+                ParseError::UnknownMethod(_) => "unknown_method",
+                ParseError::BadRequest(_) => "bad_request",
+            };
+            let call = crate::metrics::call_label(crate::protocol::Method::from_path(path));
+            driver
+                .stats()
+                .observe_call(call, Some(kind), std::time::Duration::ZERO, 0);
             Err(e.into())
         }
     };
