@@ -15,9 +15,9 @@ use crate::paths;
 
 /// Where the package puts the binaries.
 pub const BINARY: &str = "/usr/bin/kuryr";
-/// Where the package puts the unit (`/lib`: Debian 12 and its
-/// `deb-systemd-helper`).
-pub const UNIT: &str = "/lib/systemd/system/kuryr.service";
+/// Where the package puts the unit (cargo-deb's choice, systemd's
+/// directory for packaged units).
+pub const UNIT: &str = "/usr/lib/systemd/system/kuryr.service";
 /// The socket directory the packaged unit may write.
 pub const SOCKET_DIR: &str = "/run/docker/plugins";
 
