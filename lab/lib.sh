@@ -22,6 +22,12 @@ LAB_HOST=$(hostname)
 ALL_SERVICES=(mariadb epmd rabbitmq ovsdb-server ovs-vswitchd dockerd keystone
               neutron-server ovs-agent lb-agent)
 
+# The lab's dockerd: no bridge, no NAT, no iptables, so test containers
+# have no way out (lab/up starts it, lab/dockerd restarts it).
+DOCKERD_CMD=(/usr/sbin/dockerd --host "unix://$DOCKER_SOCK" --data-root /var/lib/docker
+             --pidfile /run/docker.pid
+             --iptables=false --ip6tables=false --bridge=none --ip-masq=false)
+
 log() { printf 'lab: %s\n' "$*" >&2; }
 die() { printf 'lab: ERROR: %s\n' "$*" >&2; exit 1; }
 
@@ -86,12 +92,26 @@ svc_pid() {
 
 svc_started_utc() { local p s t; read -r p s t <"$RUN/$1.pid" && echo "$t"; }
 
+# exec_closed CMD...: exec CMD with every fd above 2 closed, so a daemon
+# never holds a lock its starter held: our own lock fd, and the lab lock of
+# `flock -x /tmp/kuryr-lab.lock <test>` (flock's fd is inherited by
+# everything the test starts; a daemon keeping it would hold the lab lock
+# for its whole life).
+exec_closed() {
+    local fd
+    for fd in /proc/self/fd/*; do
+        fd=${fd##*/}
+        ((fd > 2)) && eval "exec $fd>&-" 2>/dev/null
+    done
+    exec "$@"
+}
+
 # start_daemon NAME CMD...: runs CMD in its own session (PID = PGID), output
-# to log/NAME.out, and records it. Only fds 0-2 are passed on (the lock fd is
-# closed) so nothing holds our terminal or lock.
+# to log/NAME.out, and records it. Only fds 0-2 are passed on, so nothing
+# holds our terminal or a lock.
 start_daemon() {
     local name=$1 pid st; shift
-    setsid "$@" </dev/null >>"$LOG/$name.out" 2>&1 9>&- &
+    (exec_closed setsid "$@" </dev/null >>"$LOG/$name.out" 2>&1) &
     pid=$!
     st=$(proc_starttime "$pid") || die "$name exited at once, see $LOG/$name.out"
     echo "$pid $st $(date -u '+%F %T')" >"$RUN/$name.pid"
