@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::docker_cli::*;
-use common::env::{output_text, repo_root, unique};
+use common::env::{TempDir, output_text, repo_root, unique};
 use common::lab::{self, Lab};
 use kuryr::package;
 use kuryr::paths;
@@ -74,8 +74,8 @@ fn installed_version() -> Option<String> {
         .then(|| text.rsplit(' ').next().unwrap_or_default().to_string())
 }
 
-/// Build the package with the documented command; its path.
-fn build(revision: &str) -> String {
+/// Build the package with the documented command; a copy of it in `dir`.
+fn build(revision: &str, dir: &TempDir) -> String {
     let script = repo_root().join("packaging/build-deb");
     let out = Command::new(&script)
         .args(["--deb-revision", revision])
@@ -97,7 +97,9 @@ fn build(revision: &str) -> String {
         "no .deb printed: {}",
         output_text(&out)
     );
-    deb
+    let copy = dir.join(&format!("kuryr-{revision}.deb"));
+    std::fs::copy(&deb, &copy).unwrap();
+    copy.display().to_string()
 }
 
 /// Purges the package and gives the lab its own daemon back, whatever
@@ -157,8 +159,9 @@ async fn install_run_upgrade_remove_purge() {
         installed_version().is_none() && !Path::new(paths::ETC_KURYR).exists(),
         "kuryr is already installed here (or /etc/kuryr exists): this test installs and purges it"
     );
-    let first = build("1");
-    let second = build("2");
+    let debs = TempDir::new("kuryr-debs-");
+    let first = build("1", &debs);
+    let second = build("2", &debs);
     let before = snapshot();
     let _restore = Restore;
 
