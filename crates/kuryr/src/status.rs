@@ -192,27 +192,7 @@ pub fn compare(
         });
     }
     if check_stray_ports {
-        for (ep, p) in &port_of {
-            if known_endpoints.contains(ep) {
-                continue;
-            }
-            let network = networks
-                .iter()
-                .find(|n| n.id == p.network_id)
-                .and_then(|n| names::id_from_tags(&n.tags));
-            out_of_step.push(Problem {
-                kind: "port_without_endpoint",
-                docker_network: network,
-                endpoint: Some(ep.clone()),
-                port: Some(p.id.clone()),
-                detail: format!(
-                    "port {} bound to {} is tagged with endpoint {} which Docker does not have",
-                    p.id,
-                    p.host_id,
-                    &ep[..ep.len().min(12)]
-                ),
-            });
-        }
+        out_of_step.extend(stray_ports(&port_of, &known_endpoints, networks));
     }
     Status {
         host: host.to_string(),
@@ -220,6 +200,33 @@ pub fn compare(
         unclaimed,
         out_of_step,
     }
+}
+
+/// Ports tagged with an endpoint Docker does not have.
+fn stray_ports(
+    port_of: &BTreeMap<String, &Port>,
+    known_endpoints: &BTreeSet<String>,
+    networks: &[Network],
+) -> Vec<Problem> {
+    port_of
+        .iter()
+        .filter(|(ep, _)| !known_endpoints.contains(*ep))
+        .map(|(ep, p)| Problem {
+            kind: "port_without_endpoint",
+            docker_network: networks
+                .iter()
+                .find(|n| n.id == p.network_id)
+                .and_then(|n| names::id_from_tags(&n.tags)),
+            endpoint: Some(ep.clone()),
+            port: Some(p.id.clone()),
+            detail: format!(
+                "port {} bound to {} is tagged with endpoint {} which Docker does not have",
+                p.id,
+                p.host_id,
+                &ep[..ep.len().min(12)]
+            ),
+        })
+        .collect()
 }
 
 /// The table `kuryr status` prints.

@@ -165,14 +165,23 @@ async fn pings(from: &Running, to: &Running) {
 /// The container still has the address and MAC it was given.
 fn kept(c: &Running) {
     let (ok, addr) = exec(&c.name, &["ip", "-o", "-4", "addr", "show", "eth0"]);
-    assert!(ok && addr.contains(&format!("inet {}/", c.ip)), "{}: {addr}", c.name);
+    assert!(
+        ok && addr.contains(&format!("inet {}/", c.ip)),
+        "{}: {addr}",
+        c.name
+    );
     let (_, mac) = exec(&c.name, &["cat", "/sys/class/net/eth0/address"]);
     assert_eq!(mac, c.mac, "{} changed its MAC", c.name);
 }
 
 /// Which driver dockerd reaches now: a new container on each network
 /// pings the containers already there.
-async fn new_containers_join(cleanup: &mut Cleanup, nets: &[String], tag: &str, all: &mut Vec<Running>) {
+async fn new_containers_join(
+    cleanup: &mut Cleanup,
+    nets: &[String],
+    tag: &str,
+    all: &mut Vec<Running>,
+) {
     for net in nets {
         let c = run_on(cleanup, &format!("{net}-{tag}"), net);
         for old in all.iter().filter(|o| &o.net == net) {
@@ -203,8 +212,11 @@ async fn python_to_ours_and_back_on_a_running_node() {
         // a network from the default pool: docs/migration.md.)
         let mut cleanup = Cleanup::new();
         let base = unique("mig");
-        let (subnet_net, pool_net, existing_net) =
-            (format!("{base}-s"), format!("{base}-p"), format!("{base}-e"));
+        let (subnet_net, pool_net, existing_net) = (
+            format!("{base}-s"),
+            format!("{base}-p"),
+            format!("{base}-e"),
+        );
         let gateway = |k: u32| format!("--gateway={}.1", lab.slot.prefix4(k));
         cleanup.kuryr_network(&subnet_net, Some(&lab.cidr4(0)), &[&gateway(0)]);
         let n = &lab.neutron;
@@ -229,7 +241,11 @@ async fn python_to_ours_and_back_on_a_running_node() {
         cleanup.kuryr_network(
             &existing_net,
             Some(&existing_cidr),
-            &[&gateway(2), "-o", &format!("neutron.net.uuid={}", existing.id)],
+            &[
+                &gateway(2),
+                "-o",
+                &format!("neutron.net.uuid={}", existing.id),
+            ],
         );
         let mut nets = vec![subnet_net.clone(), existing_net.clone()];
         let mut nids: Vec<String> = nets.iter().map(|n| network_id(n)).collect();
@@ -260,7 +276,13 @@ async fn python_to_ours_and_back_on_a_running_node() {
         let pool_nid = network_id(&pool_net);
         lab.track_network(&pool_nid);
         nids.push(pool_nid);
-        new_containers_join(&mut cleanup, std::slice::from_ref(&pool_net), "rs1", &mut all).await;
+        new_containers_join(
+            &mut cleanup,
+            std::slice::from_ref(&pool_net),
+            "rs1",
+            &mut all,
+        )
+        .await;
         nets.push(pool_net.clone());
 
         // 2. Ours -> Python.
@@ -287,12 +309,21 @@ async fn python_to_ours_and_back_on_a_running_node() {
         }
         cleanup.networks.clear();
         for id in &ports {
-            assert!(n.get_port(id).await.unwrap_err().is_not_found(), "port {id} left");
+            assert!(
+                n.get_port(id).await.unwrap_err().is_not_found(),
+                "port {id} left"
+            );
             let tap = names::host_ifname(id);
-            assert!(!link_exists(&tap) && !ovs_ports().contains(&tap), "{tap} left on the host");
+            assert!(
+                !link_exists(&tap) && !ovs_ports().contains(&tap),
+                "{tap} left on the host"
+            );
         }
         for nid in &nids {
-            assert!(lab.networks_of(nid).await.is_empty(), "Neutron network of {nid} left");
+            assert!(
+                lab.networks_of(nid).await.is_empty(),
+                "Neutron network of {nid} left"
+            );
         }
         // The user's network and subnet stay, without kuryr's marks.
         let kept_net = n.get_network(&existing.id).await.unwrap();

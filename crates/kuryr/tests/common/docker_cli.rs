@@ -135,8 +135,8 @@ pub fn stop_daemon() {
     else {
         return;
     };
-    let is_kuryr = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-        .is_ok_and(|c| c.contains("kuryr"));
+    let is_kuryr =
+        std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.contains("kuryr"));
     if !is_kuryr {
         return;
     }
