@@ -1,8 +1,8 @@
 //! Migration from kuryr-libnetwork on a running node, and back
 //! (docs/migration.md): the Python driver serves the lab's dockerd through
 //! kuryr-libnetwork's spec file (`kuryr_uri` http://127.0.0.1:23750), with
-//! containers on three kuryr networks — one made with `--subnet`, one from
-//! the default pool, one on an existing Neutron network. Then:
+//! containers on kuryr networks — one made with `--subnet`, one on an
+//! existing Neutron network; ours adds one from the default pool. Then:
 //!
 //! 1. Python stops, ours starts on the very same kuryr.conf: it serves the
 //!    same `kuryr_uri`, which is where dockerd keeps talking (it keeps a
@@ -10,9 +10,12 @@
 //!    keep their addresses and reach the new ones ours starts on each
 //!    network.
 //! 2. Ours stops, Python starts again: the same, the other way.
-//! 3. Ours again; `docker rm` and `docker network rm` of everything leave
-//!    Neutron and the host as they were (the existing network stays,
-//!    untagged).
+//! 3. Ours again (ours made the default-pool network in 1, which
+//!    kuryr-libnetwork cannot make, and Python served it in 2).
+//! 4. dockerd restarted with `--live-restore` while ours runs: the
+//!    containers keep running; dockerd now finds ours on its unix socket.
+//! 5. `docker rm` and `docker network rm` of everything leave Neutron and
+//!    the host as they were (the existing network stays, untagged).
 //!
 //! It replaces the lab's driver and restarts the lab's dockerd (so that it
 //! forgets the lab daemon's socket, and at the end the spec file): an
@@ -204,7 +207,8 @@ async fn python_to_ours_and_back_on_a_running_node() {
         python("up");
         std::fs::create_dir_all(Path::new(SPEC).parent().unwrap()).unwrap();
         std::fs::write(SPEC, format!("{KURYR_URI}\n")).unwrap();
-        restart_dockerd(&[]);
+        // --live-restore: step 4 restarts it with containers running.
+        restart_dockerd(&["--live-restore"]);
         assert!(!Path::new(SOCKET).exists());
 
         // Under Python: a network made with --subnet and one on an existing
@@ -290,9 +294,23 @@ async fn python_to_ours_and_back_on_a_running_node() {
         python("up");
         new_containers_join(&mut cleanup, &nets, "py2", &mut all).await;
 
-        // 3. Ours again, and everything removed through Docker.
+        // 3. Ours again.
         python("down");
         let ours = Ours::start();
+        new_containers_join(&mut cleanup, &nets, "rs2", &mut all).await;
+
+        // 4. dockerd restarted with live-restore while ours runs: the
+        // containers keep running and their addresses; dockerd now finds
+        // our unix socket first (sockets come before spec files), and new
+        // containers join there.
+        restart_dockerd(&["--live-restore"]);
+        for c in &all {
+            let running = docker_ok(&["inspect", "-f", "{{.State.Running}}", &c.name]);
+            assert_eq!(running, "true", "{} stopped with dockerd", c.name);
+        }
+        new_containers_join(&mut cleanup, &nets, "rs3", &mut all).await;
+
+        // 5. Everything removed through Docker.
         let ports: Vec<String> = {
             let mut ids = Vec::new();
             for c in &all {
