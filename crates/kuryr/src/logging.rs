@@ -176,7 +176,7 @@ impl Sink {
                     std::process::id(),
                     text.trim_end()
                 );
-                let _ = socket.send_to(datagram.as_bytes(), SYSLOG_SOCKET);
+                let _ = socket.send(datagram.as_bytes());
             }
         }
     }
@@ -399,6 +399,23 @@ mod tests {
         assert_eq!(severity(&Level::WARN), 4);
         assert_eq!(severity(&Level::INFO), 6);
         assert_eq!(severity(&Level::DEBUG), 7);
+    }
+
+    #[test]
+    fn syslog_datagrams_carry_facility_severity_and_tag() {
+        let (ours, theirs) = UnixDatagram::pair().unwrap();
+        let sink = Sink::Syslog {
+            socket: ours,
+            facility: 3,
+            tag: "kuryr-server".into(),
+        };
+        sink.emit(&Level::WARN, b"failed call=X\n");
+        let mut buf = [0u8; 256];
+        let n = theirs.recv(&mut buf).unwrap();
+        let got = String::from_utf8_lossy(&buf[..n]).into_owned();
+        // daemon (3) * 8 + warning (4) = 28
+        let want = format!("<28>kuryr-server[{}]: failed call=X", std::process::id());
+        assert_eq!(got, want);
     }
 
     #[test]
