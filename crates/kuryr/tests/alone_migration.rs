@@ -114,13 +114,20 @@ struct Restore;
 
 impl Drop for Restore {
     fn drop(&mut self) {
+        // The lab's socket first, then no spec file, then a dockerd that
+        // looks the plugin up again: it can only find the socket. No
+        // panic here (this runs while unwinding).
+        let run = |cmd: &str, args: &[&str]| {
+            let out = Command::new(repo_root().join(cmd)).args(args).output();
+            if !out.as_ref().is_ok_and(|o| o.status.success()) {
+                eprintln!("restoring the lab: {cmd} {args:?} failed: {out:?}");
+            }
+        };
+        run("lab/kuryr-up", &[env!("CARGO_BIN_EXE_kuryr")]);
         let _ = std::fs::remove_file(SPEC);
         let _ = std::fs::remove_dir(Path::new(SPEC).parent().unwrap());
-        let _ = Command::new(repo_root().join("lab/kuryr-python"))
-            .arg("up")
-            .output();
-        restart_dockerd(&[]);
-        restart_daemon();
+        run("lab/kuryr-python", &["up"]);
+        run("lab/dockerd", &["restart"]);
     }
 }
 
@@ -139,7 +146,7 @@ fn run_on(cleanup: &mut Cleanup, name: &str, net: &str) -> Running {
     let ip = docker_ok(&[
         "inspect",
         "-f",
-        &format!("{{{{.NetworkSettings.Networks.{net}.IPAddress}}}}"),
+        &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}"),
         name,
     ]);
     assert!(!ip.is_empty(), "{name} has no address on {net}");
