@@ -22,6 +22,12 @@ LAB_HOST=$(hostname)
 ALL_SERVICES=(mariadb epmd rabbitmq ovsdb-server ovs-vswitchd dockerd keystone
               neutron-server ovs-agent lb-agent)
 
+# The lab's dockerd: no bridge, no NAT, no iptables, so test containers
+# have no way out (lab/up starts it, lab/dockerd restarts it).
+DOCKERD_CMD=(/usr/sbin/dockerd --host "unix://$DOCKER_SOCK" --data-root /var/lib/docker
+             --pidfile /run/docker.pid
+             --iptables=false --ip6tables=false --bridge=none --ip-masq=false)
+
 log() { printf 'lab: %s\n' "$*" >&2; }
 die() { printf 'lab: ERROR: %s\n' "$*" >&2; exit 1; }
 

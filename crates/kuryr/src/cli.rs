@@ -3,13 +3,15 @@
 //! `kuryr-server --config-file /etc/kuryr/kuryr.conf` (kuryr-libnetwork's
 //! command line) runs the daemon, as `kuryr` with no subcommand does.
 //! The `template` and `node` subcommands are the Swarm cluster integration
-//! ([`crate::cluster`]).
+//! ([`crate::cluster`]); `status` reports what this node serves
+//! ([`crate::status`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::logging::{self, LogSetup};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,6 +42,29 @@ enum Command {
     /// Set up or check a node of a Swarm cluster.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Show the networks and endpoints this node serves, with their Neutron
+    /// ports, and what is out of step between Docker and Neutron; exit 1
+    /// if anything is.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// dockerd's API socket.
+        #[arg(long, value_name = "URL", default_value = crate::paths::DOCKER_HOST)]
+        docker_host: String,
+    },
+    /// Write the package's generated files (man pages, systemd unit) into
+    /// a directory; used by packaging/build-deb.
+    #[command(hide = true)]
+    PackageFiles {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+/// The command line definition, for the man pages.
+pub fn command() -> clap::Command {
+    Cli::command()
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,16 +172,26 @@ fn cluster_command(cli: &Cli, command: &Command) -> Option<ExitCode> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(command) = &cli.command
-        && matches!(command, Command::Template(_) | Command::Node(_))
+        && matches!(
+            command,
+            Command::Template(_) | Command::Node(_) | Command::PackageFiles { .. }
+        )
     {
-        let level = if cli.debug { "debug" } else { "warn" };
-        let filter = EnvFilter::try_from_env("KURYR_LOG")
-            .unwrap_or_else(|_| EnvFilter::new(format!("{level},hyper=warn,reqwest=warn")));
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(false)
-            .with_writer(std::io::stderr)
-            .init();
+        let _ = logging::init(&LogSetup::stderr(if cli.debug { "debug" } else { "warn" }));
+        if let Command::PackageFiles { out } = command {
+            return match crate::package::write_files(out) {
+                Ok(files) => {
+                    for f in files {
+                        println!("{}", f.display());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("kuryr: {}: {e}", out.display());
+                    ExitCode::FAILURE
+                }
+            };
+        }
         if let Some(code) = cluster_command(&cli, command) {
             return code;
         }
@@ -173,52 +208,24 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let level = if cli.debug || config.default.debug {
-        "debug"
-    } else {
-        "info"
+    let command = cli.command.unwrap_or(Command::Server);
+    let setup = match command {
+        Command::Server => LogSetup::from_config(&config, cli.debug),
+        _ => LogSetup::stderr(if cli.debug { "debug" } else { "warn" }),
     };
-    let filter = EnvFilter::try_from_env("KURYR_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},hyper=warn,reqwest=warn")));
-    // Colours only on a terminal: the log usually goes to a file or journald.
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+    if let Err(e) = logging::init(&setup) {
+        eprintln!("kuryr: {e}");
+        return ExitCode::from(2);
+    }
 
-    match cli.command.unwrap_or(Command::Server) {
-        Command::Template(_) | Command::Node(_) => ExitCode::FAILURE,
-        Command::CheckConfig => {
-            for w in config.warnings.iter().chain(&config.transport_warnings()) {
-                println!("warning: {w}");
-            }
-            for n in config.notes() {
-                println!("note: {n}");
-            }
-            match config.session_config() {
-                Ok(_) => {
-                    println!("configuration OK ({})", config.files.join(", "));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("kuryr: {e}");
-                    ExitCode::from(2)
-                }
-            }
+    match command {
+        Command::Template(_) | Command::Node(_) | Command::PackageFiles { .. } => ExitCode::FAILURE,
+        Command::CheckConfig => check_config(&config),
+        Command::Status { json, docker_host } => {
+            run_async(crate::status::run(config, docker_host, json))
         }
-        Command::Server => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("kuryr: cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(crate::daemon::run(config)) {
+        Command::Server => run_async(async move {
+            match crate::daemon::run(config).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     // The whole cause chain: the TLS or connect error, not
@@ -227,6 +234,39 @@ pub fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }),
+    }
+}
+
+fn check_config(config: &crate::config::Config) -> ExitCode {
+    for w in config.warnings.iter().chain(&config.transport_warnings()) {
+        println!("warning: {w}");
+    }
+    for n in config.notes() {
+        println!("note: {n}");
+    }
+    match config.session_config() {
+        Ok(_) => {
+            println!("configuration OK ({})", config.files.join(", "));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("kuryr: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Run `work` on a multi-threaded runtime.
+fn run_async(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(work),
+        Err(e) => {
+            eprintln!("kuryr: cannot start the runtime: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -260,6 +260,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     if unix.is_none() && tcp.is_none() {
         return Err(DaemonError::NoListener);
     }
+    // Off unless configured; stops (and removes its socket) when dropped.
+    let _metrics = match &config.metrics.listen {
+        Some(listen) => Some(crate::metrics::http::start(listen, driver.clone()).await?),
+        None => None,
+    };
     // Serve while starting: Activate and the capabilities are answered at
     // once; stateful calls wait a little, then get the reason.
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

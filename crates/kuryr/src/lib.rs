@@ -15,6 +15,10 @@
 //! - [`cluster`] — Swarm cluster integration: templates, node setup, node check
 //! - [`daemon`], [`cli`] — assembly from kuryr.conf, the command line;
 //!   [`notify`] — systemd readiness (`READY=1`, `STOPPING=1`)
+//! - [`metrics`] — Prometheus metrics and `/health` (`[metrics] listen`);
+//!   [`logging`] — where the log goes (oslo.log's options), one line per
+//!   call; [`status`] — `kuryr status`, what this node serves and what is
+//!   out of step; [`package`] — the files of the Debian package
 
 // No function over 80 lines outside tests (threshold in clippy.toml);
 // CI runs clippy with -D warnings.
@@ -26,8 +30,12 @@ pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod driver;
+pub mod logging;
+pub mod metrics;
 pub mod names;
 pub mod notify;
+pub mod package;
 pub mod paths;
 pub mod protocol;
 pub mod server;
+pub mod status;

@@ -15,6 +15,14 @@ pub const ETC_KURYR: &str = "/etc/kuryr";
 pub const KURYR_CONF: &str = "/etc/kuryr/kuryr.conf";
 /// The CA bundle node setup writes when the cluster parameters carry PEM.
 pub const CA_PEM: &str = "/etc/kuryr/ca.pem";
+/// The log directory the unit lets the daemon write (`LogsDirectory=`):
+/// where `[DEFAULT] log_dir` should point.
+pub const LOG_DIR: &str = "/var/log/kuryr";
+/// The runtime directory the unit makes (`RuntimeDirectory=`), for a
+/// metrics socket.
+pub const RUN_KURYR: &str = "/run/kuryr";
+/// The suggested `[metrics] listen` socket.
+pub const METRICS_SOCKET: &str = "/run/kuryr/metrics.sock";
 /// The `kuryr` binary on a node, unless the cluster parameters say otherwise.
 pub const KURYR_BINARY: &str = "/usr/local/bin/kuryr";
 
@@ -104,6 +112,7 @@ mod tests {
         };
         under(KURYR_CONF, ETC_KURYR);
         under(CA_PEM, ETC_KURYR);
+        under(METRICS_SOCKET, RUN_KURYR);
         under(KURYR_UNIT, SYSTEMD_DIR);
         under(DOCKER_DROPIN, SYSTEMD_DIR);
         under(PLUGIN_CONFIG, PLUGIN_BUNDLE);

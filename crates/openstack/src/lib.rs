@@ -24,6 +24,8 @@ pub mod session;
 
 pub use auth::{Credential, DomainRef, Interface, Scope, Token, UserRef};
 pub use error::{ApiError, Error, Result, chain};
-pub use metrics::{CallSnapshot, CallStats, InFlight, OpStats, counted, watched};
+pub use metrics::{
+    Answer, CallSnapshot, CallStats, InFlight, LATENCY_BUCKETS, OpStats, counted, watched,
+};
 pub use neutron::{Neutron, Query, TagResource};
 pub use session::{Session, SessionConfig, TlsConfig};

@@ -4,7 +4,9 @@
 //! is recorded under an operation name such as `neutron.list_ports` or
 //! `keystone.issue_token`. The driver reads deltas of these counters to
 //! report Neutron round trips per Docker operation; the benchmarks read them
-//! to compare against kuryr-libnetwork.
+//! to compare against kuryr-libnetwork; the daemon's Prometheus metrics
+//! are read from them (answers by HTTP status, latency in
+//! [`LATENCY_BUCKETS`]), so there is one count of every request.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -107,8 +109,45 @@ pub async fn counted<F: Future>(work: F) -> (F::Output, CallSnapshot) {
 }
 
 /// Record in the current [`counted`] scope, if there is one.
-pub(crate) fn record_in_scope(op: &'static str, elapsed: Duration, ok: bool) {
-    let _ = SCOPE.try_with(|s| s.add(op, elapsed, ok));
+pub(crate) fn record_in_scope(op: &'static str, elapsed: Duration, answer: Answer) {
+    let _ = SCOPE.try_with(|s| s.add(op, elapsed, answer));
+}
+
+/// Upper bounds (seconds) of the latency histogram of every operation:
+/// Prometheus' default buckets.
+pub const LATENCY_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// How a request ended, as counted by [`CallStats::record_answer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Answer {
+    /// The service answered with this HTTP status.
+    Status(u16),
+    /// No answer: connection refused or reset, timeout, TLS failure.
+    NoAnswer,
+    /// Recorded through [`CallStats::record`], which knows only success.
+    Unknown { ok: bool },
+}
+
+impl Answer {
+    fn ok(self) -> bool {
+        match self {
+            Answer::Status(s) => (200..300).contains(&s),
+            Answer::NoAnswer => false,
+            Answer::Unknown { ok } => ok,
+        }
+    }
+
+    /// The status as a label: `200`, `404`, `no_answer`, `ok`, `error`.
+    pub fn label(self) -> String {
+        match self {
+            Answer::Status(s) => s.to_string(),
+            Answer::NoAnswer => "no_answer".into(),
+            Answer::Unknown { ok: true } => "ok".into(),
+            Answer::Unknown { ok: false } => "error".into(),
+        }
+    }
 }
 
 /// Counters of one operation.
@@ -122,37 +161,70 @@ pub struct OpStats {
     pub total: Duration,
     /// Slowest single request.
     pub max: Duration,
+    /// Requests per latency bucket (not cumulative): `buckets[i]` took at
+    /// most [`LATENCY_BUCKETS`]`[i]` and more than the bound before; the
+    /// last one took longer than every bound.
+    pub buckets: [u64; LATENCY_BUCKETS.len() + 1],
+}
+
+/// The bucket of [`OpStats::buckets`] a latency falls in.
+fn bucket_of(elapsed: Duration) -> usize {
+    let secs = elapsed.as_secs_f64();
+    LATENCY_BUCKETS
+        .iter()
+        .position(|&b| secs <= b)
+        .unwrap_or(LATENCY_BUCKETS.len())
 }
 
 /// Live counters, shared by every clone of a session.
 #[derive(Debug, Default)]
 pub struct CallStats {
-    ops: Mutex<BTreeMap<&'static str, OpStats>>,
+    inner: Mutex<Counters>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    ops: BTreeMap<&'static str, OpStats>,
+    answers: BTreeMap<(&'static str, Answer), u64>,
 }
 
 impl CallStats {
-    /// Record one finished request (and in the current [`counted`] scope).
+    /// Record one finished request whose status is not known here (and in
+    /// the current [`counted`] scope).
     pub fn record(&self, op: &'static str, elapsed: Duration, ok: bool) {
-        self.add(op, elapsed, ok);
-        record_in_scope(op, elapsed, ok);
+        self.record_answer(op, elapsed, Answer::Unknown { ok });
     }
 
-    fn add(&self, op: &'static str, elapsed: Duration, ok: bool) {
-        let mut ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = ops.entry(op).or_default();
+    /// Record one finished request and how it was answered (and in the
+    /// current [`counted`] scope).
+    pub fn record_answer(&self, op: &'static str, elapsed: Duration, answer: Answer) {
+        self.add(op, elapsed, answer);
+        record_in_scope(op, elapsed, answer);
+    }
+
+    fn add(&self, op: &'static str, elapsed: Duration, answer: Answer) {
+        let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = c.ops.entry(op).or_default();
         entry.count += 1;
-        if !ok {
+        if !answer.ok() {
             entry.errors += 1;
         }
         entry.total += elapsed;
         entry.max = entry.max.max(elapsed);
+        entry.buckets[bucket_of(elapsed)] += 1;
+        *c.answers.entry((op, answer)).or_default() += 1;
     }
 
     /// A consistent copy of all counters.
     pub fn snapshot(&self) -> CallSnapshot {
-        let ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+        let c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         CallSnapshot {
-            ops: ops.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            ops: c.ops.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            answers: c
+                .answers
+                .iter()
+                .map(|((op, a), n)| ((op.to_string(), *a), *n))
+                .collect(),
         }
     }
 }
@@ -162,6 +234,8 @@ impl CallStats {
 pub struct CallSnapshot {
     /// Counters by operation name (`service.operation`).
     pub ops: BTreeMap<String, OpStats>,
+    /// Requests by operation name and answer.
+    pub answers: BTreeMap<(String, Answer), u64>,
 }
 
 impl CallSnapshot {
@@ -197,6 +271,10 @@ impl CallSnapshot {
         for (name, now) in &self.ops {
             let before = earlier.ops.get(name).copied().unwrap_or_default();
             if now.count > before.count {
+                let mut buckets = now.buckets;
+                for (b, was) in buckets.iter_mut().zip(before.buckets) {
+                    *b = b.saturating_sub(was);
+                }
                 ops.insert(
                     name.clone(),
                     OpStats {
@@ -204,11 +282,20 @@ impl CallSnapshot {
                         errors: now.errors.saturating_sub(before.errors),
                         total: now.total.saturating_sub(before.total),
                         max: now.max,
+                        buckets,
                     },
                 );
             }
         }
-        CallSnapshot { ops }
+        let answers = self
+            .answers
+            .iter()
+            .filter_map(|(key, now)| {
+                let before = earlier.answers.get(key).copied().unwrap_or_default();
+                (*now > before).then(|| (key.clone(), now - before))
+            })
+            .collect();
+        CallSnapshot { ops, answers }
     }
 
     /// Operation names with counts, e.g. `neutron.list_ports x2`, for logs.
@@ -293,5 +380,41 @@ mod tests {
             delta.summary(),
             "keystone.issue_token, neutron.create_port, neutron.list_ports, neutron.poll_ports"
         );
+    }
+
+    #[test]
+    fn answers_and_latency_buckets_are_counted() {
+        let stats = CallStats::default();
+        let ms = Duration::from_millis;
+        stats.record_answer("neutron.list_ports", ms(3), Answer::Status(200));
+        let before = stats.snapshot();
+        stats.record_answer("neutron.list_ports", ms(30), Answer::Status(200));
+        stats.record_answer("neutron.show_port", ms(7), Answer::Status(404));
+        stats.record_answer("neutron.show_port", ms(20_000), Answer::NoAnswer);
+        let now = stats.snapshot();
+        let list = now.ops["neutron.list_ports"];
+        // 3 ms is in the first bucket (<= 5 ms), 30 ms in the fourth (<= 50 ms).
+        assert_eq!((list.buckets[0], list.buckets[3]), (1, 1));
+        assert_eq!(list.buckets.iter().sum::<u64>(), 2);
+        let show = now.ops["neutron.show_port"];
+        assert_eq!(
+            (show.buckets[1], show.buckets[LATENCY_BUCKETS.len()]),
+            (1, 1)
+        );
+        assert_eq!(show.errors, 2);
+        let key = |op: &str, a| (op.to_string(), a);
+        assert_eq!(
+            now.answers[&key("neutron.list_ports", Answer::Status(200))],
+            2
+        );
+        assert_eq!(now.answers[&key("neutron.show_port", Answer::NoAnswer)], 1);
+        let delta = now.since(&before);
+        assert_eq!(
+            delta.answers[&key("neutron.list_ports", Answer::Status(200))],
+            1
+        );
+        assert_eq!(delta.ops["neutron.list_ports"].buckets[0], 0);
+        assert_eq!(Answer::NoAnswer.label(), "no_answer");
+        assert_eq!(Answer::Status(409).label(), "409");
     }
 }

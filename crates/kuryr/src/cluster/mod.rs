@@ -28,13 +28,13 @@ pub mod access_rules;
 pub mod check;
 pub mod cli;
 pub mod facts;
-mod http;
+pub(crate) mod http;
 mod json;
 pub mod labels;
 pub mod params;
 pub mod render;
 pub mod setup;
-mod systemd;
+pub(crate) mod systemd;
 pub mod template;
 
 use std::fmt;

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::paths::KURYR_UNIT_NAME;
+use crate::paths::{KURYR_UNIT_NAME, LOG_DIR, RUN_KURYR};
 
 /// One `ExecStart=` argument, escaped for systemd: `%` specifiers and `$`
 /// expansion are disabled by doubling, and arguments with spaces, quotes,
@@ -97,9 +97,13 @@ RestartSec=2s
 # only. Root, because the OVS database socket and kuryr.conf are root's.
 CapabilityBoundingSet=CAP_NET_ADMIN
 NoNewPrivileges=yes
-# A read-only system but for the plugin socket's directory.
+# A read-only system but for the plugin socket's directory, the log
+# directory (for [DEFAULT] log_dir) and /run/kuryr (for a [metrics] socket).
 ProtectSystem=strict
-{writable}ProtectHome=yes
+{writable}LogsDirectory={logs}
+LogsDirectoryMode=0700
+RuntimeDirectory={run}
+ProtectHome=yes
 PrivateTmp=yes
 PrivateMounts=yes
 PrivateDevices=yes
@@ -131,6 +135,8 @@ WantedBy=multi-user.target
         after = after.join(" "),
         exec = exec_line(&[&binary, "--config-file", &config, "server"]),
         writable = writable(socket_dir),
+        logs = exec_arg(LOG_DIR.trim_start_matches("/var/log/")),
+        run = exec_arg(RUN_KURYR.trim_start_matches("/run/")),
     )
 }
 

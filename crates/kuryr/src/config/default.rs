@@ -110,6 +110,8 @@ pub struct DefaultSection {
     pub debug: bool,
     pub log_file: Option<PathBuf>,
     pub log_dir: Option<PathBuf>,
+    /// oslo.log's other outputs and formats.
+    pub logging: LoggingOptions,
     /// Our addition: the `binding:host_id` to set on ports; `None` means
     /// the machine's host name, as kuryr-libnetwork always uses.
     pub host: Option<String>,
@@ -125,6 +127,63 @@ pub struct DefaultSection {
     /// Our addition: Docker gets an answer within this many seconds
     /// (`None`: 25 s); past it the call rolls back.
     pub call_timeout: Option<Duration>,
+}
+
+/// oslo.log's `use_stderr`, `use_journal`, `use_syslog` (with
+/// `syslog_log_facility`) and `use_json`, with oslo.log's defaults (all
+/// off). Where the lines go is decided in [`crate::logging`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoggingOptions {
+    pub use_stderr: bool,
+    pub use_journal: bool,
+    pub use_syslog: bool,
+    pub syslog_log_facility: SyslogFacility,
+    pub use_json: bool,
+}
+
+/// A syslog facility, by oslo.log's names (`LOG_USER`, `LOG_LOCAL0`; the
+/// `LOG_` prefix and case are optional).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyslogFacility(pub u8);
+
+impl Default for SyslogFacility {
+    fn default() -> Self {
+        SyslogFacility(1)
+    }
+}
+
+impl SyslogFacility {
+    const NAMES: [(&'static str, u8); 20] = [
+        ("kern", 0),
+        ("user", 1),
+        ("mail", 2),
+        ("daemon", 3),
+        ("auth", 4),
+        ("syslog", 5),
+        ("lpr", 6),
+        ("news", 7),
+        ("uucp", 8),
+        ("cron", 9),
+        ("authpriv", 10),
+        ("ftp", 11),
+        ("local0", 16),
+        ("local1", 17),
+        ("local2", 18),
+        ("local3", 19),
+        ("local4", 20),
+        ("local5", 21),
+        ("local6", 22),
+        ("local7", 23),
+    ];
+
+    fn parse(s: &str) -> Option<SyslogFacility> {
+        let s = s.trim().to_ascii_lowercase();
+        let name = s.strip_prefix("log_").unwrap_or(&s);
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, code)| SyslogFacility(*code))
+    }
 }
 
 impl DefaultSection {
@@ -172,6 +231,11 @@ const SUBNETPOOL_NAME_PREFIX: Opt = Opt::new("subnetpool_name_prefix").default("
 const DEBUG: Opt = Opt::new("debug").default("false");
 const LOG_FILE: Opt = Opt::new("log_file").deprecated(&["logfile"]);
 const LOG_DIR: Opt = Opt::new("log_dir").deprecated(&["logdir"]);
+const USE_STDERR: Opt = Opt::new("use_stderr").default("false");
+const USE_JOURNAL: Opt = Opt::new("use_journal").default("false");
+const USE_SYSLOG: Opt = Opt::new("use_syslog").default("false");
+const SYSLOG_LOG_FACILITY: Opt = Opt::new("syslog_log_facility").default("LOG_USER");
+const USE_JSON: Opt = Opt::new("use_json").default("false");
 const HOST: Opt = Opt::new("host");
 pub(crate) const PLUGIN_SOCKET: Opt =
     Opt::new("plugin_socket").default(crate::paths::PLUGIN_SOCKET);
@@ -199,6 +263,11 @@ pub(crate) const OPTS: &[Opt] = &[
     DEBUG,
     LOG_FILE,
     LOG_DIR,
+    USE_STDERR,
+    USE_JOURNAL,
+    USE_SYSLOG,
+    SYSLOG_LOG_FACILITY,
+    USE_JSON,
     HOST,
     PLUGIN_SOCKET,
     ORPHAN_GRACE,
@@ -218,11 +287,6 @@ pub(crate) const IGNORED_OPTS: &[Opt] = &[
     Opt::new("log_config_append").deprecated(&["log_config", "log-config"]),
     Opt::new("log_date_format"),
     Opt::new("watch_log_file"),
-    Opt::new("use_syslog"),
-    Opt::new("use_journal"),
-    Opt::new("syslog_log_facility"),
-    Opt::new("use_json"),
-    Opt::new("use_stderr"),
     Opt::new("use_eventlog"),
     Opt::new("log_color"),
     Opt::new("log_rotate_interval"),
@@ -272,6 +336,22 @@ fn with_env_default(
     Ok((found, false))
 }
 
+/// `plugin_socket`: an absolute path, or empty for no unix socket.
+fn plugin_socket(g: &Group) -> Result<Option<PathBuf>, ConfigError> {
+    Ok(match g.value(&PLUGIN_SOCKET)? {
+        Some(f) if f.text.trim().is_empty() => None,
+        Some(f) if !Path::new(f.text.trim()).is_absolute() => {
+            return Err(g.invalid(
+                &PLUGIN_SOCKET,
+                &f,
+                "an absolute path, or nothing for no unix socket",
+            ));
+        }
+        Some(f) => Some(PathBuf::from(f.text.trim())),
+        None => None,
+    })
+}
+
 impl DefaultSection {
     pub(crate) fn load(
         src: &Sources,
@@ -308,18 +388,7 @@ impl DefaultSection {
         let enabled_port_drivers =
             parse_each(&g, &ENABLED_PORT_DRIVERS, &PortDriverKind::expected())?;
 
-        let plugin_socket = match g.value(&PLUGIN_SOCKET)? {
-            Some(f) if f.text.trim().is_empty() => None,
-            Some(f) if !Path::new(f.text.trim()).is_absolute() => {
-                return Err(g.invalid(
-                    &PLUGIN_SOCKET,
-                    &f,
-                    "an absolute path, or nothing for no unix socket",
-                ));
-            }
-            Some(f) => Some(PathBuf::from(f.text.trim())),
-            None => None,
-        };
+        let plugin_socket = plugin_socket(&g)?;
 
         Ok(DefaultSection {
             kuryr_uri: uri.text.trim().to_string(),
@@ -343,6 +412,17 @@ impl DefaultSection {
             debug: g.bool(&DEBUG)?,
             log_file: g.opt_string(&LOG_FILE)?.map(PathBuf::from),
             log_dir: g.opt_string(&LOG_DIR)?.map(PathBuf::from),
+            logging: LoggingOptions {
+                use_stderr: g.bool(&USE_STDERR)?,
+                use_journal: g.bool(&USE_JOURNAL)?,
+                use_syslog: g.bool(&USE_SYSLOG)?,
+                syslog_log_facility: g.parse(
+                    &SYSLOG_LOG_FACILITY,
+                    "a syslog facility: LOG_USER, LOG_DAEMON, LOG_LOCAL0 ... LOG_LOCAL7, ...",
+                    SyslogFacility::parse,
+                )?,
+                use_json: g.bool(&USE_JSON)?,
+            },
             host: g
                 .opt_string(&HOST)?
                 .map(|h| h.trim().to_string())

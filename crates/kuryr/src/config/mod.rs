@@ -14,6 +14,7 @@ mod binding;
 mod default;
 mod drivers;
 mod error;
+mod metrics;
 mod neutron;
 pub mod oslo;
 mod source;
@@ -27,8 +28,10 @@ use kuryr_openstack::{SessionConfig, TlsConfig};
 pub use auth::{AuthOptions, AuthType};
 pub use binding::BindingSection;
 pub use default::{CapabilityScope, DefaultSection, ListenAddr};
+pub use default::{LoggingOptions, SyslogFacility};
 pub use drivers::{BindingDriverKind, PortDriverKind};
 pub use error::{ConfigError, Origin, Place};
+pub use metrics::{MetricsListen, MetricsSection};
 pub use neutron::{MAX_VIF_PLUGGING_WAIT, NeutronSection};
 
 use drivers::names;
@@ -44,6 +47,8 @@ pub struct Config {
     pub default: DefaultSection,
     pub neutron: NeutronSection,
     pub binding: BindingSection,
+    /// Our addition: `[metrics]`.
+    pub metrics: MetricsSection,
     /// The files (or labels) read, in order; later ones override earlier ones.
     pub files: Vec<String>,
     /// Things worth logging that do not stop the daemon: unknown sections
@@ -282,6 +287,7 @@ fn is_known_key(word: &str) -> bool {
         neutron::OPTS,
         neutron::IGNORED_OPTS,
         binding::OPTS,
+        metrics::OPTS,
         auth::OPTS,
     ]
     .iter()
@@ -319,6 +325,7 @@ fn build(docs: Vec<Document>, env: &dyn Fn(&str) -> Option<String>) -> Result<Co
     src.register(neutron::SECTION, neutron::OPTS);
     src.register(neutron::SECTION, neutron::IGNORED_OPTS);
     src.register(binding::SECTION, binding::OPTS);
+    src.register(metrics::SECTION, metrics::OPTS);
     // keystoneauth registers the plugin options where `auth_section` points.
     let auth_section = neutron::auth_section(&src)?;
     src.register(
@@ -329,12 +336,14 @@ fn build(docs: Vec<Document>, env: &dyn Fn(&str) -> Option<String>) -> Result<Co
     let default = DefaultSection::load(&src, env)?;
     let neutron = NeutronSection::load(&src, auth_section.clone())?;
     let binding = BindingSection::load(&src)?;
+    let metrics = MetricsSection::load(&src)?;
     warn_unknown(&src, auth_section.as_deref());
 
     let config = Config {
         default,
         neutron,
         binding,
+        metrics,
         files,
         warnings: src.take_warnings(),
     };

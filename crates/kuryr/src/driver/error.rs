@@ -43,4 +43,25 @@ pub enum DriverError {
     Crashed(String),
 }
 
+impl DriverError {
+    /// The kind, as a metrics label and in the log line of a failed call.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DriverError::Invalid(_) => "invalid",
+            DriverError::NotFound(_) => "not_found",
+            DriverError::Neutron(e) if e.is_not_found() => "neutron_not_found",
+            DriverError::Neutron(e) if e.is_conflict() => "neutron_conflict",
+            DriverError::Neutron(e) if e.is_transient() => "neutron_unreachable",
+            DriverError::Neutron(_) => "neutron",
+            DriverError::Binding(_) => "binding",
+            DriverError::Unavailable(_) => "unavailable",
+            DriverError::Timeout(_) => "timeout",
+            DriverError::Abandoned => "abandoned",
+            DriverError::Internal(_) => "internal",
+            DriverError::Injected(_) => "injected",
+            DriverError::Crashed(_) => "crashed",
+        }
+    }
+}
+
 pub type Result<T, E = DriverError> = std::result::Result<T, E>;

@@ -91,6 +91,19 @@ impl Index {
         self.networks.len()
     }
 
+    pub fn endpoint_count(&self) -> usize {
+        self.endpoints.len()
+    }
+
+    pub fn pool_count(&self) -> usize {
+        self.pools.len()
+    }
+
+    /// Ports handed out by IPAM that no endpoint claimed yet.
+    pub fn unclaimed_port_count(&self) -> usize {
+        self.ports.len()
+    }
+
     pub fn put_network(&mut self, docker_id: String, network: Network, subnets: Vec<Subnet>) {
         self.insert_network(NetworkEntry::new(docker_id, network, subnets));
     }

@@ -16,6 +16,7 @@ mod network;
 mod node;
 mod orphans;
 mod projects;
+mod report;
 mod steps;
 mod swarm;
 
@@ -35,7 +36,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use ipnet::IpNet;
 use kuryr_openstack::{CallSnapshot, Neutron, Query};
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::binding::Binder;
 use crate::config::PortDriverKind;
@@ -66,6 +67,17 @@ pub struct Driver {
     tags_on_any_create: std::sync::atomic::AtomicBool,
     /// The waits for ACTIVE, which share their polls.
     active_watch: endpoint::ActiveWatch,
+    /// What the metrics show of the calls ([`crate::metrics`]).
+    stats: crate::metrics::Stats,
+}
+
+/// How many entries the index holds, for the metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexCounts {
+    pub networks: usize,
+    pub endpoints: usize,
+    pub pools: usize,
+    pub unclaimed_ports: usize,
 }
 
 impl std::fmt::Debug for Driver {
@@ -90,6 +102,33 @@ impl Driver {
             tags_on_port_create: std::sync::atomic::AtomicBool::new(false),
             tags_on_any_create: std::sync::atomic::AtomicBool::new(false),
             active_watch: endpoint::ActiveWatch::default(),
+            stats: crate::metrics::Stats::default(),
+        }
+    }
+
+    /// The call and orphan counters the metrics endpoint shows.
+    pub fn stats(&self) -> &crate::metrics::Stats {
+        &self.stats
+    }
+
+    /// The size of the index now.
+    pub fn index_counts(&self) -> IndexCounts {
+        let index = self.index();
+        IndexCounts {
+            networks: index.network_count(),
+            endpoints: index.endpoint_count(),
+            pools: index.pool_count(),
+            unclaimed_ports: index.unclaimed_port_count(),
+        }
+    }
+
+    /// `Ok` once started; else why stateful calls are not served.
+    pub fn readiness(&self) -> std::result::Result<(), String> {
+        match &*self.ready.borrow() {
+            Startup::Ready => Ok(()),
+            Startup::Starting(None) => Err("starting".into()),
+            Startup::Starting(Some(reason)) => Err(format!("starting: {reason}")),
+            Startup::Failed(reason) => Err(format!("start-up failed: {reason}")),
         }
     }
 
@@ -388,35 +427,16 @@ impl Driver {
     /// [`Driver::execute`], with the Neutron requests this call made
     /// (counted per call: concurrent calls never see each other's).
     pub async fn execute_counted(&self, call: PluginCall) -> (Result<Response>, CallSnapshot) {
-        let method = call.method();
-        if !method.is_stateless()
+        let report = self.report_start(&call);
+        if !call.method().is_stateless()
             && let Err(e) = self.wait_started().await
         {
-            warn!(call = %method, error = %e, "refused: not started");
-            return (Err(e), CallSnapshot::default());
+            let (result, calls) = (Err(e), CallSnapshot::default());
+            self.report_end(report, &result, &calls);
+            return (result, calls);
         }
-        let started = std::time::Instant::now();
         let (result, calls) = kuryr_openstack::counted(Box::pin(self.run(call))).await;
-        let ms = started.elapsed().as_millis() as u64;
-        match &result {
-            Ok(_) => info!(
-                call = %method,
-                ms,
-                neutron_calls = calls.neutron_calls(),
-                polls = calls.neutron_polls(),
-                keystone_calls = calls.calls("keystone"),
-                neutron_ms = neutron_ms(&calls),
-                ops = %calls.summary(),
-                "ok"
-            ),
-            Err(e) => warn!(
-                call = %method,
-                ms,
-                neutron_calls = calls.neutron_calls(),
-                error = %e,
-                "failed"
-            ),
-        }
+        self.report_end(report, &result, &calls);
         (result, calls)
     }
 

@@ -121,7 +121,7 @@ fn error_body(message: &str) -> Vec<u8> {
 /// Answer one plugin call: parse it, let the driver execute it, encode the
 /// outcome. Never panics; every failure is a JSON `Err`.
 pub async fn answer(driver: &Driver, path: &str, body: &[u8]) -> Reply {
-    let outcome = match parse(path, body) {
+    let outcome = match parse(driver, path, body) {
         Ok(call) => driver.execute(call).await.map_err(CallError::from),
         Err(e) => Err(e),
     };
@@ -132,16 +132,25 @@ pub async fn answer(driver: &Driver, path: &str, body: &[u8]) -> Reply {
 /// to its end or its rollback even if the client hangs up, and is
 /// answered within its bound ([`Driver::execute_detached`]).
 pub async fn answer_detached(driver: Arc<Driver>, path: &str, body: &[u8]) -> Reply {
-    let outcome = match parse(path, body) {
+    let outcome = match parse(driver.as_ref(), path, body) {
         Ok(call) => driver.execute_detached(call).await.map_err(CallError::from),
         Err(e) => Err(e),
     };
     Reply::from_outcome(outcome)
 }
 
-fn parse(path: &str, body: &[u8]) -> Result<PluginCall, CallError> {
+/// Parse a plugin call; a refused one is logged and counted here.
+fn parse(driver: &Driver, path: &str, body: &[u8]) -> Result<PluginCall, CallError> {
     PluginCall::parse(path, body).map_err(|e| {
         warn!(call = path, error = %e, "refused");
+        let kind = match e {
+            ParseError::UnknownMethod(_) => "unknown_method",
+            ParseError::BadRequest(_) => "bad_request",
+        };
+        let call = crate::metrics::call_label(crate::protocol::Method::from_path(path));
+        driver
+            .stats()
+            .observe_call(call, Some(kind), std::time::Duration::ZERO, 0);
         e.into()
     })
 }

@@ -158,3 +158,43 @@ impl Cleanup {
         docker_ok(&args);
     }
 }
+
+/// Stop the lab's driver daemon (the one `lab/kuryr-up` started), if it
+/// runs; it removes its socket as it stops.
+pub fn stop_daemon() {
+    let record = format!("{}/run/kuryr.pid", lab_dir());
+    let Some(pid) = std::fs::read_to_string(&record)
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+    else {
+        return;
+    };
+    let is_kuryr =
+        std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.contains("kuryr"));
+    if !is_kuryr {
+        return;
+    }
+    let _ = Command::new("kill").args(["-TERM", &pid]).output();
+    for _ in 0..100 {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = std::fs::remove_file(SOCKET);
+}
+
+/// Restart the lab's dockerd (`lab/dockerd restart`) with extra flags:
+/// it forgets the plugin clients it kept. Needs the exclusive lab lock.
+pub fn restart_dockerd(flags: &[&str]) {
+    let out = Command::new(repo_root().join("lab/dockerd"))
+        .arg("restart")
+        .args(flags)
+        .output()
+        .expect("run lab/dockerd");
+    assert!(
+        out.status.success(),
+        "lab/dockerd restart failed: {}",
+        output_text(&out)
+    );
+}

@@ -9,7 +9,7 @@ use std::process::Output;
 use kuryr::names;
 use kuryr::protocol::DockerId;
 use kuryr_openstack::Neutron;
-pub use kuryr_test_support::{Slot, eventually, host, lab_dir, random_u64, unique, var};
+pub use kuryr_test_support::{Slot, account, eventually, host, lab_dir, random_u64, unique, var};
 
 /// A Neutron client of the lab's `kuryr` account, with its own session (and
 /// so its own call counters).

@@ -16,6 +16,7 @@
 //! - [`host`]: the host's links and the lab's `br-int` ports
 //! - [`http`]: raw HTTP exchanges with a plugin over a socket or TCP
 //! - [`netns`]: network namespaces, `ip`, a thread in a fresh namespace
+//! - [`ops`]: a daemon's metrics, log lines and `kuryr status`
 //! - [`vm`]: simulated Nova VMs on real Neutron ports, waiting for ACTIVE
 
 // Each test binary uses a part of this tree.
@@ -31,5 +32,6 @@ pub mod host;
 pub mod http;
 pub mod lab;
 pub mod netns;
+pub mod ops;
 pub mod requests;
 pub mod vm;

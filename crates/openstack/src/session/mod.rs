@@ -23,7 +23,7 @@ use self::token::{Step, TokenCache};
 
 use crate::auth::{Credential, Interface, Token, select_endpoint};
 use crate::error::{ApiError, Error, Result};
-use crate::metrics::CallStats;
+use crate::metrics::{Answer as Answered, CallStats};
 
 /// TLS settings, with keystoneauth's meaning.
 #[derive(Debug, Clone, Default)]
@@ -267,7 +267,9 @@ impl Session {
         };
         let (status, bytes) = match answer {
             Err(after) => {
-                self.inner.stats.record(op, started.elapsed(), false);
+                self.inner
+                    .stats
+                    .record_answer(op, started.elapsed(), Answered::NoAnswer);
                 let e = Error::Timeout {
                     service: "neutron",
                     request: format!("{method} /v2.0{path}"),
@@ -278,7 +280,9 @@ impl Session {
             }
             Ok(crate::fake::Answer::Reply(status, bytes)) => (status, bytes),
             Ok(crate::fake::Answer::Lost) => {
-                self.inner.stats.record(op, started.elapsed(), false);
+                self.inner
+                    .stats
+                    .record_answer(op, started.elapsed(), Answered::NoAnswer);
                 return Err(Error::NoReply {
                     service: "neutron",
                     detail: format!("{method} {path}: the connection closed before the reply"),
@@ -288,7 +292,7 @@ impl Session {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         self.inner
             .stats
-            .record(op, started.elapsed(), status.is_success());
+            .record_answer(op, started.elapsed(), Answered::Status(status.as_u16()));
         if status.is_success() {
             return Ok(Response {
                 status,
@@ -391,6 +395,10 @@ impl Session {
         let watch = crate::metrics::request_started(|| "keystone POST /v3/auth/tokens".into());
         let sent = self.inner.http.post(&url).json(&body).send().await;
         let failed = |source| self.transport_error("keystone", "POST", &url, source);
+        let answered = match &sent {
+            Ok(resp) => Answered::Status(resp.status().as_u16()),
+            Err(_) => Answered::NoAnswer,
+        };
         let result = match sent {
             Err(source) => Err(failed(source)),
             Ok(resp) => {
@@ -443,13 +451,51 @@ impl Session {
         }
         self.inner
             .stats
-            .record("keystone.issue_token", started.elapsed(), result.is_ok());
+            .record_answer("keystone.issue_token", started.elapsed(), answered);
         match &result {
             Ok(t) => {
                 info!(user_id = %t.user_id, project_id = ?t.project_id, expires_at = ?t.expires_at, "keystone token issued")
             }
             Err(e) => debug!(error = %e, "keystone token request failed"),
         }
+        result
+    }
+
+    /// Does Keystone answer? An unauthenticated `GET` of its version
+    /// document (`/v3`): no credential is sent and no token issued, so a
+    /// health check may call it often. Recorded as `keystone.version`.
+    pub async fn probe_keystone(&self) -> Result<()> {
+        #[cfg(feature = "fake")]
+        if self.inner.fake.is_some() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let sent = self.inner.http.get(self.keystone_base()).send().await;
+        let (answered, result) = match sent {
+            Err(source) => (
+                Answered::NoAnswer,
+                Err(Error::Transport {
+                    service: "keystone",
+                    source,
+                }),
+            ),
+            Ok(resp) => {
+                let status = resp.status();
+                let request_id = request_id(resp.headers());
+                let bytes = resp.bytes().await.unwrap_or_default();
+                let result = if status.is_success() {
+                    Ok(())
+                } else {
+                    Err(Error::Api(Box::new(api_error(
+                        "keystone", "GET", "/v3", status, &bytes, request_id,
+                    ))))
+                };
+                (Answered::Status(status.as_u16()), result)
+            }
+        };
+        self.inner
+            .stats
+            .record_answer("keystone.version", started.elapsed(), answered);
         result
     }
 
@@ -582,8 +628,11 @@ impl Session {
         if let Err(e) = &outcome {
             watch.failed(e);
         }
-        let ok = matches!(&outcome, Ok(a) if a.status.is_success());
-        self.inner.stats.record(req.op, elapsed, ok);
+        let answered = match &outcome {
+            Ok(a) => Answered::Status(a.status.as_u16()),
+            Err(_) => Answered::NoAnswer,
+        };
+        self.inner.stats.record_answer(req.op, elapsed, answered);
         if let Ok(a) = &outcome {
             debug!(op = req.op, method = %req.method, path = req.path, status = a.status.as_u16(), ms = elapsed.as_millis() as u64, request_id = a.request_id.as_deref().unwrap_or(""), "openstack call");
         }

@@ -160,11 +160,15 @@ RestartSec=2s
 # only. Root, because the OVS database socket and kuryr.conf are root's.
 CapabilityBoundingSet=CAP_NET_ADMIN
 NoNewPrivileges=yes
-# A read-only system but for the plugin socket's directory.
+# A read-only system but for the plugin socket's directory, the log
+# directory (for [DEFAULT] log_dir) and /run/kuryr (for a [metrics] socket).
 ProtectSystem=strict
 RuntimeDirectory=docker/plugins
 RuntimeDirectoryMode=0700
 RuntimeDirectoryPreserve=yes
+LogsDirectory=kuryr
+LogsDirectoryMode=0700
+RuntimeDirectory=kuryr
 ProtectHome=yes
 PrivateTmp=yes
 PrivateMounts=yes

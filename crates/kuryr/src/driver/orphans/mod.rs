@@ -88,6 +88,7 @@ impl Driver {
         note("security groups", self.orphan_security_groups(&mut c).await);
         note("networks", self.half_made_networks(&mut c).await);
         note("subnet pools", self.unused_subnet_pools(&mut c).await);
+        self.stats.orphans_collected(&c);
         if !c.is_empty() {
             info!(
                 networks = ?c.networks,
