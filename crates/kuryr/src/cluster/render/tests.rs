@@ -21,6 +21,7 @@ fn facts() -> NodeFacts {
     NodeFacts {
         hostname: "node-1".into(),
         local_ip: Some("10.0.0.11".parse().unwrap()),
+        init: Init::Systemd,
     }
 }
 
@@ -128,6 +129,7 @@ l2_population = true
 [ovs]
 integration_bridge = br-int
 datapath_type = system
+ovsdb_connection = unix:/run/openvswitch/db.sock
 local_ip = 10.0.0.11
 
 [securitygroup]
@@ -341,6 +343,7 @@ fn nested_mode_tcp_password_golden() {
     let f = NodeFacts {
         hostname: "node-1.cloud".into(),
         local_ip: None,
+        init: Init::Systemd,
     };
     let plan = render(&t, &p, Role::Manager, &f).expect("plan");
     let h = header("coe swarm, kuryr_mode nested", "manager");
@@ -440,7 +443,21 @@ fn vlan_mode_and_global_scope() {
         "name": "swarm-kuryr", "coe": "swarm-mode", "network_driver": "kuryr",
         "labels": {"kuryr_mode": "vlan", "kuryr_scope": "global"}
     }));
-    let (_, p) = agent_inputs();
+    let (_, mut p) = agent_inputs();
+    // Swarm-scope networks need the managed plugin: a socket plugin is
+    // refused, with the reason.
+    let problems = render(&t, &p, Role::Worker, &facts()).expect_err("socket plugin, global scope");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "driver.plugin");
+    assert!(
+        problems[0].message.starts_with(
+            "driver.plugin socket cannot serve kuryr_scope global: swarm-scope networks exist only in \
+             swarm mode, and swarm mode refuses legacy plugins"
+        ),
+        "{}",
+        problems[0].message
+    );
+    p.driver.plugin = PluginMode::Managed;
     let plan = render(&t, &p, Role::Worker, &facts()).expect("plan");
     let c = load(&plan);
     assert_eq!(c.default.capability_scope, CapabilityScope::Global);
@@ -448,13 +465,12 @@ fn vlan_mode_and_global_scope() {
     assert_eq!(c.binding.default_driver, BindingDriverKind::Vlan);
     assert_eq!(c.binding.link_iface, None);
     // No agent in vlan mode: neither its file nor its services, even with
-    // an agent section in the parameters.
+    // an agent section in the parameters; no Open vSwitch in the plugin.
     assert!(!plan.files.contains_key(Path::new(OVS_AGENT_INI)));
-    assert_eq!(plan.steps.len(), 1);
-    assert!(
-        plan.text(KURYR_UNIT)
-            .unwrap()
-            .contains("\nAfter=network-online.target\n")
+    assert!(matches!(plan.steps[..], [Step::ManagedPlugin { .. }]));
+    assert_eq!(
+        plan.text(PLUGIN_CONFIG),
+        Some(plugin_config_json("/etc/kuryr", false).as_str())
     );
 }
 
@@ -535,13 +551,15 @@ fn ovs_without_tunnels_and_with_mappings() {
     let f = NodeFacts {
         hostname: "node-1".into(),
         local_ip: None,
+        init: Init::Systemd,
     };
     let plan = render(&t, &p, Role::Worker, &f).expect("plan");
     let ini = plan.text(OVS_AGENT_INI).unwrap();
     assert!(
         ini.contains(
             "\n[agent]\nl2_population = false\n\n[ovs]\nintegration_bridge = br-int\n\
-             datapath_type = netdev\nbridge_mappings = physnet1:br-ex,physnet2:br-vlan\n"
+             datapath_type = netdev\novsdb_connection = unix:/run/openvswitch/db.sock\n\
+             bridge_mappings = physnet1:br-ex,physnet2:br-vlan\n"
         ),
         "{ini}"
     );
@@ -567,6 +585,7 @@ fn inconsistent_inputs_are_each_reported() {
     let f = NodeFacts {
         hostname: "node-1".into(),
         local_ip: None,
+        init: Init::Systemd,
     };
     let problems: Vec<String> = render(&t, &p, Role::Worker, &f)
         .unwrap_err()
@@ -651,7 +670,7 @@ fn contrib_files_match_the_renderer() {
 #[test]
 fn managed_plugin_config_json_golden() {
     assert_eq!(
-        plugin_config_json("/srv/node1/etc/kuryr"),
+        plugin_config_json("/srv/node1/etc/kuryr", false),
         r#"{
   "args": {
     "description": "",
@@ -740,7 +759,7 @@ fn managed_mode_plan() {
     );
     let config = plan.text(PLUGIN_CONFIG).unwrap();
     assert!(!config.contains("pa$$word"), "{config}");
-    assert_eq!(config, plugin_config_json("/etc/kuryr"));
+    assert_eq!(config, plugin_config_json("/etc/kuryr", false));
     assert_eq!(
         plan.steps,
         vec![Step::ManagedPlugin {

@@ -98,7 +98,8 @@ fn agent_params() -> serde_json::Value {
                      "ca_pem": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"},
         "credential": {"type": "application_credential", "application_credential_id": "8f0c1d",
                        "application_credential_secret": "s3cr3t-never-printed"},
-        "agent": {"local_ip": "10.0.0.11", "transport_url": "rabbit://n:bus-secret@10.0.0.1:5672/"}
+        "agent": {"local_ip": "10.0.0.11", "transport_url": "rabbit://n:bus-secret@10.0.0.1:5672/"},
+        "init": "systemd"
     })
 }
 
@@ -360,7 +361,7 @@ fn managed_mode_writes_the_bundle_idempotently() {
         exe
     );
     let config = std::fs::read_to_string(root.join("var/lib/kuryr/plugin/config.json")).unwrap();
-    assert_eq!(config, render::plugin_config_json("/etc/kuryr"));
+    assert_eq!(config, render::plugin_config_json("/etc/kuryr", false));
     assert!(!config.contains("s3cr3t"), "{config}");
     let conf = std::fs::read_to_string(root.join("etc/kuryr/kuryr.conf")).unwrap();
     assert!(
@@ -638,6 +639,7 @@ fn agent_plan(agent: serde_json::Value) -> Plan {
     let facts = NodeFacts {
         hostname: "node-1".into(),
         local_ip: Some("10.0.0.11".parse().unwrap()),
+        init: render::Init::Systemd,
     };
     render::render(&t, &p, Role::Worker, &facts).unwrap()
 }
