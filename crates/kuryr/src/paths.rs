@@ -43,6 +43,9 @@ pub const DOCKER_PLUGIN_LOOKUP: &[&str] = &[
     "/usr/lib/docker/plugins/kuryr.json",
     "/usr/lib/docker/plugins/kuryr/kuryr.json",
 ];
+/// Where dockerd (default exec root `/run/docker`) puts a managed plugin's
+/// socket: `<this>/<plugin id>/<socket>`.
+pub const DOCKER_PLUGIN_RUNDIR: &str = "/run/docker/plugins";
 /// dockerd's API, as a `docker -H` URL.
 pub const DOCKER_HOST: &str = "unix:///run/docker.sock";
 
@@ -136,6 +139,7 @@ mod tests {
         under(PLUGIN_CONFIG, PLUGIN_BUNDLE);
         under(PLUGIN_ROOTFS, PLUGIN_BUNDLE);
         under(OVS_DB_SOCKET, OVS_RUNDIR);
+        under(PLUGIN_SOCKET, DOCKER_PLUGIN_RUNDIR);
         assert!(KURYR_UNIT.ends_with(KURYR_UNIT_NAME));
         assert!(PLUGIN_ROOTFS_DIRS.contains(&&ETC_KURYR[1..]));
         assert_eq!(DOCKER_PLUGIN_LOOKUP[..2], SOCKET_PATHS);

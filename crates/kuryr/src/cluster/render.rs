@@ -795,13 +795,18 @@ fn agent_ini(
     };
     match agent_type {
         AgentType::Ovs => {
+            // No `[ovs] ovsdb_connection = unix:<the database socket>`: the
+            // agent would add it as a Manager with its own inactivity
+            // probe, and ovsdb-server (with the distributions'
+            // `--remote=db:...manager_options`) then replaces the socket
+            // file, leaving the managed plugin's bind mount of it dead.
+            // The default, tcp:127.0.0.1:6640, is a listener of its own.
             if !a.tunnel_types.is_empty() {
                 w.set_list("agent", "tunnel_types", a.tunnel_types.clone());
             }
             w.set("agent", "l2_population", a.l2_population.to_string());
             w.set("ovs", "integration_bridge", INTEGRATION_BRIDGE);
             w.set("ovs", "datapath_type", a.datapath_type.as_str());
-            w.set("ovs", "ovsdb_connection", format!("unix:{OVS_DB_SOCKET}"));
             if let Some(ip) = local_ip.filter(|_| !a.tunnel_types.is_empty()) {
                 w.set("ovs", "local_ip", ip.to_string());
             }

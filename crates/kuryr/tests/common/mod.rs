@@ -11,6 +11,8 @@
 //! - [`host`]: the host's links and the lab's `br-int` ports
 //! - [`http`]: raw HTTP exchanges with a plugin over a socket or TCP
 //! - [`netns`]: network namespaces, `ip`, a thread in a fresh namespace
+//! - [`machine`]: simulated machines (network, mount and UTS namespaces)
+//!   for the multi-node agent-mode tests
 //! - [`vm`]: simulated Nova VMs on real Neutron ports, waiting for ACTIVE
 
 // Each test binary uses a part of this tree.
@@ -22,6 +24,7 @@ pub mod env;
 pub mod host;
 pub mod http;
 pub mod lab;
+pub mod machine;
 pub mod netns;
 pub mod requests;
 pub mod vm;

@@ -129,7 +129,6 @@ l2_population = true
 [ovs]
 integration_bridge = br-int
 datapath_type = system
-ovsdb_connection = unix:/run/openvswitch/db.sock
 local_ip = 10.0.0.11
 
 [securitygroup]
@@ -558,12 +557,13 @@ fn ovs_without_tunnels_and_with_mappings() {
     assert!(
         ini.contains(
             "\n[agent]\nl2_population = false\n\n[ovs]\nintegration_bridge = br-int\n\
-             datapath_type = netdev\novsdb_connection = unix:/run/openvswitch/db.sock\n\
-             bridge_mappings = physnet1:br-ex,physnet2:br-vlan\n"
+             datapath_type = netdev\nbridge_mappings = physnet1:br-ex,physnet2:br-vlan\n"
         ),
         "{ini}"
     );
     assert!(!ini.contains("local_ip"), "{ini}");
+    // Not the database socket the managed plugin mounts (see agent_ini).
+    assert!(!ini.contains("ovsdb_connection"), "{ini}");
     assert!(!ini.contains("tunnel_types"), "{ini}");
     assert!(
         plan.text(KURYR_UNIT)

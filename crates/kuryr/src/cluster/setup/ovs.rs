@@ -169,8 +169,11 @@ impl Runner<'_> {
             return Ok(true);
         }
         let mut moves = Vec::new();
+        let held = self.addresses(bridge);
         for addr in self.addresses(interface) {
-            moves.push(Cmd::new(&["ip", "addr", "add", &addr, "dev", bridge]));
+            if !held.contains(&addr) {
+                moves.push(Cmd::new(&["ip", "addr", "add", &addr, "dev", bridge]));
+            }
             moves.push(Cmd::new(&["ip", "addr", "del", &addr, "dev", interface]));
         }
         for (family, route) in self.routes(interface) {
@@ -189,7 +192,7 @@ impl Runner<'_> {
             moves.push(Cmd::new(&["ip", "link", "set", bridge, "up"]));
         }
         if moves.is_empty() && cmds.is_empty() {
-            let held = self.addresses(bridge).join(", ");
+            let held = held.join(", ");
             say(
                 out,
                 format!(
