@@ -69,6 +69,10 @@ pub const LINUXBRIDGE_AGENT_INI: &str = "/etc/neutron/plugins/ml2/linuxbridge_ag
 
 /// The Neutron configuration the agents read first (from their package).
 pub const NEUTRON_CONF: &str = "/etc/neutron/neutron.conf";
+/// The agents' runtime directories (their units' `RuntimeDirectory=`; the
+/// packaged `lock_path` is `/var/lock/neutron`), made by node setup when it
+/// starts an agent itself.
+pub const NEUTRON_RUNTIME_DIRS: &[&str] = &["/run/neutron", "/run/lock/neutron"];
 
 // --- agent mode: the node's Open vSwitch ---
 

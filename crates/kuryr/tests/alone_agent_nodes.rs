@@ -256,6 +256,39 @@ fn tunnel_packets(m: &Machine, agent: Agent, remote: &str) -> Option<(u64, u64)>
     }
 }
 
+/// The forwarding entry of node `m` that sends frames for `mac` into the
+/// tunnel to `remote`: a `br-tun` flow (l2population's unicast flow,
+/// output to the VXLAN port to `remote`) or a VXLAN forwarding database
+/// entry with `dst remote`.
+fn forwarding_to(m: &Machine, agent: Agent, mac: &str, remote: &str) -> Option<String> {
+    match agent {
+        Agent::Ovs => {
+            let ofport = m
+                .exec_ok(&[
+                    "ovs-vsctl",
+                    "--bare",
+                    "--columns=ofport",
+                    "find",
+                    "Interface",
+                    "type=vxlan",
+                    &format!("options:remote_ip={remote}"),
+                ])
+                .trim()
+                .to_string();
+            let flows = m.exec_ok(&["ovs-ofctl", "dump-flows", "br-tun"]);
+            flows
+                .lines()
+                .find(|f| f.contains(&format!("dl_dst={mac}")) && f.contains(&format!("output:{ofport}")))
+                .map(|f| f.trim().to_string())
+        }
+        Agent::LinuxBridge => m
+            .exec_ok(&["bridge", "fdb", "show"])
+            .lines()
+            .find(|e| e.starts_with(mac) && e.contains(&format!("dst {remote} ")))
+            .map(str::to_string),
+    }
+}
+
 /// Ping and a TCP exchange from container `c1` on `m1` to `ip3` (on
 /// `m3`, container `c3`), within `timeout`.
 async fn reaches(m1: &Machine, c1: &str, m3: &Machine, c3: &str, ip3: &str, timeout: Duration) -> String {
@@ -324,7 +357,10 @@ async fn three_nodes(agent: Agent) {
                                "project_name": var("KURYR_LAB_KURYR_PROJECT"),
                                "project_domain_name": "Default"},
                 "init": "process",
-                "driver": {"plugin": "managed"},
+                // No DHCP port on the service's network: a DHCP agent of
+                // the lab would be a lab-host port there, whose tunnel
+                // endpoint is the lab's 127.0.0.1.
+                "driver": {"plugin": "managed", "enable_dhcp": false},
                 "agent": agent.params(),
             }),
         );
@@ -359,7 +395,6 @@ async fn three_nodes(agent: Agent) {
             println!("{}: kuryr node check:\n{text}", m.name);
         }
         clock.step("3 agents alive in Neutron (kuryr node check)");
-        let before: Vec<_> = ms.iter().map(|m| node_state(m, agent)).collect();
 
         // ---- the swarm
         let manager_ip = ms[0].ip().to_string();
@@ -380,6 +415,7 @@ async fn three_nodes(agent: Agent) {
         };
         eventually("3 Ready swarm nodes", Duration::from_secs(60), ready).await;
         clock.step("swarm of 3 nodes Ready");
+        let before: Vec<_> = ms.iter().map(|m| node_state(m, agent)).collect();
 
         // ---- a swarm-scope kuryr network and a service, one task per node
         let cidr = lab.cidr4(0);
@@ -402,6 +438,11 @@ async fn three_nodes(agent: Agent) {
             println!(
                 "  Neutron port {} {} {} host {:?} {} {}",
                 p.id, p.name, ips.join(","), p.host_id, p.status, p.device_owner
+            );
+            // No lab-host port: the lab's agents tunnel from 127.0.0.1.
+            assert!(
+                p.host_id.is_empty() || names.contains(&p.host_id.as_str()),
+                "a port of another host on the nodes' network: {p:#?}"
             );
         }
         for (m, (_, ip)) in ms.iter().zip(&tasks) {
@@ -453,6 +494,17 @@ async fn three_nodes(agent: Agent) {
             counters_after.0 >= counters_before.0 + 4 && counters_after.1 >= counters_before.1 + 4,
             "the ping and the TCP exchange crossed the tunnel: {counters_before:?} -> {counters_after:?}"
         );
+        let mac3 = lab
+            .port_with_ip(ip3)
+            .await
+            .into_iter()
+            .find(|p| p.network_id == network.id)
+            .map(|p| p.mac_address)
+            .expect("node 3's task port");
+        let entry = forwarding_to(&ms[0], agent, &mac3, &remote).unwrap_or_else(|| {
+            panic!("{}: nothing sends {mac3} into the tunnel to {remote}", ms[0].name)
+        });
+        println!("{}: {mac3} goes into the tunnel to {remote}: {entry}", ms[0].name);
         let (ok, text) = node_check(&ms[0]);
         println!("{}: kuryr node check with a task:\n{text}", ms[0].name);
         let tunnel = check_line(&text, "tunnel").unwrap_or_default();
@@ -495,12 +547,19 @@ async fn three_nodes(agent: Agent) {
         })
         .await;
         for (m, b) in ms.iter().zip(&before) {
-            eventually(
-                &format!("{}'s bridges and links as they were", m.name),
-                Duration::from_secs(60),
-                async || (node_state(m, agent) == *b).then_some(()),
-            )
-            .await;
+            let start = Instant::now();
+            loop {
+                let now = node_state(m, agent);
+                if now == *b {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "{}'s bridges and links are not as they were:\nbefore {b:#?}\nnow {now:#?}",
+                    m.name
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
         }
         clock.step("service rm + network rm: Neutron, nodes as they were");
         drop(machines);

@@ -19,7 +19,7 @@ use crate::config::oslo::Writer;
 use crate::config::{BindingDriverKind, CapabilityScope, PortDriverKind};
 use crate::paths::{
     CA_PEM, DOCKER_DROPIN, ETC_KURYR, KURYR_CONF, KURYR_UNIT, KURYR_UNIT_NAME,
-    LINUXBRIDGE_AGENT_INI, NEUTRON_CONF, OVS_AGENT_INI, OVS_DB_SOCKET, PLUGIN_BUNDLE,
+    LINUXBRIDGE_AGENT_INI, NEUTRON_CONF, NEUTRON_RUNTIME_DIRS, OVS_AGENT_INI, OVS_DB_SOCKET, PLUGIN_BUNDLE,
     PLUGIN_CONFIG, PLUGIN_ENTRYPOINT, PLUGIN_SOCKET, PLUGIN_SPEC,
 };
 
@@ -168,11 +168,13 @@ pub enum Step {
         restart_when_changed: Vec<PathBuf>,
     },
     /// Init `process`: start `argv` in the background unless its record
-    /// shows it running with this command line, and restart it when one
-    /// of `restart_when_changed` was created or updated.
+    /// shows it running with this command line (its `runtime_dirs` made
+    /// first), and restart it when one of `restart_when_changed` was
+    /// created or updated.
     Process {
         name: String,
         argv: Vec<String>,
+        runtime_dirs: Vec<PathBuf>,
         restart_when_changed: Vec<PathBuf>,
     },
     /// Init `process`: `ovsdb-server` (the database created or converted
@@ -514,6 +516,7 @@ fn add_agent(
                 "--config-file".into(),
                 path.into(),
             ],
+            runtime_dirs: NEUTRON_RUNTIME_DIRS.iter().map(PathBuf::from).collect(),
             restart_when_changed: vec![PathBuf::from(path)],
         },
     });
@@ -615,6 +618,7 @@ fn add_driver_process(plan: &mut Plan, params: &ClusterParams) {
             KURYR_CONF.into(),
             "server".into(),
         ],
+        runtime_dirs: vec![],
         restart_when_changed: driver_inputs(plan),
     });
 }
@@ -752,6 +756,9 @@ fn kuryr_conf(
     }
     if let Some(pool) = &k.subnetpool {
         w.set(n, "default_subnetpool_v4", pool.clone());
+    }
+    if !params.driver.enable_dhcp {
+        w.set(n, "enable_dhcp", "false");
     }
     match k.vif_plugging_timeout {
         None => {}

@@ -479,13 +479,18 @@ impl Machine {
         self.exec_ok(&["ip", "addr", "add", &self.cidr, "dev", "eth0"]);
     }
 
-    /// The links of the machine, `name kind` sorted (addresses aside).
+    /// The links of the machine by name, sorted, but Docker's own swarm
+    /// bridge `docker_gwbridge` and the veths in it (their names change
+    /// with every sandbox).
     pub fn links(&self) -> Vec<String> {
-        let out = self.exec_ok(&["ip", "-br", "link"]);
-        let mut v: Vec<String> = out
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        let out = self.exec_ok(&["ip", "-j", "link"]);
+        let links: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        let mut v: Vec<String> = links
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|l| l["ifname"] != "docker_gwbridge" && l["master"] != "docker_gwbridge")
+            .filter_map(|l| l["ifname"].as_str().map(str::to_string))
             .collect();
         v.sort();
         v

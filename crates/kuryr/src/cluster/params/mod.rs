@@ -33,7 +33,7 @@
 //!   },
 //!   "binding_host": "hostname",
 //!   "init": "auto",
-//!   "driver": {"binary": "/usr/local/bin/kuryr", "plugin": "socket"},
+//!   "driver": {"binary": "/usr/local/bin/kuryr", "plugin": "socket", "enable_dhcp": true},
 //!   "agent": {
 //!     "local_ip": {"interface": "eth0"},
 //!     "datapath_type": "system",

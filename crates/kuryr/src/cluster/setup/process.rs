@@ -39,12 +39,14 @@ pub(crate) fn log_path(name: &str) -> PathBuf {
 }
 
 impl Runner<'_> {
-    /// Start daemon `name` as `argv` unless its record shows it running
-    /// with that command line; restart it when `config_changed`.
+    /// Start daemon `name` as `argv` (its `runtime_dirs` made first)
+    /// unless its record shows it running with that command line; restart
+    /// it when `config_changed`.
     pub(super) fn process(
         &mut self,
         name: &str,
         argv: &[String],
+        runtime_dirs: &[PathBuf],
         config_changed: bool,
         out: &mut dyn Write,
         outcome: &mut Outcome,
@@ -59,21 +61,27 @@ impl Runner<'_> {
             log: log_path(name),
             record: record.clone(),
         };
-        let actions = match self.recorded(&record) {
+        let mut actions = match self.recorded(&record) {
             Some(r) if r.argv == argv && !config_changed => {
                 say(out, format!("unchanged: {name} is running (pid {})", r.pid))?;
                 return Ok(true);
             }
-            Some(r) => vec![
-                Action::Stop {
-                    name: name.to_string(),
-                    pid: r.pid,
-                    record: record.clone(),
-                },
-                start,
-            ],
-            None => vec![start],
+            Some(r) => vec![Action::Stop {
+                name: name.to_string(),
+                pid: r.pid,
+                record: record.clone(),
+            }],
+            None => vec![],
         };
+        if !runtime_dirs.is_empty() {
+            let mut mkdir = vec!["mkdir".to_string(), "-p".into()];
+            mkdir.extend(runtime_dirs.iter().map(|d| d.to_string_lossy().into_owned()));
+            actions.push(Action::Run(Cmd {
+                argv: mkdir,
+                env: vec![],
+            }));
+        }
+        actions.push(start);
         self.perform(&actions, out, outcome)
     }
 }

@@ -86,10 +86,11 @@ impl Runner<'_> {
             Step::Process {
                 name,
                 argv,
+                runtime_dirs,
                 restart_when_changed,
             } => {
                 let config_changed = restart_when_changed.iter().any(|p| changed.contains(p));
-                self.process(name, argv, config_changed, out, outcome)
+                self.process(name, argv, runtime_dirs, config_changed, out, outcome)
             }
             Step::OvsDaemons => self.ovs_daemons(out, outcome),
             Step::OvsBridge {
