@@ -125,10 +125,22 @@ fn write_json(path: &Path, v: &Value) -> String {
 /// `kuryr node setup` inside the machine; its output.
 fn node_setup(m: &Machine, template: &str, params: &str, role: &str) -> String {
     let out = m.exec(&[
-        BIN, "node", "setup", "--template", template, "--params", params, "--role", role,
+        BIN,
+        "node",
+        "setup",
+        "--template",
+        template,
+        "--params",
+        params,
+        "--role",
+        role,
     ]);
     let text = output_text(&out);
-    assert!(out.status.success(), "{}: node setup failed:\n{text}", m.name);
+    assert!(
+        out.status.success(),
+        "{}: node setup failed:\n{text}",
+        m.name
+    );
     text
 }
 
@@ -140,8 +152,10 @@ fn node_check(m: &Machine) -> (bool, String) {
 
 /// The line of check `name` in a `kuryr node check` output.
 fn check_line<'a>(text: &'a str, name: &str) -> Option<&'a str> {
-    text.lines()
-        .find(|l| l.split_once(' ').is_some_and(|(_, r)| r.trim_start().starts_with(&format!("{name}:"))))
+    text.lines().find(|l| {
+        l.split_once(' ')
+            .is_some_and(|(_, r)| r.trim_start().starts_with(&format!("{name}:")))
+    })
 }
 
 /// The container and address of the service's task on `m`.
@@ -196,13 +210,22 @@ fn node_state(m: &Machine, agent: Agent) -> BTreeMap<String, Vec<String>> {
     s
 }
 
-/// The host's links, by name.
-fn host_links() -> Vec<String> {
+/// The host's links that are this test's: the machines' bridge and veth
+/// ends (`kan-*`), and any interface named after one of `ports` (a tap,
+/// `t_c`, `qvo`, `qvb` or `qbr` of a port: those belong in the nodes).
+/// Other tests may make and remove links on the host meanwhile.
+fn host_links_of(ports: &[String]) -> Vec<String> {
     let (_, out) = netns::ip(&["-br", "link"]);
     let mut v: Vec<String> = out
         .lines()
         .filter_map(|l| l.split_whitespace().next())
         .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .filter(|n| {
+            n.starts_with("kan-")
+                || ports
+                    .iter()
+                    .any(|id| n.len() > 3 && id.starts_with(&n[3..]) && n.len() == 14)
+        })
         .collect();
     v.sort();
     v
@@ -238,9 +261,10 @@ fn tunnel_packets(m: &Machine, agent: Agent, remote: &str) -> Option<(u64, u64)>
             Some((num("tx pkts=")?, num("rx pkts=")?))
         }
         Agent::LinuxBridge => {
-            let links: Value =
-                serde_json::from_str(&m.exec_ok(&["ip", "-j", "-s", "-d", "link", "show", "type", "vxlan"]))
-                    .ok()?;
+            let links: Value = serde_json::from_str(
+                &m.exec_ok(&["ip", "-j", "-s", "-d", "link", "show", "type", "vxlan"]),
+            )
+            .ok()?;
             let mut found = None;
             for l in links.as_array()? {
                 let dev = l["ifname"].as_str()?;
@@ -278,7 +302,9 @@ fn forwarding_to(m: &Machine, agent: Agent, mac: &str, remote: &str) -> Option<S
             let flows = m.exec_ok(&["ovs-ofctl", "dump-flows", "br-tun"]);
             flows
                 .lines()
-                .find(|f| f.contains(&format!("dl_dst={mac}")) && f.contains(&format!("output:{ofport}")))
+                .find(|f| {
+                    f.contains(&format!("dl_dst={mac}")) && f.contains(&format!("output:{ofport}"))
+                })
                 .map(|f| f.trim().to_string())
         }
         Agent::LinuxBridge => m
@@ -291,7 +317,14 @@ fn forwarding_to(m: &Machine, agent: Agent, mac: &str, remote: &str) -> Option<S
 
 /// Ping and a TCP exchange from container `c1` on `m1` to `ip3` (on
 /// `m3`, container `c3`), within `timeout`.
-async fn reaches(m1: &Machine, c1: &str, m3: &Machine, c3: &str, ip3: &str, timeout: Duration) -> String {
+async fn reaches(
+    m1: &Machine,
+    c1: &str,
+    m3: &Machine,
+    c3: &str,
+    ip3: &str,
+    timeout: Duration,
+) -> String {
     let ping = eventually(
         &format!("{}'s task pings {ip3}", m1.name),
         timeout,
@@ -324,7 +357,10 @@ async fn reaches(m1: &Machine, c1: &str, m3: &Machine, c3: &str, ip3: &str, time
 }
 
 async fn three_nodes(agent: Agent) {
-    assert!(netns::is_root(), "this test needs root (namespaces, dockerd)");
+    assert!(
+        netns::is_root(),
+        "this test needs root (namespaces, dockerd)"
+    );
     let family = format!("kuryr-an-{}", agent.label());
     lab::run(async |lab: &Lab| {
         let mut clock = Clock(if agent == Agent::Ovs { "agent_nodes_ovs" } else { "agent_nodes_lb" }, Instant::now(), Instant::now());
@@ -334,8 +370,11 @@ async fn three_nodes(agent: Agent) {
         // The machines' own network: a /24 of this test's slot, never a
         // Neutron subnet.
         let underlay = lab.slot.prefix4(1);
-        let host_links_before = host_links();
-        let machines = Machines::new(&family, &format!("kan-{short}-br"), &underlay, &names);
+        let bridge = format!("kan-{short}-br");
+        Machines::remove(&family, &bridge, &names);
+        let mut ports_seen: Vec<String> = Vec::new();
+        assert_eq!(host_links_of(&ports_seen), Vec::<String>::new());
+        let machines = Machines::new(&family, &bridge, &underlay, &names);
         let ms = &machines.machines;
         clock.step("3 machines (namespaces, overlays, bridge, socats)");
 
@@ -471,6 +510,7 @@ async fn three_nodes(agent: Agent) {
                 "  port {} {} ACTIVE, binding:host_id {}, vif_type {}",
                 port.id, ip, port.host_id, port.vif_type
             );
+            ports_seen.push(port.id.clone());
         }
 
         // ---- node 1's task reaches node 3's, through the tunnel
@@ -563,7 +603,11 @@ async fn three_nodes(agent: Agent) {
         }
         clock.step("service rm + network rm: Neutron, nodes as they were");
         drop(machines);
-        assert_eq!(host_links(), host_links_before, "the host's links as they were");
+        assert_eq!(
+            host_links_of(&ports_seen),
+            Vec::<String>::new(),
+            "no link of the machines or their ports left on the host"
+        );
         clock.step("machines removed");
     })
     .await;

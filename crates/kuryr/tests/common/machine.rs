@@ -65,7 +65,11 @@ fn run(cmd: &mut Command) -> Output {
 
 fn run_ok(cmd: &mut Command) -> String {
     let out = run(cmd);
-    assert!(out.status.success(), "{cmd:?} failed: {}", output_text(&out));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        output_text(&out)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -117,7 +121,11 @@ fn kill(pid: u32, signal: i32) {
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| s.rsplit(')').next().map(|r| !r.trim_start().starts_with('Z')))
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .map(|r| !r.trim_start().starts_with('Z'))
+        })
         .unwrap_or(false)
 }
 
@@ -170,29 +178,38 @@ impl Machines {
         m
     }
 
-    /// Stop and remove everything of this family (see the module doc).
-    fn teardown(&mut self) {
-        for name in self.names.clone() {
-            let mdir = self.dir.join(&name);
-            let holder = std::fs::read_to_string(mdir.join("holder.pid"))
-                .ok()
-                .and_then(|s| s.trim().parse::<u32>().ok());
-            if let Some(holder) = holder {
-                stop_machine(&mdir, holder);
-            }
-            let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        }
-        if let Ok(pids) = std::fs::read_to_string(self.dir.join("pids")) {
-            for pid in pids.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
-                kill(pid, libc::SIGKILL);
-            }
-        }
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-        delete_agents(&self.names);
+    /// Remove what a run of this family left (a killed one), as
+    /// [`Machines::new`] does first.
+    pub fn remove(family: &str, bridge: &str, names: &[&str]) {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        teardown(&std::env::temp_dir().join(family), bridge, &names);
     }
+
+    fn teardown(&mut self) {
+        teardown(&self.dir, &self.bridge, &self.names);
+    }
+}
+
+/// Stop and remove everything of a family (see the module doc).
+fn teardown(dir: &Path, bridge: &str, names: &[String]) {
+    for name in names {
+        let mdir = dir.join(name);
+        let holder = std::fs::read_to_string(mdir.join("holder.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok());
+        if let Some(holder) = holder {
+            stop_machine(&mdir, holder);
+        }
+        let _ = Command::new("ip").args(["netns", "del", name]).output();
+    }
+    if let Ok(pids) = std::fs::read_to_string(dir.join("pids")) {
+        for pid in pids.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
+            kill(pid, libc::SIGKILL);
+        }
+    }
+    let _ = Command::new("ip").args(["link", "del", bridge]).output();
+    let _ = std::fs::remove_dir_all(dir);
+    delete_agents(names);
 }
 
 impl Drop for Machines {
@@ -224,6 +241,7 @@ fn stop_machine(mdir: &Path, holder: u32) {
     let Some(ns) = mount_ns(holder) else {
         return;
     };
+    remember_containers(mdir, holder);
     stop_dockerd(mdir);
     let containers = std::fs::read_to_string(mdir.join("container-ids")).unwrap_or_default();
     for pid in processes_in(&ns) {
@@ -233,9 +251,28 @@ fn stop_machine(mdir: &Path, holder: u32) {
     }
     kill_containers(&containers);
     kill(holder, libc::SIGKILL);
-    wait_for("the machine's processes to go", Duration::from_secs(10), || {
-        !alive(holder)
-    });
+    wait_for(
+        "the machine's processes to go",
+        Duration::from_secs(10),
+        || !alive(holder),
+    );
+}
+
+/// Add the IDs of the containers and plugins of the machine's dockerd
+/// (through the holder's namespaces) to `container-ids`.
+fn remember_containers(mdir: &Path, holder: u32) {
+    let mut ids = std::fs::read(mdir.join("container-ids")).unwrap_or_default();
+    for args in [&["ps", "-aq", "--no-trunc"][..], &["plugin", "ls", "-q", "--no-trunc"]] {
+        let out = Command::new("nsenter")
+            .args(["-t", &holder.to_string(), "-n", "-m", "-u", "--", "docker"])
+            .args(args)
+            .output();
+        if let Ok(out) = out {
+            ids.extend(out.stdout);
+            ids.push(b'\n');
+        }
+    }
+    let _ = std::fs::write(mdir.join("container-ids"), ids);
 }
 
 /// SIGTERM to the machine's dockerd, and up to 30 s for it to stop.
@@ -334,19 +371,17 @@ impl Machine {
         let ready = mdir.join("ready");
         let script = holder_script(&mdir, name, &ready);
         let holder = start_bg(
-            Command::new("ip").args(["netns", "exec", name, "unshare", "--mount", "--uts"]).args([
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-                &script,
-            ]),
+            Command::new("ip")
+                .args(["netns", "exec", name, "unshare", "--mount", "--uts"])
+                .args(["--propagation", "private", "sh", "-c", &script]),
             &mdir.join("holder.log"),
         );
         std::fs::write(mdir.join("holder.pid"), holder.to_string()).unwrap();
-        wait_for(&format!("{name}'s namespaces"), Duration::from_secs(10), || {
-            ready.exists() || !alive(holder)
-        });
+        wait_for(
+            &format!("{name}'s namespaces"),
+            Duration::from_secs(10),
+            || ready.exists() || !alive(holder),
+        );
         let log = std::fs::read_to_string(mdir.join("holder.log")).unwrap_or_default();
         assert!(ready.exists(), "{name}: the holder did not start: {log}");
         let m = Machine {
@@ -357,10 +392,12 @@ impl Machine {
         };
         for port in LAB_PORTS {
             let pid = start_bg(
-                Command::new("ip").args(["netns", "exec", name, "socat"]).args([
-                    format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"),
-                    format!("UNIX-CONNECT:{}/lab-{port}.sock", dir.display()),
-                ]),
+                Command::new("ip")
+                    .args(["netns", "exec", name, "socat"])
+                    .args([
+                        format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"),
+                        format!("UNIX-CONNECT:{}/lab-{port}.sock", dir.display()),
+                    ]),
                 &mdir.join("socat.log"),
             );
             record_pid(dir, pid);
@@ -376,8 +413,16 @@ impl Machine {
     /// A command run inside the machine (its network, mounts and name).
     pub fn command(&self, argv: &[&str]) -> Command {
         let mut c = Command::new("nsenter");
-        c.args(["-t", &self.holder.to_string(), "-n", "-m", "-u", "--wd=/", "--"])
-            .args(argv);
+        c.args([
+            "-t",
+            &self.holder.to_string(),
+            "-n",
+            "-m",
+            "-u",
+            "--wd=/",
+            "--",
+        ])
+        .args(argv);
         c
     }
 
@@ -426,9 +471,11 @@ impl Machine {
             &self.dir.join("dockerd.log"),
         );
         std::fs::write(self.dir.join("dockerd.pid"), pid.to_string()).unwrap();
-        wait_for(&format!("{}'s dockerd", self.name), Duration::from_secs(60), || {
-            self.docker(&["version"]).status.success() || !alive(pid)
-        });
+        wait_for(
+            &format!("{}'s dockerd", self.name),
+            Duration::from_secs(60),
+            || self.docker(&["version"]).status.success() || !alive(pid),
+        );
         assert!(
             alive(pid),
             "{}: dockerd exited: {}",
@@ -444,13 +491,7 @@ impl Machine {
     /// Stop the machine's dockerd (its containers and plugin with it),
     /// remembering the container and plugin IDs for the teardown.
     pub fn stop_dockerd(&self) {
-        let mut ids = self
-            .docker(&["ps", "-aq", "--no-trunc"])
-            .stdout;
-        ids.extend(self.docker(&["plugin", "ls", "-q", "--no-trunc"]).stdout);
-        let mut known = std::fs::read(self.dir.join("container-ids")).unwrap_or_default();
-        known.extend(ids);
-        std::fs::write(self.dir.join("container-ids"), known).unwrap();
+        remember_containers(&self.dir, self.holder);
         stop_dockerd(&self.dir);
     }
 
@@ -467,10 +508,20 @@ impl Machine {
                 kill(pid, libc::SIGKILL);
             }
         }
-        wait_for(&format!("{}'s processes to die", self.name), Duration::from_secs(10), || {
-            processes_in(&ns).iter().all(|p| *p == self.holder || !alive(*p))
-        });
-        self.exec_ok(&["sh", "-c", "rm -rf /run/* && ip addr flush dev eth0 scope global"]);
+        wait_for(
+            &format!("{}'s processes to die", self.name),
+            Duration::from_secs(10),
+            || {
+                processes_in(&ns)
+                    .iter()
+                    .all(|p| *p == self.holder || !alive(*p))
+            },
+        );
+        self.exec_ok(&[
+            "sh",
+            "-c",
+            "rm -rf /run/* && ip addr flush dev eth0 scope global",
+        ]);
         for link in self.links() {
             if link != "lo" && link != "eth0" {
                 let _ = self.exec(&["ip", "link", "del", &link]);

@@ -57,11 +57,15 @@ pub(super) fn find_managed(plugins: &Value) -> Option<ManagedPlugin> {
             return None;
         }
         let id = p["Id"].as_str()?.to_string();
-        let socket = config["Interface"]["Socket"].as_str().unwrap_or("kuryr.sock");
+        let socket = config["Interface"]["Socket"]
+            .as_str()
+            .unwrap_or("kuryr.sock");
         Some(ManagedPlugin {
             name: p["Name"].as_str().unwrap_or_default().to_string(),
             enabled: p["Enabled"].as_bool().unwrap_or(false),
-            socket: Path::new(paths::DOCKER_PLUGIN_RUNDIR).join(&id).join(socket),
+            socket: Path::new(paths::DOCKER_PLUGIN_RUNDIR)
+                .join(&id)
+                .join(socket),
             id,
         })
     })
@@ -226,9 +230,10 @@ async fn docker_finds_driver(
     let (expected, driver) = match listener {
         Listener::Socket(p) => (found_socket(p)?, "kuryr"),
         Listener::Tcp(hp) => (found_spec(hp)?, "kuryr"),
-        Listener::Managed(m) if m.enabled => {
-            (format!("the managed plugin {} (enabled)", m.name), m.name.as_str())
-        }
+        Listener::Managed(m) if m.enabled => (
+            format!("the managed plugin {} (enabled)", m.name),
+            m.name.as_str(),
+        ),
         Listener::Managed(m) => {
             return Err(format!(
                 "dockerd has the managed plugin {} but it is disabled: docker plugin enable {}",

@@ -121,7 +121,14 @@ pub async fn run(opts: &CheckOptions) -> Report {
     let agent = openstack::check_agent(&mut r, neutron.as_ref(), &loaded).await;
     let agent_type = agent.as_ref().map(|a| a.agent_type.as_str());
     node::check_ovs(&mut r, agent_type, &loaded, opts.timeout).await;
-    tunnel::check_tunnel(&mut r, neutron.as_ref(), agent.as_ref(), &loaded, opts.timeout).await;
+    tunnel::check_tunnel(
+        &mut r,
+        neutron.as_ref(),
+        agent.as_ref(),
+        &loaded,
+        opts.timeout,
+    )
+    .await;
     node::check_link(&mut r, &loaded);
     let listener = match docker::managed_plugin(&opts.docker_host, opts.timeout).await {
         Some(managed) => docker::Listener::Managed(managed),

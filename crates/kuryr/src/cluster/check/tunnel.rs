@@ -72,7 +72,10 @@ pub(super) fn judge(o: &Observed) -> (Status, String) {
         );
     }
     let on = if o.needs_bridge_port {
-        format!("{types} endpoint {} on {dev} (an Open vSwitch bridge port)", o.endpoint)
+        format!(
+            "{types} endpoint {} on {dev} (an Open vSwitch bridge port)",
+            o.endpoint
+        )
     } else {
         format!("{types} endpoint {} on {dev}", o.endpoint)
     };
@@ -218,9 +221,14 @@ async fn look(argv: &[&str], timeout: Duration) -> Result<String, String> {
         .kill_on_drop(true)
         .output();
     match tokio::time::timeout(timeout, run).await {
-        Err(_) => Err(format!("{} did not answer within {timeout:?}", argv.join(" "))),
+        Err(_) => Err(format!(
+            "{} did not answer within {timeout:?}",
+            argv.join(" ")
+        )),
         Ok(Err(e)) => Err(format!("cannot run {}: {e}", argv[0])),
-        Ok(Ok(out)) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+        Ok(Ok(out)) if out.status.success() => {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        }
         Ok(Ok(out)) => Err(format!(
             "{} failed: {}",
             argv.join(" "),
@@ -245,10 +253,14 @@ async fn address_holder(ip: &str, timeout: Duration) -> Result<Option<String>, S
 }
 
 /// Every Open vSwitch interface: name, type, `options:remote_ip`.
-async fn ovs_interfaces(timeout: Duration) -> Result<Vec<(String, String, Option<String>)>, String> {
+async fn ovs_interfaces(
+    timeout: Duration,
+) -> Result<Vec<(String, String, Option<String>)>, String> {
     let target = ovsdb::default_target();
     let fail = |e: ovsdb::OvsdbError| format!("the Open vSwitch database at {target}: {e}");
-    let client = Client::connect(&target, Some(timeout)).await.map_err(fail)?;
+    let client = Client::connect(&target, Some(timeout))
+        .await
+        .map_err(fail)?;
     let select = Op::select("Interface", vec![], &["name", "type", "options"]);
     let results = client.transact(DB, &[select]).await.map_err(fail)?;
     let rows = results
@@ -285,7 +297,11 @@ async fn vxlan_destinations(timeout: Duration) -> Result<BTreeSet<String>, Strin
     Ok(v.as_array()
         .into_iter()
         .flatten()
-        .filter(|e| e["ifname"].as_str().is_some_and(|i| i.starts_with("vxlan-")))
+        .filter(|e| {
+            e["ifname"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("vxlan-"))
+        })
         .filter_map(|e| e["dst"].as_str().map(str::to_string))
         .collect())
 }
@@ -407,7 +423,10 @@ mod tests {
             ..observed()
         });
         assert_eq!(status, Status::Fail);
-        assert!(message.starts_with("the agent's tunnel endpoint 10.0.0.1 is not an address of this node"));
+        assert!(
+            message
+                .starts_with("the agent's tunnel endpoint 10.0.0.1 is not an address of this node")
+        );
         let (status, message) = judge(&Observed {
             endpoint_dev: Some("eth0".into()),
             ..observed()
@@ -433,6 +452,9 @@ mod tests {
             ..observed()
         });
         assert_eq!(status, Status::Ok);
-        assert!(message.ends_with("no per-host tunnel to check"), "{message}");
+        assert!(
+            message.ends_with("no per-host tunnel to check"),
+            "{message}"
+        );
     }
 }

@@ -75,7 +75,11 @@ impl Runner<'_> {
         };
         if !runtime_dirs.is_empty() {
             let mut mkdir = vec!["mkdir".to_string(), "-p".into()];
-            mkdir.extend(runtime_dirs.iter().map(|d| d.to_string_lossy().into_owned()));
+            mkdir.extend(
+                runtime_dirs
+                    .iter()
+                    .map(|d| d.to_string_lossy().into_owned()),
+            );
             actions.push(Action::Run(Cmd {
                 argv: mkdir,
                 env: vec![],
