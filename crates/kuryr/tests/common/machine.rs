@@ -73,6 +73,16 @@ fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Every process this test started, reaped at the teardown (the machine's
+/// init may not reap orphans).
+static CHILDREN: std::sync::Mutex<Vec<std::process::Child>> = std::sync::Mutex::new(Vec::new());
+
+/// Wait for the children that have exited.
+fn reap() {
+    let mut children = CHILDREN.lock().unwrap_or_else(|p| p.into_inner());
+    children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_)) | Err(_)));
+}
+
 /// Start `cmd` in its own session, output to `log`; its pid.
 fn start_bg(cmd: &mut Command, log: &Path) -> u32 {
     let f = std::fs::OpenOptions::new()
@@ -87,7 +97,12 @@ fn start_bg(cmd: &mut Command, log: &Path) -> u32 {
         .process_group(0)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    child.id()
+    let pid = child.id();
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(child);
+    pid
 }
 
 fn record_pid(dir: &Path, pid: u32) {
@@ -210,6 +225,7 @@ fn teardown(dir: &Path, bridge: &str, names: &[String]) {
     let _ = Command::new("ip").args(["link", "del", bridge]).output();
     let _ = std::fs::remove_dir_all(dir);
     delete_agents(names);
+    reap();
 }
 
 impl Drop for Machines {
@@ -530,9 +546,10 @@ impl Machine {
         self.exec_ok(&["ip", "addr", "add", &self.cidr, "dev", "eth0"]);
     }
 
-    /// The links of the machine by name, sorted, but Docker's own swarm
-    /// bridge `docker_gwbridge` and the veths in it (their names change
-    /// with every sandbox).
+    /// The links of the machine by name, sorted, but Docker's own: its
+    /// swarm bridge `docker_gwbridge` and its `veth*` (the ingress
+    /// sandbox's, made and renamed as swarm sets it up). kuryr's are
+    /// `tap*`, `t_c*`, `qvo*`, `qvb*`, `qbr*`.
     pub fn links(&self) -> Vec<String> {
         let out = self.exec_ok(&["ip", "-j", "link"]);
         let links: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
@@ -540,7 +557,10 @@ impl Machine {
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|l| l["ifname"] != "docker_gwbridge" && l["master"] != "docker_gwbridge")
+            .filter(|l| {
+                let name = l["ifname"].as_str().unwrap_or_default();
+                name != "docker_gwbridge" && !name.starts_with("veth")
+            })
             .filter_map(|l| l["ifname"].as_str().map(str::to_string))
             .collect();
         v.sort();

@@ -603,6 +603,31 @@ fn inconsistent_inputs_are_each_reported() {
             "agent.local_ip is missing: the tunnel endpoint address of this node is needed",
         ]
     );
+    // The physical bridge is the ovs agent's.
+    let p = params(json!({
+        "keystone": {"auth_url": "https://k:5000/v3"},
+        "credential": {"type": "application_credential", "application_credential_id": "a",
+                       "application_credential_secret": "b"},
+        "agent": {"local_ip": "10.0.0.5", "physical_bridge": {"bridge": "br-phy", "interface": "eth0"}}
+    }));
+    let t = template(json!({"coe": "swarm", "network_driver": "kuryr",
+                            "labels": {"kuryr_agent_type": "linuxbridge"}}));
+    let problems = render(&t, &p, Role::Worker, &facts()).unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "agent.physical_bridge");
+    assert!(problems[0].message.starts_with("agent.physical_bridge is an Open vSwitch bridge"));
+}
+
+#[test]
+fn enable_dhcp_off_is_written_only_when_asked() {
+    let (t, mut p) = agent_inputs();
+    let plan = render(&t, &p, Role::Worker, &facts()).unwrap();
+    assert!(!plan.text(KURYR_CONF).unwrap().contains("enable_dhcp"));
+    assert!(load(&plan).neutron.enable_dhcp);
+    p.driver.enable_dhcp = false;
+    let plan = render(&t, &p, Role::Worker, &facts()).unwrap();
+    assert!(plan.text(KURYR_CONF).unwrap().contains("\nenable_dhcp = false\n"));
+    assert!(!load(&plan).neutron.enable_dhcp);
 }
 
 #[test]

@@ -30,6 +30,8 @@ mod process;
 mod runner;
 mod steps;
 #[cfg(test)]
+mod agent_tests;
+#[cfg(test)]
 mod tests;
 
 use std::io::Write;

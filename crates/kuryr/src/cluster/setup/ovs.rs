@@ -62,22 +62,25 @@ impl Runner<'_> {
                 "-vconsole:off",
             ]));
             cmds.push(vsctl(&["--no-wait", "init"]));
+            if !self.execute(&cmds, out, outcome)? {
+                return Ok(false);
+            }
         }
         if self.live && self.succeeds(&appctl_version("ovs-vswitchd")) {
             say(out, "unchanged: ovs-vswitchd is running".into())?;
-        } else {
-            let db = format!("unix:{OVS_DB_SOCKET}");
-            let log = format!("--log-file={OVS_LOGDIR}/ovs-vswitchd.log");
-            cmds.push(Cmd::new(&[
-                "ovs-vswitchd",
-                &db,
-                "--pidfile",
-                "--detach",
-                &log,
-                "-vconsole:off",
-            ]));
+            return Ok(true);
         }
-        self.execute(&cmds, out, outcome)
+        let db = format!("unix:{OVS_DB_SOCKET}");
+        let log = format!("--log-file={OVS_LOGDIR}/ovs-vswitchd.log");
+        let vswitchd = Cmd::new(&[
+            "ovs-vswitchd",
+            &db,
+            "--pidfile",
+            "--detach",
+            &log,
+            "-vconsole:off",
+        ]);
+        self.execute(&[vswitchd], out, outcome)
     }
 
     /// Create the database, or convert it to the installed schema.

@@ -281,6 +281,12 @@ impl Recording {
         self.script.push((prefix.to_string(), answer));
         self
     }
+
+    /// Then the answers of `other`'s script.
+    pub(crate) fn answer_all(mut self, other: Recording) -> Recording {
+        self.script.extend(other.script);
+        self
+    }
 }
 
 #[cfg(test)]
