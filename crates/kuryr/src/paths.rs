@@ -51,6 +51,9 @@ pub const DOCKER_PLUGIN_LOOKUP: &[&str] = &[
     "/usr/lib/docker/plugins/kuryr.json",
     "/usr/lib/docker/plugins/kuryr/kuryr.json",
 ];
+/// Where dockerd (default exec root `/run/docker`) puts a managed plugin's
+/// socket: `<this>/<plugin id>/<socket>`.
+pub const DOCKER_PLUGIN_RUNDIR: &str = "/run/docker/plugins";
 /// dockerd's API, as a `docker -H` URL.
 pub const DOCKER_HOST: &str = "unix:///run/docker.sock";
 
@@ -72,6 +75,36 @@ pub const OVS_AGENT_INI: &str = "/etc/neutron/plugins/ml2/openvswitch_agent.ini"
 /// The Linux bridge agent's configuration.
 pub const LINUXBRIDGE_AGENT_INI: &str = "/etc/neutron/plugins/ml2/linuxbridge_agent.ini";
 
+/// The Neutron configuration the agents read first (from their package).
+pub const NEUTRON_CONF: &str = "/etc/neutron/neutron.conf";
+/// The agents' runtime directories (their units' `RuntimeDirectory=`; the
+/// packaged `lock_path` is `/var/lock/neutron`), made by node setup when it
+/// starts an agent itself.
+pub const NEUTRON_RUNTIME_DIRS: &[&str] = &["/run/neutron", "/run/lock/neutron"];
+
+// --- agent mode: the node's Open vSwitch ---
+
+/// Open vSwitch's run directory: pid files, control sockets, the database
+/// socket (the distributions' default, also the binder's).
+pub const OVS_RUNDIR: &str = "/run/openvswitch";
+/// The database socket: the agent's `[ovs] ovsdb_connection`, the binder's
+/// OVSDB client, the managed plugin's one mount of Open vSwitch.
+pub const OVS_DB_SOCKET: &str = "/run/openvswitch/db.sock";
+/// The database file (Debian's and RDO's).
+pub const OVS_DB: &str = "/etc/openvswitch/conf.db";
+/// The schema a new database is created from.
+pub const OVS_SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
+/// The daemons' logs when node setup starts them itself.
+pub const OVS_LOGDIR: &str = "/var/log/openvswitch";
+
+// --- init `process`: daemons node setup starts itself ---
+
+/// One record per daemon, `<name>.process`: its pid, its start time and its
+/// command line. Under /run, so a reboot forgets them with the processes.
+pub const PROCESS_RECORDS: &str = "/run/kuryr";
+/// The daemons' output, `<name>.log`.
+pub const PROCESS_LOGS: &str = "/var/log/kuryr";
+
 // --- managed (v2) plugin mode ---
 
 /// The plugin bundle given to `docker plugin create`: `config.json` and
@@ -90,6 +123,7 @@ pub const PLUGIN_ENTRYPOINT: &str = "/usr/bin/kuryr";
 pub const PLUGIN_ROOTFS_DIRS: &[&str] = &[
     "etc/kuryr",
     "run/docker/plugins",
+    "run/openvswitch",
     "tmp",
     "proc",
     "sys",
@@ -117,6 +151,8 @@ mod tests {
         under(DOCKER_DROPIN, SYSTEMD_DIR);
         under(PLUGIN_CONFIG, PLUGIN_BUNDLE);
         under(PLUGIN_ROOTFS, PLUGIN_BUNDLE);
+        under(OVS_DB_SOCKET, OVS_RUNDIR);
+        under(PLUGIN_SOCKET, DOCKER_PLUGIN_RUNDIR);
         assert!(KURYR_UNIT.ends_with(KURYR_UNIT_NAME));
         assert!(PLUGIN_ROOTFS_DIRS.contains(&&ETC_KURYR[1..]));
         assert_eq!(DOCKER_PLUGIN_LOOKUP[..2], SOCKET_PATHS);

@@ -1,14 +1,19 @@
-//! What node setup learns from the machine it runs on: the host name and,
-//! in agent mode, the tunnel endpoint address. Kept apart so rendering
-//! stays a pure function of its inputs.
+//! What node setup learns from the machine it runs on: the host name, who
+//! starts services (systemd or node setup itself) and, in agent mode, the
+//! tunnel endpoint address. Kept apart so rendering stays a pure function
+//! of its inputs.
 
 use std::net::{IpAddr, UdpSocket};
+use std::path::Path;
 use std::process::Command;
 
 use super::Problem;
 use super::labels::{KuryrLabels, KuryrMode};
-use super::params::{ClusterParams, LocalIpSource};
-use super::render::NodeFacts;
+use super::params::{ClusterParams, InitChoice, LocalIpSource, PhysicalBridge};
+use super::render::{Init, NodeFacts};
+
+/// systemd runs this machine (what `sd_booted()` checks).
+const SYSTEMD_RUNNING: &str = "/run/systemd/system";
 
 /// Gather the facts `render` needs. `hostname` overrides the machine's
 /// host name (e.g. for a node that is a network namespace).
@@ -42,7 +47,7 @@ pub fn gather(
             ));
             None
         }
-        (Some(src), true) => match resolve_local_ip(src) {
+        (Some(src), true) => match resolve_endpoint(src, params.agent.physical_bridge.as_ref()) {
             Ok(ip) => Some(ip),
             Err(e) => {
                 problems.push(Problem::new("agent.local_ip", e));
@@ -50,10 +55,42 @@ pub fn gather(
             }
         },
     };
+    let init = match params.init {
+        InitChoice::Systemd => Init::Systemd,
+        InitChoice::Process => Init::Process,
+        InitChoice::Auto if Path::new(SYSTEMD_RUNNING).is_dir() => Init::Systemd,
+        InitChoice::Auto => Init::Process,
+    };
     if problems.is_empty() {
-        Ok(NodeFacts { hostname, local_ip })
+        Ok(NodeFacts {
+            hostname,
+            local_ip,
+            init,
+        })
     } else {
         Err(problems)
+    }
+}
+
+/// The tunnel endpoint address. When it is the address of the NIC of the
+/// physical bridge, an earlier node setup has moved it to the bridge: it is
+/// read there.
+fn resolve_endpoint(
+    src: &LocalIpSource,
+    physical_bridge: Option<&PhysicalBridge>,
+) -> Result<IpAddr, String> {
+    match (src, physical_bridge) {
+        (LocalIpSource::Interface(nic), Some(pb)) if *nic == pb.interface => resolve_local_ip(src)
+            .or_else(|nic_error| {
+                interface_address(&pb.bridge).map_err(|_| {
+                    format!(
+                        "{nic_error}, and neither has the bridge {} it moves to \
+                         (agent.physical_bridge)",
+                        pb.bridge
+                    )
+                })
+            }),
+        _ => resolve_local_ip(src),
     }
 }
 

@@ -10,15 +10,17 @@ use std::path::{Path, PathBuf};
 
 use super::Problem;
 use super::labels::{AgentType, KuryrMode};
-use super::params::{CaBundle, ClusterParams, CredentialKind, DatapathType, Installer, PluginMode};
+use super::params::{
+    AgentParams, CaBundle, ClusterParams, CredentialKind, DatapathType, Installer, PluginMode,
+};
 use super::systemd;
 use super::template::{ClusterTemplate, KURYR};
 use crate::config::oslo::Writer;
-use crate::config::{BindingDriverKind, PortDriverKind};
+use crate::config::{BindingDriverKind, CapabilityScope, PortDriverKind};
 use crate::paths::{
     CA_PEM, DOCKER_DROPIN, ETC_KURYR, KURYR_CONF, KURYR_UNIT, KURYR_UNIT_NAME,
-    LINUXBRIDGE_AGENT_INI, OVS_AGENT_INI, PLUGIN_BUNDLE, PLUGIN_CONFIG, PLUGIN_ENTRYPOINT,
-    PLUGIN_SOCKET, PLUGIN_SPEC,
+    LINUXBRIDGE_AGENT_INI, NEUTRON_CONF, NEUTRON_RUNTIME_DIRS, OVS_AGENT_INI, OVS_DB_SOCKET,
+    PLUGIN_BUNDLE, PLUGIN_CONFIG, PLUGIN_ENTRYPOINT, PLUGIN_SOCKET, PLUGIN_SPEC,
 };
 
 /// The integration bridge: the binder always plugs into `br-int`.
@@ -26,8 +28,31 @@ pub const INTEGRATION_BRIDGE: &str = "br-int";
 
 /// The managed plugin's `config.json`: a network and IPAM driver on host
 /// networking with CAP_NET_ADMIN, the node's kuryr configuration mounted
-/// read-only from `etc_kuryr` (settable), and no secret anywhere.
-pub fn plugin_config_json(etc_kuryr: &str) -> String {
+/// read-only from `etc_kuryr` (settable), in agent mode with Open vSwitch
+/// the node's OVS database socket (and nothing else of Open vSwitch), and
+/// no secret anywhere.
+pub fn plugin_config_json(etc_kuryr: &str, ovsdb: bool) -> String {
+    let mut mounts = vec![serde_json::json!({
+        "name": "etc-kuryr",
+        "description": "the node's kuryr configuration (kuryr.conf, written by kuryr node setup)",
+        "source": etc_kuryr,
+        "destination": ETC_KURYR,
+        "type": "bind",
+        "options": ["rbind", "ro"],
+        "settable": ["source"]
+    })];
+    if ovsdb {
+        mounts.push(serde_json::json!({
+            "name": "ovsdb",
+            "description": "the node's Open vSwitch database socket: the driver plugs ports into br-int \
+                            over it (OVSDB JSON-RPC, no ovs-vsctl)",
+            "source": OVS_DB_SOCKET,
+            "destination": OVS_DB_SOCKET,
+            "type": "bind",
+            "options": ["bind"],
+            "settable": ["source"]
+        }));
+    }
     let v = serde_json::json!({
         "description": "Kuryr: OpenStack Neutron network and IPAM driver for Docker (kuryr-rs)",
         "documentation": "https://docs.openstack.org/kuryr-libnetwork/",
@@ -39,15 +64,7 @@ pub fn plugin_config_json(etc_kuryr: &str) -> String {
         },
         "network": {"type": "host"},
         "linux": {"capabilities": ["CAP_NET_ADMIN"]},
-        "mounts": [{
-            "name": "etc-kuryr",
-            "description": "the node's kuryr configuration (kuryr.conf, written by kuryr node setup)",
-            "source": etc_kuryr,
-            "destination": ETC_KURYR,
-            "type": "bind",
-            "options": ["rbind", "ro"],
-            "settable": ["source"]
-        }],
+        "mounts": mounts,
         "env": [],
         "args": {"name": "args", "description": "", "settable": null, "value": null}
     });
@@ -80,6 +97,25 @@ impl fmt::Display for Role {
     }
 }
 
+/// Who starts the node's services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Init {
+    /// Unit files and `systemctl`.
+    Systemd,
+    /// Node setup starts the daemons itself and records them
+    /// ([`crate::paths::PROCESS_RECORDS`]).
+    Process,
+}
+
+impl Init {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Init::Systemd => "systemd",
+            Init::Process => "process",
+        }
+    }
+}
+
 /// What rendering needs to know about the node itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeFacts {
@@ -87,6 +123,8 @@ pub struct NodeFacts {
     pub hostname: String,
     /// The tunnel endpoint address (agent mode with tunnels).
     pub local_ip: Option<IpAddr>,
+    /// Who starts services on this node.
+    pub init: Init,
 }
 
 /// One file as it must be on the node.
@@ -129,9 +167,31 @@ pub enum Step {
         unit: String,
         restart_when_changed: Vec<PathBuf>,
     },
+    /// Init `process`: start `argv` in the background unless its record
+    /// shows it running with this command line (its `runtime_dirs` made
+    /// first), and restart it when one of `restart_when_changed` was
+    /// created or updated.
+    Process {
+        name: String,
+        argv: Vec<String>,
+        runtime_dirs: Vec<PathBuf>,
+        restart_when_changed: Vec<PathBuf>,
+    },
+    /// Init `process`: `ovsdb-server` (the database created or converted
+    /// first) and `ovs-vswitchd`, each started in its own daemon mode (pid
+    /// files in the Open vSwitch run directory) unless it answers.
+    OvsDaemons,
     /// Create the Open vSwitch bridge if it is missing.
     OvsBridge {
         bridge: String,
+        datapath_type: DatapathType,
+    },
+    /// The bridge of the tunnel endpoint: `interface` its port, and the
+    /// interface's addresses and routes moved to the bridge's internal
+    /// port.
+    PhysicalBridge {
+        bridge: String,
+        interface: String,
         datapath_type: DatapathType,
     },
     /// (Re-)create and enable the managed plugin `reference` from the
@@ -150,6 +210,8 @@ pub struct Plan {
     pub role: Role,
     /// The node's `binding:host_id` (and the L2 agent's `host`).
     pub binding_host: String,
+    /// Who starts the services.
+    pub init: Init,
     pub files: BTreeMap<PathBuf, FileSpec>,
     /// Files that must not exist, with the reason.
     pub absent: Vec<(PathBuf, String)>,
@@ -205,6 +267,7 @@ pub fn render(
     let mut plan = Plan {
         role,
         binding_host,
+        init: facts.init,
         files: BTreeMap::new(),
         absent: Vec::new(),
         steps: Vec::new(),
@@ -214,14 +277,18 @@ pub fn render(
     add_kuryr_conf(&mut plan, template, params, &header)?;
     add_plugin_discovery(&mut plan, params);
     let after_units = if template.kuryr.mode == KuryrMode::Agent {
-        add_agent(&mut plan, template, params, &header, facts.local_ip)?
+        add_agent(&mut plan, template, params, &header, facts)?
     } else {
         Vec::new()
     };
-    if params.driver.plugin == PluginMode::Managed {
-        add_managed_plugin(&mut plan, params);
-    } else {
-        add_driver_service(&mut plan, params, &header, &after_units);
+    let with_ovs =
+        template.kuryr.mode == KuryrMode::Agent && template.kuryr.agent_type == AgentType::Ovs;
+    match (params.driver.plugin, facts.init) {
+        (PluginMode::Managed, init) => {
+            add_managed_plugin(&mut plan, params, &header, init, with_ovs)
+        }
+        (_, Init::Systemd) => add_driver_service(&mut plan, params, &header, &after_units),
+        (_, Init::Process) => add_driver_process(&mut plan, params),
     }
     Ok(finish_notes(plan, template, params))
 }
@@ -251,6 +318,20 @@ fn inconsistencies(
     }
     if template.kuryr.mode == KuryrMode::Agent {
         agent_inconsistencies(template.kuryr.agent_type, params, facts, &mut problems);
+    }
+    if template.kuryr.scope == CapabilityScope::Global
+        && params.driver.plugin != PluginMode::Managed
+    {
+        problems.push(Problem::new(
+            "driver.plugin",
+            format!(
+                "driver.plugin {} cannot serve kuryr_scope global: swarm-scope networks exist only in swarm \
+                 mode, and swarm mode refuses legacy plugins (\"legacy plugin kuryr of type NetworkDriver is \
+                 not supported in swarm mode\"); socket and tcp plugins are legacy plugins. Use driver.plugin \
+                 managed",
+                params.driver.plugin.as_str()
+            ),
+        ));
     }
     if binding_host.is_empty() || binding_host.len() > 255 {
         problems.push(Problem::new(
@@ -284,6 +365,13 @@ fn agent_inconsistencies(
                  agent.physical_interface_mappings",
             ));
         }
+    }
+    if agent_type == AgentType::LinuxBridge && agent.physical_bridge.is_some() {
+        problems.push(Problem::new(
+            "agent.physical_bridge",
+            "agent.physical_bridge is an Open vSwitch bridge for the ovs agent's userspace datapath; the \
+             linuxbridge agent uses the kernel's VXLAN, which sends from any interface",
+        ));
     }
     if agent_type == AgentType::Ovs && !agent.physical_interface_mappings.is_empty() {
         problems.push(Problem::new(
@@ -356,7 +444,6 @@ fn add_plugin_discovery(plan: &mut Plan, params: &ClusterParams) {
                 PathBuf::from(PLUGIN_SPEC),
                 "managed mode: Docker runs the plugin".into(),
             ));
-            plan.add(PLUGIN_CONFIG, 0o644, None, plugin_config_json(ETC_KURYR));
         }
         PluginMode::Tcp => plan.add(
             PLUGIN_SPEC,
@@ -368,17 +455,24 @@ fn add_plugin_discovery(plan: &mut Plan, params: &ClusterParams) {
 }
 
 /// Agent mode: the agent's configuration, its packages and services, the
-/// integration bridge. Returns the unit files the driver starts after.
+/// integration bridge (and the physical bridge of the tunnel endpoint).
+/// Returns the unit files the driver starts after (systemd).
 fn add_agent(
     plan: &mut Plan,
     template: &ClusterTemplate,
     params: &ClusterParams,
     header: &str,
-    local_ip: Option<IpAddr>,
+    facts: &NodeFacts,
 ) -> Result<Vec<String>, Vec<Problem>> {
     let agent_type = template.kuryr.agent_type;
     let agent = &params.agent;
-    let ini = agent_ini(params, agent_type, header, &plan.binding_host, local_ip)?;
+    let ini = agent_ini(
+        params,
+        agent_type,
+        header,
+        &plan.binding_host,
+        facts.local_ip,
+    )?;
     let path = match agent_type {
         AgentType::Ovs => OVS_AGENT_INI,
         AgentType::LinuxBridge => LINUXBRIDGE_AGENT_INI,
@@ -393,37 +487,110 @@ fn add_agent(
     let mut after_units = Vec::new();
     if agent_type == AgentType::Ovs {
         let ovs = agent.openvswitch_unit();
-        plan.steps.push(Step::Service {
-            unit: ovs.clone(),
-            restart_when_changed: vec![],
+        plan.steps.push(match facts.init {
+            Init::Systemd => Step::Service {
+                unit: ovs.clone(),
+                restart_when_changed: vec![],
+            },
+            Init::Process => Step::OvsDaemons,
         });
         plan.steps.push(Step::OvsBridge {
             bridge: INTEGRATION_BRIDGE.into(),
             datapath_type: agent.datapath_type,
         });
+        add_physical_bridge(plan, agent);
         after_units.push(unit_file_name(&ovs));
     }
     let agent_unit = agent.agent_unit(agent_type);
-    plan.steps.push(Step::Service {
-        unit: agent_unit.clone(),
-        restart_when_changed: vec![PathBuf::from(path)],
+    plan.steps.push(match facts.init {
+        Init::Systemd => Step::Service {
+            unit: agent_unit.clone(),
+            restart_when_changed: vec![PathBuf::from(path)],
+        },
+        Init::Process => Step::Process {
+            name: agent_program(agent_type).into(),
+            argv: vec![
+                format!("/usr/bin/{}", agent_program(agent_type)),
+                "--config-file".into(),
+                NEUTRON_CONF.into(),
+                "--config-file".into(),
+                path.into(),
+            ],
+            runtime_dirs: NEUTRON_RUNTIME_DIRS.iter().map(PathBuf::from).collect(),
+            restart_when_changed: vec![PathBuf::from(path)],
+        },
     });
     after_units.push(unit_file_name(&agent_unit));
     if agent.transport_url.is_none() {
         plan.notes.push(format!(
             "agent.transport_url is not set: the {agent_type} agent must find Neutron's message bus in \
-             /etc/neutron/neutron.conf ([DEFAULT] transport_url)"
+             {NEUTRON_CONF} ([DEFAULT] transport_url)"
         ));
     }
     Ok(after_units)
 }
 
-/// Managed mode: Docker runs the driver, so no unit and no drop-in; the
-/// plugin step instead.
-fn add_managed_plugin(plan: &mut Plan, params: &ClusterParams) {
-    for path in [KURYR_UNIT, DOCKER_DROPIN] {
+/// The agent's program, as its packages install it in `/usr/bin`.
+fn agent_program(agent_type: AgentType) -> &'static str {
+    match agent_type {
+        AgentType::Ovs => "neutron-openvswitch-agent",
+        AgentType::LinuxBridge => "neutron-linuxbridge-agent",
+    }
+}
+
+/// The physical bridge step, or a note when the userspace datapath has
+/// tunnels and no bridge to carry them.
+fn add_physical_bridge(plan: &mut Plan, agent: &AgentParams) {
+    match &agent.physical_bridge {
+        Some(pb) => plan.steps.push(Step::PhysicalBridge {
+            bridge: pb.bridge.clone(),
+            interface: pb.interface.clone(),
+            datapath_type: agent.datapath_type,
+        }),
+        None if agent.datapath_type == DatapathType::Netdev && !agent.tunnel_types.is_empty() => {
+            plan.notes.push(
+                "agent.datapath_type netdev with tunnels: the userspace datapath sends tunnel packets only \
+                 from an address on an Open vSwitch bridge port; set agent.physical_bridge (node setup then \
+                 adds the NIC to that bridge and moves its addresses there) or configure such a bridge \
+                 yourself"
+                    .into(),
+            )
+        }
+        None => {}
+    }
+}
+
+/// Managed mode: Docker runs the driver, so no unit; the plugin's bundle
+/// and step instead. With Open vSwitch the plugin mounts its database
+/// socket, and under systemd dockerd then starts after Open vSwitch.
+fn add_managed_plugin(
+    plan: &mut Plan,
+    params: &ClusterParams,
+    header: &str,
+    init: Init,
+    with_ovs: bool,
+) {
+    plan.add(
+        PLUGIN_CONFIG,
+        0o644,
+        None,
+        plugin_config_json(ETC_KURYR, with_ovs),
+    );
+    plan.absent.push((
+        PathBuf::from(KURYR_UNIT),
+        "managed mode: Docker runs the driver".into(),
+    ));
+    if with_ovs && init == Init::Systemd {
+        let ovs = unit_file_name(&params.agent.openvswitch_unit());
+        plan.add(
+            DOCKER_DROPIN,
+            0o644,
+            None,
+            systemd::docker_dropin_after_ovs(header, &ovs),
+        );
+    } else {
         plan.absent.push((
-            PathBuf::from(path),
+            PathBuf::from(DOCKER_DROPIN),
             "managed mode: Docker runs the driver".into(),
         ));
     }
@@ -432,6 +599,37 @@ fn add_managed_plugin(plan: &mut Plan, params: &ClusterParams) {
         bundle: PathBuf::from(PLUGIN_BUNDLE),
         etc_kuryr: PathBuf::from(ETC_KURYR),
     });
+}
+
+/// Init `process`, socket or TCP mode: node setup starts the driver itself;
+/// no unit and no drop-in.
+fn add_driver_process(plan: &mut Plan, params: &ClusterParams) {
+    for path in [KURYR_UNIT, DOCKER_DROPIN] {
+        plan.absent.push((
+            PathBuf::from(path),
+            "init process: node setup starts the driver itself".into(),
+        ));
+    }
+    plan.steps.push(Step::Process {
+        name: "kuryr".into(),
+        argv: vec![
+            params.driver.binary.to_string_lossy().into_owned(),
+            "--config-file".into(),
+            KURYR_CONF.into(),
+            "server".into(),
+        ],
+        runtime_dirs: vec![],
+        restart_when_changed: driver_inputs(plan),
+    });
+}
+
+/// The files whose change restarts the driver.
+fn driver_inputs(plan: &Plan) -> Vec<PathBuf> {
+    let mut inputs = vec![PathBuf::from(KURYR_CONF)];
+    if plan.files.contains_key(Path::new(CA_PEM)) {
+        inputs.push(PathBuf::from(CA_PEM));
+    }
+    inputs
 }
 
 /// Where the driver's plugin socket goes; `None` in TCP mode.
@@ -463,10 +661,8 @@ fn add_driver_service(
         ),
     );
     plan.add(DOCKER_DROPIN, 0o644, None, systemd::docker_dropin(header));
-    let mut kuryr_inputs = vec![PathBuf::from(KURYR_CONF), PathBuf::from(KURYR_UNIT)];
-    if plan.files.contains_key(Path::new(CA_PEM)) {
-        kuryr_inputs.push(PathBuf::from(CA_PEM));
-    }
+    let mut kuryr_inputs = driver_inputs(plan);
+    kuryr_inputs.insert(1, PathBuf::from(KURYR_UNIT));
     plan.steps.push(Step::Service {
         unit: KURYR_UNIT_NAME.into(),
         restart_when_changed: kuryr_inputs,
@@ -567,6 +763,9 @@ fn kuryr_conf(
     if let Some(pool) = &k.subnetpool {
         w.set(n, "default_subnetpool_v4", pool.clone());
     }
+    if !params.driver.enable_dhcp {
+        w.set(n, "enable_dhcp", "false");
+    }
     match k.vif_plugging_timeout {
         None => {}
         Some(0) => {
@@ -609,6 +808,12 @@ fn agent_ini(
     };
     match agent_type {
         AgentType::Ovs => {
+            // No `[ovs] ovsdb_connection = unix:<the database socket>`: the
+            // agent would add it as a Manager with its own inactivity
+            // probe, and ovsdb-server (with the distributions'
+            // `--remote=db:...manager_options`) then replaces the socket
+            // file, leaving the managed plugin's bind mount of it dead.
+            // The default, tcp:127.0.0.1:6640, is a listener of its own.
             if !a.tunnel_types.is_empty() {
                 w.set_list("agent", "tunnel_types", a.tunnel_types.clone());
             }

@@ -146,6 +146,16 @@ pub(crate) fn docker_dropin(header: &str) -> String {
     format!("{comments}\n[Unit]\nAfter={KURYR_UNIT_NAME}\nWants={KURYR_UNIT_NAME}\n")
 }
 
+/// Managed plugin mode with Open vSwitch: dockerd starts the plugin, which
+/// mounts the database socket, so dockerd waits for Open vSwitch's unit.
+pub(crate) fn docker_dropin_after_ovs(header: &str, ovs_unit: &str) -> String {
+    let comments: String = header.lines().map(|l| format!("# {l}\n")).collect();
+    format!(
+        "{comments}\n# The kuryr plugin mounts Open vSwitch's database socket: it must exist\n\
+         # when dockerd starts the plugin.\n[Unit]\nAfter={ovs_unit}\nWants={ovs_unit}\n"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use std::process::Command;

@@ -16,6 +16,8 @@
 //! - [`host`]: the host's links and the lab's `br-int` ports
 //! - [`http`]: raw HTTP exchanges with a plugin over a socket or TCP
 //! - [`netns`]: network namespaces, `ip`, a thread in a fresh namespace
+//! - [`machine`]: simulated machines (network, mount and UTS namespaces)
+//!   for the multi-node agent-mode tests
 //! - [`ops`]: a daemon's metrics, log lines and `kuryr status`
 //! - [`vm`]: simulated Nova VMs on real Neutron ports, waiting for ACTIVE
 
@@ -31,6 +33,7 @@ pub mod faults;
 pub mod host;
 pub mod http;
 pub mod lab;
+pub mod machine;
 pub mod netns;
 pub mod ops;
 pub mod requests;

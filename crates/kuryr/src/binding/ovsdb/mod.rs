@@ -48,7 +48,7 @@ pub use vswitch::{DB, add_port, del_ports, interfaces_with};
 
 /// Where ovsdb-server listens when nothing else is said: ovs-vsctl's
 /// default, `unix:$OVS_RUNDIR/db.sock`, with Debian's and Red Hat's rundir.
-pub const DEFAULT_RUNDIR: &str = "/run/openvswitch";
+pub const DEFAULT_RUNDIR: &str = crate::paths::OVS_RUNDIR;
 
 /// `unix:$OVS_RUNDIR/db.sock`, `OVS_RUNDIR` defaulting to
 /// [`DEFAULT_RUNDIR`], as ovs-vsctl without `--db`.

@@ -1,6 +1,7 @@
-//! `driver`: the driver's socket (or TCP address) answers
-//! `/Plugin.Activate`; `docker`: dockerd answers, and its plugin discovery
-//! finds the driver where it listens.
+//! `driver`: the driver's socket (or TCP address, or the managed plugin's
+//! socket) answers `/Plugin.Activate`; `docker`: dockerd answers, and its
+//! plugin discovery finds the driver where it listens (or runs the managed
+//! plugin).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,12 +14,61 @@ use crate::config::Config;
 use crate::paths::{self, DOCKER_PLUGIN_LOOKUP};
 
 /// Where the driver serves Docker according to the configuration (the
-/// default socket when the configuration does not load).
+/// default socket when the configuration does not load), or the managed
+/// plugin dockerd runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Listener {
     Socket(PathBuf),
     /// `host:port` of `kuryr_uri`.
     Tcp(String),
+    Managed(ManagedPlugin),
+}
+
+/// A managed kuryr plugin, as dockerd shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ManagedPlugin {
+    /// `kuryr/kuryr:latest`: also the driver's name in `docker network
+    /// create -d`.
+    pub name: String,
+    pub id: String,
+    pub enabled: bool,
+    /// Its socket under dockerd's default exec root.
+    pub socket: PathBuf,
+}
+
+/// The managed kuryr plugin dockerd at `docker_host` has installed, if
+/// any: a plugin whose entrypoint is the one node setup builds and that
+/// is a network driver.
+pub(super) async fn managed_plugin(docker_host: &str, timeout: Duration) -> Option<ManagedPlugin> {
+    let endpoint = Endpoint::parse(docker_host)?;
+    let plugins = get_json(&endpoint, "/plugins", timeout).await?;
+    find_managed(&plugins)
+}
+
+/// [`managed_plugin`] in a `GET /plugins` answer.
+pub(super) fn find_managed(plugins: &Value) -> Option<ManagedPlugin> {
+    plugins.as_array()?.iter().find_map(|p| {
+        let config = &p["Config"];
+        let ours = config["Entrypoint"][0] == paths::PLUGIN_ENTRYPOINT
+            && config["Interface"]["Types"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == "docker.networkdriver/1.0"));
+        if !ours {
+            return None;
+        }
+        let id = p["Id"].as_str()?.to_string();
+        let socket = config["Interface"]["Socket"]
+            .as_str()
+            .unwrap_or("kuryr.sock");
+        Some(ManagedPlugin {
+            name: p["Name"].as_str().unwrap_or_default().to_string(),
+            enabled: p["Enabled"].as_bool().unwrap_or(false),
+            socket: Path::new(paths::DOCKER_PLUGIN_RUNDIR)
+                .join(&id)
+                .join(socket),
+            id,
+        })
+    })
 }
 
 pub(super) fn driver_listener(c: Option<&Config>) -> Listener {
@@ -66,6 +116,21 @@ async fn driver_answers(listener: &Listener, timeout: Duration) -> Result<String
 /// Where to reach the driver, and how to show it.
 fn driver_endpoint(listener: &Listener) -> Result<(Endpoint, String), String> {
     match listener {
+        Listener::Managed(m) if !m.enabled => Err(format!(
+            "the managed plugin {} is disabled: docker plugin enable {}",
+            m.name, m.name
+        )),
+        Listener::Managed(m) if !m.socket.exists() => Err(format!(
+            "the managed plugin {} is enabled but its socket {} is missing: dockerd could not start it \
+             (its log says why; in agent mode with Open vSwitch the database socket it mounts must exist \
+             when dockerd starts it), or dockerd's exec root is not the default",
+            m.name,
+            m.socket.display()
+        )),
+        Listener::Managed(m) => Ok((
+            Endpoint::Unix(m.socket.clone()),
+            format!("managed plugin {} ({})", m.name, m.socket.display()),
+        )),
         Listener::Socket(p) if !p.exists() => Err(format!(
             "no socket at {}: the driver is not running; start it (systemctl enable --now kuryr.service) \
              and read its log (journalctl -u kuryr)",
@@ -162,14 +227,25 @@ async fn docker_finds_driver(
         format!("--docker-host {docker_host:?} is not unix:///PATH or tcp://HOST:PORT")
     })?;
     let version = docker_version(&endpoint, timeout).await?;
-    let expected = match listener {
-        Listener::Socket(p) => found_socket(p)?,
-        Listener::Tcp(hp) => found_spec(hp)?,
+    let (expected, driver) = match listener {
+        Listener::Socket(p) => (found_socket(p)?, "kuryr"),
+        Listener::Tcp(hp) => (found_spec(hp)?, "kuryr"),
+        Listener::Managed(m) if m.enabled => (
+            format!("the managed plugin {} (enabled)", m.name),
+            m.name.as_str(),
+        ),
+        Listener::Managed(m) => {
+            return Err(format!(
+                "dockerd has the managed plugin {} but it is disabled: docker plugin enable {}",
+                m.name, m.name
+            ));
+        }
     };
     let info = get_json(&endpoint, "/info", timeout).await;
+    let filter = serde_json::json!({"driver": [driver]}).to_string();
     let networks = get_json(
         &endpoint,
-        "/networks?filters=%7B%22driver%22%3A%5B%22kuryr%22%5D%7D",
+        &format!("/networks?filters={}", query_escape(&filter)),
         timeout,
     )
     .await
@@ -178,6 +254,7 @@ async fn docker_finds_driver(
         &endpoint,
         &version,
         &expected,
+        driver,
         info.as_ref(),
         networks,
     ))
@@ -253,23 +330,37 @@ fn found_spec(hp: &str) -> Result<String, String> {
     })
 }
 
+/// `s` with every byte but unreserved ones percent-encoded, for a query.
+fn query_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// The `docker` line: dockerd's version, where it finds the driver, the
-/// kuryr networks, and a word on swarm mode.
+/// networks of `driver`, and a word on swarm mode.
 fn docker_summary(
     endpoint: &Endpoint,
     version: &Value,
     expected: &str,
+    driver: &str,
     info: Option<&Value>,
     networks: Option<usize>,
 ) -> String {
     let in_use = info
         .and_then(|i| i["Plugins"]["Network"].as_array())
-        .is_some_and(|n| n.iter().any(|d| d == "kuryr"));
+        .is_some_and(|n| n.iter().any(|d| d == driver));
     let swarm = info
         .and_then(|i| i["Swarm"]["LocalNodeState"].as_str())
         .unwrap_or_default();
     let mut msg = format!(
-        "dockerd {} (API {}) at {endpoint} finds driver kuryr at {expected}",
+        "dockerd {} (API {}) at {endpoint} finds driver {driver} at {expected}",
         version["Version"].as_str().unwrap_or("?"),
         version["ApiVersion"].as_str().unwrap_or("?"),
     );
@@ -280,9 +371,11 @@ fn docker_summary(
         ));
     }
     if in_use {
-        msg.push_str(" (in use: Plugins.Network lists kuryr)");
+        msg.push_str(&format!(" (in use: Plugins.Network lists {driver})"));
     }
-    if swarm == "active" {
+    if swarm == "active" && driver != "kuryr" {
+        msg.push_str("; swarm mode is active: swarm services can use it");
+    } else if swarm == "active" {
         msg.push_str(
             "; swarm mode is active: `docker run` works on kuryr networks, swarm services need the managed \
              v2 plugin (driver.plugin managed in the cluster parameters)",

@@ -9,13 +9,15 @@
 //! | `neutron` | Neutron answers and has the extensions the mode needs |
 //! | `agent` | agent mode: a live L2 agent reports this binding host |
 //! | `ovs` | agent mode with Open vSwitch: `ovs-vsctl br-exists br-int` |
+//! | `tunnel` | agent mode with tunnels: the endpoint is an address of this node (on an OVS bridge port for the userspace datapath), and a tunnel port (OVS) or forwarding entry (Linux bridge) reaches every host this host must reach |
 //! | `link` | nested/vlan mode: `[binding] link_iface` exists |
-//! | `driver` | the driver's socket answers `/Plugin.Activate` |
-//! | `docker` | dockerd answers, and its plugin discovery finds the driver |
+//! | `driver` | the driver's socket (the managed plugin's, when dockerd has it) answers `/Plugin.Activate` |
+//! | `docker` | dockerd answers, and its plugin discovery finds the driver (or it runs the managed plugin) |
 //!
 //! [`run`] makes one call per row, in this order; `conf.rs` has the
 //! `config` check, `openstack.rs` `keystone`, `neutron` and `agent`,
-//! `node.rs` `ovs` and `link`, `docker.rs` `driver` and `docker`.
+//! `node.rs` `ovs` and `link`, `tunnel.rs` `tunnel`, `docker.rs` `driver`
+//! and `docker`.
 
 mod conf;
 mod docker;
@@ -23,6 +25,7 @@ mod node;
 mod openstack;
 #[cfg(test)]
 mod tests;
+mod tunnel;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -115,10 +118,22 @@ pub async fn run(opts: &CheckOptions) -> Report {
     let loaded = conf::check_config(&mut r, opts);
     let session = openstack::check_keystone(&mut r, &loaded).await;
     let neutron = openstack::check_neutron(&mut r, session, &loaded).await;
-    let agent_type = openstack::check_agent(&mut r, neutron.as_ref(), &loaded).await;
-    node::check_ovs(&mut r, agent_type.as_deref(), &loaded, opts.timeout).await;
+    let agent = openstack::check_agent(&mut r, neutron.as_ref(), &loaded).await;
+    let agent_type = agent.as_ref().map(|a| a.agent_type.as_str());
+    node::check_ovs(&mut r, agent_type, &loaded, opts.timeout).await;
+    tunnel::check_tunnel(
+        &mut r,
+        neutron.as_ref(),
+        agent.as_ref(),
+        &loaded,
+        opts.timeout,
+    )
+    .await;
     node::check_link(&mut r, &loaded);
-    let listener = docker::driver_listener(loaded.config.as_ref());
+    let listener = match docker::managed_plugin(&opts.docker_host, opts.timeout).await {
+        Some(managed) => docker::Listener::Managed(managed),
+        None => docker::driver_listener(loaded.config.as_ref()),
+    };
     docker::check_driver(&mut r, &listener, opts.timeout).await;
     docker::check_docker(&mut r, &listener, &opts.docker_host, opts.timeout).await;
     r

@@ -2,6 +2,7 @@
 //! `neutron`: Neutron answers and has the extensions the mode needs;
 //! `agent`: in agent mode, a live L2 agent reports this binding host.
 
+use kuryr_openstack::neutron::Agent;
 use kuryr_openstack::{Error as OsError, Neutron, Query, Session};
 
 use super::{L2_AGENT_TYPES, Loaded, Report, Status};
@@ -9,8 +10,8 @@ use crate::config::{Config, PortDriverKind};
 
 /// Neutron, and whether it answered the `neutron` check.
 pub(super) struct NeutronState {
-    client: Neutron,
-    answers: bool,
+    pub(super) client: Neutron,
+    pub(super) answers: bool,
 }
 
 /// Get a token; the session when it worked.
@@ -222,12 +223,12 @@ async fn neutron_answers(r: &mut Report, n: &Neutron, c: &Config) -> bool {
     }
 }
 
-/// Agent mode: the L2 agent of this binding host; its type when alive.
+/// Agent mode: the L2 agent of this binding host; the agent when alive.
 pub(super) async fn check_agent(
     r: &mut Report,
     neutron: Option<&NeutronState>,
     loaded: &Loaded,
-) -> Option<String> {
+) -> Option<Agent> {
     match loaded.port_driver() {
         Some(PortDriverKind::Veth) => match (neutron, &loaded.host) {
             (Some(n), Some(h)) if n.answers => agent_of_host(r, &n.client, h).await,
@@ -252,8 +253,8 @@ pub(super) async fn check_agent(
     }
 }
 
-/// The L2 agent of this host; returns its type when found alive.
-async fn agent_of_host(r: &mut Report, n: &Neutron, host: &str) -> Option<String> {
+/// The L2 agent of this host; returns it when found alive.
+async fn agent_of_host(r: &mut Report, n: &Neutron, host: &str) -> Option<Agent> {
     let agents = match n.list_agents(&Query::new().eq("host", host)).await {
         Ok(a) => a,
         Err(e) if matches!(e.status(), Some(401 | 403)) => {
@@ -287,7 +288,7 @@ async fn agent_of_host(r: &mut Report, n: &Neutron, host: &str) -> Option<String
             Status::Ok,
             format!("{} on host {host} is alive ({})", a.agent_type, a.binary),
         );
-        return Some(a.agent_type.clone());
+        return Some((*a).clone());
     }
     if let Some(a) = l2.first() {
         let why = if !a.admin_state_up {

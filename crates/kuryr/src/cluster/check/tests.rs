@@ -1,7 +1,7 @@
 //! The parts of node check that need no node: line format, extensions per
 //! mode, spec files, where the driver listens.
 
-use super::docker::{Listener, driver_listener, spec_target};
+use super::docker::{Listener, ManagedPlugin, driver_listener, find_managed, spec_target};
 use super::openstack::required_extensions;
 use super::*;
 
@@ -97,4 +97,31 @@ fn listeners() {
         driver_listener(None),
         Listener::Socket("/run/docker/plugins/kuryr.sock".into())
     );
+}
+
+#[test]
+fn the_managed_plugin_is_found_among_dockerds_plugins() {
+    let plugins = serde_json::json!([
+        {"Id": "aaa", "Name": "vieux/sshfs:latest", "Enabled": true,
+         "Config": {"Entrypoint": ["/usr/bin/sshfs"], "Interface": {"Socket": "sshfs.sock",
+                    "Types": ["docker.volumedriver/1.0"]}}},
+        {"Id": "5f1d", "Name": "kuryr/kuryr:latest", "Enabled": false,
+         "Config": {"Entrypoint": ["/usr/bin/kuryr", "--config-file", "/etc/kuryr/kuryr.conf", "server"],
+                    "Interface": {"Socket": "kuryr.sock",
+                                  "Types": ["docker.networkdriver/1.0", "docker.ipamdriver/1.0"]}}}
+    ]);
+    assert_eq!(
+        find_managed(&plugins),
+        Some(ManagedPlugin {
+            name: "kuryr/kuryr:latest".into(),
+            id: "5f1d".into(),
+            enabled: false,
+            socket: "/run/docker/plugins/5f1d/kuryr.sock".into(),
+        })
+    );
+    assert_eq!(find_managed(&serde_json::json!([])), None);
+    assert_eq!(find_managed(&serde_json::json!({"message": "no"})), None);
+    // A disabled plugin is what the driver check reports.
+    let listener = Listener::Managed(find_managed(&plugins).unwrap());
+    assert!(matches!(listener, Listener::Managed(ManagedPlugin { enabled: false, .. })));
 }

@@ -43,6 +43,18 @@ impl DatapathType {
     }
 }
 
+/// The Open vSwitch bridge that carries the tunnel endpoint address: the
+/// node's NIC as its port and the NIC's addresses (and routes) on its
+/// internal port. The userspace (`netdev`) datapath sends and receives
+/// tunnel packets only through such a bridge (Open vSwitch's "userspace
+/// tunneling" guide calls it `br-phy`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhysicalBridge {
+    pub bridge: String,
+    /// The NIC that becomes its port.
+    pub interface: String,
+}
+
 /// How node setup installs the agent-mode packages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Installer {
@@ -65,6 +77,8 @@ pub struct AgentParams {
     pub l2_population: bool,
     /// Open vSwitch: physical network → bridge.
     pub bridge_mappings: BTreeMap<String, String>,
+    /// Open vSwitch: the bridge of the tunnel endpoint (userspace datapath).
+    pub physical_bridge: Option<PhysicalBridge>,
     /// Linux bridge: physical network → interface.
     pub physical_interface_mappings: BTreeMap<String, String>,
     /// The message bus of Neutron (the agent's `[DEFAULT] transport_url`),
@@ -87,6 +101,7 @@ impl Default for AgentParams {
             tunnel_types: vec!["vxlan".into()],
             l2_population: false,
             bridge_mappings: BTreeMap::new(),
+            physical_bridge: None,
             physical_interface_mappings: BTreeMap::new(),
             transport_url: None,
             install: Installer::None,
@@ -149,6 +164,7 @@ pub(super) fn read(f: &mut Fields<'_>) -> AgentParams {
             "tunnel_types",
             "l2_population",
             "bridge_mappings",
+            "physical_bridge",
             "physical_interface_mappings",
             "transport_url",
             "install",
@@ -166,6 +182,7 @@ pub(super) fn read(f: &mut Fields<'_>) -> AgentParams {
     }
     a.l2_population = g.bool("l2_population", false);
     a.bridge_mappings = read_mappings(&mut g, "bridge_mappings", false);
+    a.physical_bridge = read_physical_bridge(&mut g);
     a.physical_interface_mappings = read_mappings(&mut g, "physical_interface_mappings", true);
     a.transport_url = read_transport_url(&mut g);
     if let Some(install) = read_installer(&mut g) {
@@ -296,6 +313,35 @@ fn read_mappings(g: &mut Fields<'_>, key: &str, value_is_iface: bool) -> BTreeMa
         }
     }
     out
+}
+
+/// `physical_bridge`: `{"bridge": NAME, "interface": NIC}`.
+fn read_physical_bridge(g: &mut Fields<'_>) -> Option<PhysicalBridge> {
+    let obj = g.object("physical_bridge")?;
+    let mut h = Fields::new(obj, "agent.physical_bridge", g.out);
+    h.reject_unknown(&["bridge", "interface"], "agent.physical_bridge");
+    let name = |h: &mut Fields<'_>, key: &str| {
+        let v = h.req_str(key)?;
+        if valid_ifname(&v) {
+            return Some(v);
+        }
+        h.problem(
+            key,
+            format!("agent.physical_bridge.{key} {v:?} is not an interface name"),
+        );
+        None
+    };
+    let bridge = name(&mut h, "bridge");
+    let interface = name(&mut h, "interface");
+    let (bridge, interface) = (bridge?, interface?);
+    if bridge == interface {
+        h.problem(
+            "interface",
+            format!("agent.physical_bridge: the bridge and its interface are both {bridge:?}"),
+        );
+        return None;
+    }
+    Some(PhysicalBridge { bridge, interface })
 }
 
 /// `transport_url`: a secret, never echoed (it holds the message-bus

@@ -46,6 +46,10 @@ pub struct DriverParams {
     pub tcp_uri: String,
     /// `[DEFAULT] debug`.
     pub debug: bool,
+    /// `[neutron] enable_dhcp` of the subnets the driver creates (Docker
+    /// gives containers their addresses itself; with DHCP on, a DHCP
+    /// agent's port joins each network).
+    pub enable_dhcp: bool,
     /// Managed mode: the plugin reference (`docker plugin create NAME`).
     pub plugin_ref: String,
 }
@@ -61,6 +65,7 @@ impl Default for DriverParams {
             socket: PathBuf::from(paths::PLUGIN_SOCKET),
             tcp_uri: "http://127.0.0.1:23750".into(),
             debug: false,
+            enable_dhcp: true,
             plugin_ref: DEFAULT_PLUGIN_REF.into(),
         }
     }
@@ -81,6 +86,7 @@ pub(super) fn read(f: &mut Fields<'_>) -> DriverParams {
             "socket",
             "tcp_uri",
             "debug",
+            "enable_dhcp",
         ],
         "driver",
     );
@@ -100,6 +106,7 @@ pub(super) fn read(f: &mut Fields<'_>) -> DriverParams {
         d.tcp_uri = uri;
     }
     d.debug = g.bool("debug", false);
+    d.enable_dhcp = g.bool("enable_dhcp", true);
     d
 }
 

@@ -32,10 +32,12 @@
 //!     "application_credential_secret": "..."
 //!   },
 //!   "binding_host": "hostname",
-//!   "driver": {"binary": "/usr/local/bin/kuryr", "plugin": "socket"},
+//!   "init": "auto",
+//!   "driver": {"binary": "/usr/local/bin/kuryr", "plugin": "socket", "enable_dhcp": true},
 //!   "agent": {
 //!     "local_ip": {"interface": "eth0"},
 //!     "datapath_type": "system",
+//!     "physical_bridge": {"bridge": "br-phy", "interface": "eth0"},
 //!     "tunnel_types": ["vxlan"],
 //!     "l2_population": true,
 //!     "transport_url": "rabbit://neutron:...@10.0.0.10:5672/",
@@ -54,7 +56,7 @@ mod tests;
 use serde_json::{Map, Value};
 use url::Url;
 
-pub use agent::{AgentParams, DatapathType, Installer, LocalIpSource};
+pub use agent::{AgentParams, DatapathType, Installer, LocalIpSource, PhysicalBridge};
 pub use credential::{CREDENTIAL_OPTION_ORDER, CredentialKind, NodeCredential};
 pub use driver::{DEFAULT_PLUGIN_REF, DriverParams, PluginMode};
 pub use keystone::{CaBundle, KeystoneParams};
@@ -71,6 +73,8 @@ pub struct ClusterParams {
     pub keystone: KeystoneParams,
     pub credential: NodeCredential,
     pub binding_host: HostNaming,
+    /// Who starts the node's services.
+    pub init: InitChoice,
     pub driver: DriverParams,
     pub agent: AgentParams,
 }
@@ -90,6 +94,7 @@ impl ClusterParams {
         let keystone = keystone::read(&mut f);
         let credential = credential::read(&mut f);
         let binding_host = read_binding_host(&mut f);
+        let init = read_init(&mut f);
         let driver = driver::read(&mut f);
         let agent = agent::read(&mut f);
         match (keystone, credential) {
@@ -98,6 +103,7 @@ impl ClusterParams {
                 keystone,
                 credential,
                 binding_host,
+                init,
                 driver,
                 agent,
             }),
@@ -111,6 +117,7 @@ const TOP_FIELDS: &[&str] = &[
     "keystone",
     "credential",
     "binding_host",
+    "init",
     "driver",
     "agent",
 ];
@@ -207,6 +214,51 @@ fn read_binding_host(f: &mut Fields<'_>) -> HostNaming {
         return HostNaming::Hostname;
     }
     HostNaming::Pattern(s)
+}
+
+/// Who starts the node's services (Open vSwitch, the L2 agent, the driver
+/// in socket and TCP modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InitChoice {
+    /// systemd when it runs the machine (`/run/systemd/system` exists),
+    /// otherwise node setup itself.
+    #[default]
+    Auto,
+    /// Unit files, `systemctl enable --now`.
+    Systemd,
+    /// No systemd (many containers, minimal images): node setup starts the
+    /// daemons itself and records them under `/run/kuryr`; running it
+    /// again (at every boot) starts what is not running.
+    Process,
+}
+
+impl InitChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InitChoice::Auto => "auto",
+            InitChoice::Systemd => "systemd",
+            InitChoice::Process => "process",
+        }
+    }
+}
+
+/// `init`: `auto`, `systemd` or `process`.
+fn read_init(f: &mut Fields<'_>) -> InitChoice {
+    match f.opt_str("init").as_deref() {
+        None | Some("auto") => InitChoice::Auto,
+        Some("systemd") => InitChoice::Systemd,
+        Some("process") => InitChoice::Process,
+        Some(other) => {
+            f.problem(
+                "init",
+                format!(
+                    "init {other:?} is not one of auto (systemd when it runs the machine), systemd, \
+                     process (node setup starts and records the daemons itself)"
+                ),
+            );
+            InitChoice::Auto
+        }
+    }
 }
 
 /// Why a secret cannot go into an oslo.config file, without showing it.

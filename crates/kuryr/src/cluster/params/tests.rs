@@ -49,6 +49,9 @@ fn defaults() {
     );
     assert_eq!(p.binding_host, HostNaming::Hostname);
     assert_eq!(p.driver, DriverParams::default());
+    assert!(p.driver.enable_dhcp, "kuryr-libnetwork's default");
+    assert_eq!(p.init, InitChoice::Auto);
+    assert_eq!(p.agent.physical_bridge, None);
     assert_eq!(p.agent.tunnel_types, vec!["vxlan"]);
     assert_eq!(
         p.agent.packages_for(AgentType::Ovs),
@@ -294,6 +297,33 @@ fn keystone_and_driver_and_agent_errors() {
             "agent.bridge_mappings: \"physnet1\" → \"br ex\" is not a physical network name mapped to a bridge name",
         ),
         (
+            "/agent",
+            json!({"physical_bridge": {"bridge": "br-phy"}}),
+            "Invalid input for field/attribute agent.physical_bridge.interface. Mandatory field missing.",
+        ),
+        (
+            "/agent",
+            json!({"physical_bridge": {"bridge": "br phy", "interface": "eth0"}}),
+            "agent.physical_bridge.bridge \"br phy\" is not an interface name",
+        ),
+        (
+            "/agent",
+            json!({"physical_bridge": {"bridge": "eth0", "interface": "eth0"}}),
+            "agent.physical_bridge: the bridge and its interface are both \"eth0\"",
+        ),
+        (
+            "/init",
+            json!("sysvinit"),
+            "init \"sysvinit\" is not one of auto (systemd when it runs the machine), systemd, process \
+             (node setup starts and records the daemons itself)",
+        ),
+        (
+            "/driver",
+            json!({"enable_dhcp": "maybe"}),
+            "Invalid input for field/attribute driver.enable_dhcp. Value: \"maybe\". Wrong type: expecting \
+             true or false.",
+        ),
+        (
             "/cluster_template",
             json!({"swarm_allowed_network_drivers": []}),
             "cluster_template.swarm_allowed_network_drivers must not be empty: use [\"all\"] to allow every supported driver",
@@ -320,9 +350,12 @@ fn full_params() {
                        "username": "kuryr", "user_domain_name": "Default",
                        "application_credential_secret": "s"},
         "binding_host": "{short_hostname}.swarm.example.com",
-        "driver": {"binary": "/opt/kuryr/bin/kuryr", "plugin": "tcp", "tcp_uri": "http://127.0.0.1:23750/", "debug": true},
+        "init": "process",
+        "driver": {"binary": "/opt/kuryr/bin/kuryr", "plugin": "tcp", "tcp_uri": "http://127.0.0.1:23750/", "debug": true,
+                   "enable_dhcp": false},
         "agent": {"local_ip": {"route_to": "10.0.0.1"}, "datapath_type": "netdev", "tunnel_types": [],
                   "l2_population": true, "bridge_mappings": {"physnet1": "br-ex"},
+                  "physical_bridge": {"bridge": "br-phy", "interface": "eth1"},
                   "install": "dnf", "services": {"openvswitch": "openvswitch.service"}}
     });
     let p = parse(&v).expect("valid");
@@ -345,6 +378,15 @@ fn full_params() {
     assert_eq!(p.driver.plugin, PluginMode::Tcp);
     assert_eq!(p.driver.tcp_uri, "http://127.0.0.1:23750");
     assert!(p.driver.debug);
+    assert!(!p.driver.enable_dhcp);
+    assert_eq!(p.init, InitChoice::Process);
+    assert_eq!(
+        p.agent.physical_bridge,
+        Some(PhysicalBridge {
+            bridge: "br-phy".into(),
+            interface: "eth1".into()
+        })
+    );
     assert_eq!(
         p.agent.local_ip,
         Some(LocalIpSource::RouteTo("10.0.0.1".parse().unwrap()))

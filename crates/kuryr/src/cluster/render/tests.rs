@@ -21,6 +21,7 @@ fn facts() -> NodeFacts {
     NodeFacts {
         hostname: "node-1".into(),
         local_ip: Some("10.0.0.11".parse().unwrap()),
+        init: Init::Systemd,
     }
 }
 
@@ -346,6 +347,7 @@ fn nested_mode_tcp_password_golden() {
     let f = NodeFacts {
         hostname: "node-1.cloud".into(),
         local_ip: None,
+        init: Init::Systemd,
     };
     let plan = render(&t, &p, Role::Manager, &f).expect("plan");
     let h = header("coe swarm, kuryr_mode nested", "manager");
@@ -446,7 +448,21 @@ fn vlan_mode_and_global_scope() {
         "name": "swarm-kuryr", "coe": "swarm-mode", "network_driver": "kuryr",
         "labels": {"kuryr_mode": "vlan", "kuryr_scope": "global"}
     }));
-    let (_, p) = agent_inputs();
+    let (_, mut p) = agent_inputs();
+    // Swarm-scope networks need the managed plugin: a socket plugin is
+    // refused, with the reason.
+    let problems = render(&t, &p, Role::Worker, &facts()).expect_err("socket plugin, global scope");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "driver.plugin");
+    assert!(
+        problems[0].message.starts_with(
+            "driver.plugin socket cannot serve kuryr_scope global: swarm-scope networks exist only in \
+             swarm mode, and swarm mode refuses legacy plugins"
+        ),
+        "{}",
+        problems[0].message
+    );
+    p.driver.plugin = PluginMode::Managed;
     let plan = render(&t, &p, Role::Worker, &facts()).expect("plan");
     let c = load(&plan);
     assert_eq!(c.default.capability_scope, CapabilityScope::Global);
@@ -454,13 +470,12 @@ fn vlan_mode_and_global_scope() {
     assert_eq!(c.binding.default_driver, BindingDriverKind::Vlan);
     assert_eq!(c.binding.link_iface, None);
     // No agent in vlan mode: neither its file nor its services, even with
-    // an agent section in the parameters.
+    // an agent section in the parameters; no Open vSwitch in the plugin.
     assert!(!plan.files.contains_key(Path::new(OVS_AGENT_INI)));
-    assert_eq!(plan.steps.len(), 1);
-    assert!(
-        plan.text(KURYR_UNIT)
-            .unwrap()
-            .contains("\nAfter=network-online.target\n")
+    assert!(matches!(plan.steps[..], [Step::ManagedPlugin { .. }]));
+    assert_eq!(
+        plan.text(PLUGIN_CONFIG),
+        Some(plugin_config_json("/etc/kuryr", false).as_str())
     );
 }
 
@@ -541,6 +556,7 @@ fn ovs_without_tunnels_and_with_mappings() {
     let f = NodeFacts {
         hostname: "node-1".into(),
         local_ip: None,
+        init: Init::Systemd,
     };
     let plan = render(&t, &p, Role::Worker, &f).expect("plan");
     let ini = plan.text(OVS_AGENT_INI).unwrap();
@@ -552,6 +568,8 @@ fn ovs_without_tunnels_and_with_mappings() {
         "{ini}"
     );
     assert!(!ini.contains("local_ip"), "{ini}");
+    // Not the database socket the managed plugin mounts (see agent_ini).
+    assert!(!ini.contains("ovsdb_connection"), "{ini}");
     assert!(!ini.contains("tunnel_types"), "{ini}");
     assert!(
         plan.text(KURYR_UNIT)
@@ -573,6 +591,7 @@ fn inconsistent_inputs_are_each_reported() {
     let f = NodeFacts {
         hostname: "node-1".into(),
         local_ip: None,
+        init: Init::Systemd,
     };
     let problems: Vec<String> = render(&t, &p, Role::Worker, &f)
         .unwrap_err()
@@ -590,6 +609,31 @@ fn inconsistent_inputs_are_each_reported() {
             "agent.local_ip is missing: the tunnel endpoint address of this node is needed",
         ]
     );
+    // The physical bridge is the ovs agent's.
+    let p = params(json!({
+        "keystone": {"auth_url": "https://k:5000/v3"},
+        "credential": {"type": "application_credential", "application_credential_id": "a",
+                       "application_credential_secret": "b"},
+        "agent": {"local_ip": "10.0.0.5", "physical_bridge": {"bridge": "br-phy", "interface": "eth0"}}
+    }));
+    let t = template(json!({"coe": "swarm", "network_driver": "kuryr",
+                            "labels": {"kuryr_agent_type": "linuxbridge"}}));
+    let problems = render(&t, &p, Role::Worker, &facts()).unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "agent.physical_bridge");
+    assert!(problems[0].message.starts_with("agent.physical_bridge is an Open vSwitch bridge"));
+}
+
+#[test]
+fn enable_dhcp_off_is_written_only_when_asked() {
+    let (t, mut p) = agent_inputs();
+    let plan = render(&t, &p, Role::Worker, &facts()).unwrap();
+    assert!(!plan.text(KURYR_CONF).unwrap().contains("enable_dhcp"));
+    assert!(load(&plan).neutron.enable_dhcp);
+    p.driver.enable_dhcp = false;
+    let plan = render(&t, &p, Role::Worker, &facts()).unwrap();
+    assert!(plan.text(KURYR_CONF).unwrap().contains("\nenable_dhcp = false\n"));
+    assert!(!load(&plan).neutron.enable_dhcp);
 }
 
 #[test]
@@ -657,7 +701,7 @@ fn contrib_files_match_the_renderer() {
 #[test]
 fn managed_plugin_config_json_golden() {
     assert_eq!(
-        plugin_config_json("/srv/node1/etc/kuryr"),
+        plugin_config_json("/srv/node1/etc/kuryr", false),
         r#"{
   "args": {
     "description": "",
@@ -746,7 +790,7 @@ fn managed_mode_plan() {
     );
     let config = plan.text(PLUGIN_CONFIG).unwrap();
     assert!(!config.contains("pa$$word"), "{config}");
-    assert_eq!(config, plugin_config_json("/etc/kuryr"));
+    assert_eq!(config, plugin_config_json("/etc/kuryr", false));
     assert_eq!(
         plan.steps,
         vec![Step::ManagedPlugin {

@@ -23,10 +23,14 @@
 //! replace with a recording fake.
 
 mod files;
+mod ovs;
 mod plan;
 mod plugin;
+mod process;
 mod runner;
 mod steps;
+#[cfg(test)]
+mod agent_tests;
 #[cfg(test)]
 mod tests;
 
@@ -152,13 +156,14 @@ fn say_what_and_where(
     say(
         out,
         format!(
-            "node setup: template \"{}\" (coe {}, network_driver {}, kuryr_mode {mode}), role {}, binding host {}, {}",
+            "node setup: template \"{}\" (coe {}, network_driver {}, kuryr_mode {mode}), role {}, binding host {}, {}, init {}",
             template.display_name(),
             template.coe,
             template.network_driver,
             opts.role,
             plan.binding_host,
             node.params.credential.describe(),
+            plan.init.as_str(),
         ),
     )?;
     if node.live {

@@ -2,7 +2,10 @@
 //! from the renderer; a root file system holding this binary, the shared
 //! libraries `ldd` lists for it and the system CA bundle; a digest of all
 //! of it), and the step that runs `docker plugin rm/create/set/enable`
-//! when the plugin is absent or the bundle changed.
+//! when the plugin is absent or the bundle changed. When dockerd is not
+//! running yet (a boot under init `process`: Open vSwitch and the agent
+//! first, then dockerd) and the bundle is unchanged, the step leaves the
+//! plugin to dockerd.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -144,7 +147,21 @@ impl Runner<'_> {
         } else {
             None
         };
-        let cmds = if enabled.is_none() || bundle_changed(changed, bundle) {
+        let bundle_changed = bundle_changed(changed, bundle);
+        if live && enabled.is_none() && !bundle_changed && !self.dockerd_answers() {
+            // At boot under init `process`, node setup starts Open vSwitch
+            // and the agent before dockerd, which then starts the plugin
+            // (it mounts the OVS database socket, which must exist by then).
+            say(
+                out,
+                format!(
+                    "unchanged: plugin {reference}: dockerd does not answer; the bundle is the one an \
+                     earlier setup installed, and dockerd starts the plugin when it starts"
+                ),
+            )?;
+            return Ok(true);
+        }
+        let cmds = if enabled.is_none() || bundle_changed {
             if live && !self.dry_run {
                 make_rootfs_dirs(&under_root(&self.root, Path::new(paths::PLUGIN_ROOTFS)));
             }
@@ -182,6 +199,12 @@ impl Runner<'_> {
         cmds.push(self.docker(&["plugin", "set", reference, &source]));
         cmds.push(self.docker(&["plugin", "enable", reference]));
         cmds
+    }
+
+    /// dockerd answers (`docker version` reaches its server).
+    fn dockerd_answers(&mut self) -> bool {
+        let version = self.docker(&["version", "-f", "{{.Server.Version}}"]);
+        self.succeeds(&version)
     }
 
     /// `docker [-H URL] args...`.

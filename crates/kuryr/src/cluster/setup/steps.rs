@@ -1,8 +1,9 @@
 //! The service steps of the plan: packages (before the files), then
-//! `systemctl daemon-reload` when a unit file changed, the services and the
-//! Open vSwitch bridge (the managed plugin's step is in `plugin.rs`). On
-//! the live root each step first looks at the node and runs only what is
-//! missing; off it, every command is reported as skipped.
+//! `systemctl daemon-reload` when a unit file changed, and the services
+//! (Open vSwitch's steps are in `ovs.rs`, init `process` in `process.rs`,
+//! the managed plugin's step in `plugin.rs`). On the live root each step
+//! first looks at the node and runs only what is missing; off it, every
+//! command is reported as skipped.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -12,7 +13,7 @@ use super::Outcome;
 use super::runner::{Cmd, Runner};
 use super::say;
 use crate::cluster::ClusterError;
-use crate::cluster::params::{DatapathType, Installer};
+use crate::cluster::params::Installer;
 use crate::cluster::render::{Plan, Step};
 use crate::paths;
 
@@ -82,10 +83,25 @@ impl Runner<'_> {
                 bundle,
                 etc_kuryr,
             } => self.managed_plugin(reference, bundle, etc_kuryr, changed, out, outcome),
+            Step::Process {
+                name,
+                argv,
+                runtime_dirs,
+                restart_when_changed,
+            } => {
+                let config_changed = restart_when_changed.iter().any(|p| changed.contains(p));
+                self.process(name, argv, runtime_dirs, config_changed, out, outcome)
+            }
+            Step::OvsDaemons => self.ovs_daemons(out, outcome),
             Step::OvsBridge {
                 bridge,
                 datapath_type,
             } => self.ovs_bridge(bridge, *datapath_type, out, outcome),
+            Step::PhysicalBridge {
+                bridge,
+                interface,
+                datapath_type,
+            } => self.physical_bridge(bridge, interface, *datapath_type, out, outcome),
         }
     }
 
@@ -161,65 +177,6 @@ impl Runner<'_> {
             return Ok(true);
         }
         self.execute(&cmds, out, outcome)
-    }
-
-    /// Create the Open vSwitch bridge unless it exists with the datapath.
-    fn ovs_bridge(
-        &mut self,
-        bridge: &str,
-        datapath_type: DatapathType,
-        out: &mut dyn Write,
-        outcome: &mut Outcome,
-    ) -> Result<bool, ClusterError> {
-        if self.live && self.bridge_has_datapath(bridge, datapath_type) {
-            say(
-                out,
-                format!(
-                    "unchanged: Open vSwitch bridge {bridge} exists (datapath {})",
-                    datapath_type.as_str()
-                ),
-            )?;
-            return Ok(true);
-        }
-        let dp = format!("datapath_type={}", datapath_type.as_str());
-        let cmd = Cmd::new(&[
-            "ovs-vsctl",
-            "--timeout=10",
-            "--may-exist",
-            "add-br",
-            bridge,
-            "--",
-            "set",
-            "Bridge",
-            bridge,
-            &dp,
-        ]);
-        self.execute(&[cmd], out, outcome)
-    }
-
-    /// The bridge exists, with this datapath (none set means `system`).
-    fn bridge_has_datapath(&mut self, bridge: &str, datapath_type: DatapathType) -> bool {
-        if !self.succeeds(&Cmd::new(&[
-            "ovs-vsctl",
-            "--timeout=10",
-            "br-exists",
-            bridge,
-        ])) {
-            return false;
-        }
-        let current = self
-            .output(&Cmd::new(&[
-                "ovs-vsctl",
-                "--timeout=10",
-                "get",
-                "Bridge",
-                bridge,
-                "datapath_type",
-            ]))
-            .unwrap_or_default();
-        let current = current.trim_matches('"');
-        current == datapath_type.as_str()
-            || (current.is_empty() && datapath_type == DatapathType::System)
     }
 }
 

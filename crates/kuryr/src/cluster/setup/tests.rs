@@ -13,12 +13,12 @@ use crate::cluster::render;
 use crate::config::Config;
 
 /// A scratch directory with a template, parameters and a root.
-struct Scratch {
+pub(super) struct Scratch {
     dir: PathBuf,
 }
 
 impl Scratch {
-    fn new(name: &str, template: serde_json::Value, params: serde_json::Value) -> Scratch {
+    pub(super) fn new(name: &str, template: serde_json::Value, params: serde_json::Value) -> Scratch {
         let dir = std::env::temp_dir().join(format!(
             "kuryr-setup-{name}-{}-{:?}",
             std::process::id(),
@@ -31,7 +31,7 @@ impl Scratch {
         Scratch { dir }
     }
 
-    fn opts(&self, dry_run: bool) -> SetupOptions {
+    pub(super) fn opts(&self, dry_run: bool) -> SetupOptions {
         SetupOptions {
             template: self.dir.join("template.json"),
             params: self.dir.join("params.json"),
@@ -43,11 +43,11 @@ impl Scratch {
         }
     }
 
-    fn root(&self) -> PathBuf {
+    pub(super) fn root(&self) -> PathBuf {
         self.dir.join("root")
     }
 
-    fn run(&self, dry_run: bool) -> (Outcome, String) {
+    pub(super) fn run(&self, dry_run: bool) -> (Outcome, String) {
         let mut out = Vec::new();
         let outcome = run(&self.opts(dry_run), &mut out).expect("setup runs");
         (outcome, String::from_utf8(out).unwrap())
@@ -87,18 +87,19 @@ impl Drop for Scratch {
     }
 }
 
-fn agent_template() -> serde_json::Value {
+pub(super) fn agent_template() -> serde_json::Value {
     json!({"name": "swarm-kuryr", "coe": "swarm-mode", "network_driver": "kuryr",
            "labels": {"kuryr_mode": "agent"}})
 }
 
-fn agent_params() -> serde_json::Value {
+pub(super) fn agent_params() -> serde_json::Value {
     json!({
         "keystone": {"auth_url": "https://keystone.example.com:5000/v3",
                      "ca_pem": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"},
         "credential": {"type": "application_credential", "application_credential_id": "8f0c1d",
                        "application_credential_secret": "s3cr3t-never-printed"},
-        "agent": {"local_ip": "10.0.0.11", "transport_url": "rabbit://n:bus-secret@10.0.0.1:5672/"}
+        "agent": {"local_ip": "10.0.0.11", "transport_url": "rabbit://n:bus-secret@10.0.0.1:5672/"},
+        "init": "systemd"
     })
 }
 
@@ -303,13 +304,13 @@ fn tcp_mode_writes_the_spec_file() {
     );
 }
 
-fn managed_params() -> serde_json::Value {
+pub(super) fn managed_params() -> serde_json::Value {
     let mut p = agent_params();
     p["driver"] = json!({"plugin": "managed"});
     p
 }
 
-fn nested_template() -> serde_json::Value {
+pub(super) fn nested_template() -> serde_json::Value {
     json!({"name": "t", "coe": "swarm-mode", "network_driver": "kuryr",
            "labels": {"kuryr_mode": "nested", "kuryr_link_iface": "eth0"}})
 }
@@ -360,7 +361,7 @@ fn managed_mode_writes_the_bundle_idempotently() {
         exe
     );
     let config = std::fs::read_to_string(root.join("var/lib/kuryr/plugin/config.json")).unwrap();
-    assert_eq!(config, render::plugin_config_json("/etc/kuryr"));
+    assert_eq!(config, render::plugin_config_json("/etc/kuryr", false));
     assert!(!config.contains("s3cr3t"), "{config}");
     let conf = std::fs::read_to_string(root.join("etc/kuryr/kuryr.conf")).unwrap();
     assert!(
@@ -470,15 +471,15 @@ use crate::cluster::render::{NodeFacts, Plan};
 use crate::cluster::template::NetworkDriverPolicy;
 use crate::cluster::{ClusterParams, ClusterTemplate};
 
-const DOCKER_HOST: &str = "unix:///fake/docker.sock";
-const DOCKER: &str = "docker -H unix:///fake/docker.sock";
+pub(super) const DOCKER_HOST: &str = "unix:///fake/docker.sock";
+pub(super) const DOCKER: &str = "docker -H unix:///fake/docker.sock";
 
-fn exit(code: i32, stdout: &str, stderr: &str) -> Result<Finished, String> {
+pub(super) fn exit(code: i32, stdout: &str, stderr: &str) -> Result<Finished, String> {
     Ok(Finished::exit(code, stdout, stderr))
 }
 
 /// Managed mode setup of a scratch root against a fake dockerd.
-fn run_managed(s: &Scratch, rec: &mut Recording) -> (Outcome, String) {
+pub(super) fn run_managed(s: &Scratch, rec: &mut Recording) -> (Outcome, String) {
     let mut opts = s.opts(false);
     opts.docker_host = Some(DOCKER_HOST.into());
     let mut out = Vec::new();
@@ -486,27 +487,27 @@ fn run_managed(s: &Scratch, rec: &mut Recording) -> (Outcome, String) {
     (outcome, String::from_utf8(out).unwrap())
 }
 
-fn ldd() -> String {
+pub(super) fn ldd() -> String {
     format!("ldd {}", std::env::current_exe().unwrap().display())
 }
 
-fn inspect() -> String {
+pub(super) fn inspect() -> String {
     format!("{DOCKER} plugin inspect -f {{{{.Enabled}}}} kuryr/kuryr:latest")
 }
 
-fn plugin_absent() -> Recording {
+pub(super) fn plugin_absent() -> Recording {
     Recording::default().answer(
         &inspect(),
         exit(1, "", "Error: No such plugin: kuryr/kuryr:latest"),
     )
 }
 
-fn plugin_enabled(enabled: &str) -> Recording {
+pub(super) fn plugin_enabled(enabled: &str) -> Recording {
     Recording::default().answer(&inspect(), exit(0, &format!("{enabled}\n"), ""))
 }
 
 /// `docker plugin rm` (optionally), `create`, `set`, `enable` for `root`.
-fn plugin_install(root: &Path, rm: bool) -> Vec<String> {
+pub(super) fn plugin_install(root: &Path, rm: bool) -> Vec<String> {
     let root = std::fs::canonicalize(root).unwrap();
     let mut lines = Vec::new();
     if rm {
@@ -624,7 +625,7 @@ fn off_the_live_root_no_command_runs() {
 }
 
 /// An agent-mode (Open vSwitch) plan, packages installed with `install`.
-fn agent_plan(agent: serde_json::Value) -> Plan {
+pub(super) fn agent_plan(agent: serde_json::Value) -> Plan {
     let mut p = agent_params();
     for (k, v) in agent.as_object().unwrap() {
         p["agent"][k] = v.clone();
@@ -638,6 +639,7 @@ fn agent_plan(agent: serde_json::Value) -> Plan {
     let facts = NodeFacts {
         hostname: "node-1".into(),
         local_ip: Some("10.0.0.11".parse().unwrap()),
+        init: render::Init::Systemd,
     };
     render::render(&t, &p, Role::Worker, &facts).unwrap()
 }
@@ -645,7 +647,7 @@ fn agent_plan(agent: serde_json::Value) -> Plan {
 /// The service steps of `plan` on a live root (or a dry run of them), the
 /// files in `changed` having been created or updated. Returns whether
 /// every command succeeded, the outcome and the output.
-fn live_steps(
+pub(super) fn live_steps(
     plan: &Plan,
     changed: &BTreeSet<PathBuf>,
     dry_run: bool,
@@ -674,11 +676,11 @@ fn live_steps(
     (ok, outcome, String::from_utf8(out).unwrap())
 }
 
-const DPKG: &str = "dpkg-query -W -f=${db:Status-Status}";
-const APT_GET: &str = "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+pub(super) const DPKG: &str = "dpkg-query -W -f=${db:Status-Status}";
+pub(super) const APT_GET: &str = "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
                        -o Dpkg::Options::=--force-confold";
 
-fn lines(v: &[&str]) -> Vec<String> {
+pub(super) fn lines(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
