@@ -110,6 +110,9 @@ detached() {
 
 start_daemon() {
     local name=$1 pid st; shift
+    # The command as started, for lab/restart: a daemon may rewrite its
+    # /proc cmdline (oslo's setproctitle joins it into one string).
+    printf '%s\0' "$@" >"$RUN/$name.cmd"
     detached "$@" </dev/null >>"$LOG/$name.out" 2>&1 &
     pid=$!
     st=$(proc_starttime "$pid") || die "$name exited at once, see $LOG/$name.out"
