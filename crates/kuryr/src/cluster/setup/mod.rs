@@ -22,6 +22,8 @@
 //! bundle and step; every command goes through `runner.rs`, which tests
 //! replace with a recording fake.
 
+#[cfg(test)]
+mod agent_tests;
 mod files;
 mod ovs;
 mod plan;
@@ -29,8 +31,6 @@ mod plugin;
 mod process;
 mod runner;
 mod steps;
-#[cfg(test)]
-mod agent_tests;
 #[cfg(test)]
 mod tests;
 

@@ -18,7 +18,11 @@ pub(super) struct Scratch {
 }
 
 impl Scratch {
-    pub(super) fn new(name: &str, template: serde_json::Value, params: serde_json::Value) -> Scratch {
+    pub(super) fn new(
+        name: &str,
+        template: serde_json::Value,
+        params: serde_json::Value,
+    ) -> Scratch {
         let dir = std::env::temp_dir().join(format!(
             "kuryr-setup-{name}-{}-{:?}",
             std::process::id(),
