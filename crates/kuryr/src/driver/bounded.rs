@@ -98,11 +98,12 @@ pub(super) fn current_call() -> Option<Arc<CallState>> {
 }
 
 impl Driver {
-    /// How long Docker may wait for an answer to `method`. CreateEndpoint
-    /// also waits for the port to become ACTIVE when configured to.
+    /// How long Docker may wait for an answer to `method`. Join also
+    /// waits for the port to become ACTIVE when configured to (dockerd
+    /// creates a network's endpoints one at a time, but joins in parallel).
     pub fn call_bound(&self, method: Method) -> Duration {
         let base = self.config.call_timeout;
-        if method == Method::CreateEndpoint && self.config.vif_plugging_is_fatal {
+        if method == Method::Join && self.config.vif_plugging_is_fatal {
             base + self.config.vif_plugging_timeout
         } else {
             base
@@ -143,9 +144,9 @@ impl Driver {
                     "it goes on in the background"
                 };
                 return Err(DriverError::Timeout(format!(
-                    "{method} did not finish within {} s, waiting for: {waiting}; {after}. \
+                    "{method} did not finish within {:.1} s, waiting for: {waiting}; {after}. \
                      Retry once that answers",
-                    bound.as_secs()
+                    bound.as_secs_f64()
                 )));
             }
             // Committed just now: its outcome is a moment away.

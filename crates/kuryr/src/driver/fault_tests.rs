@@ -234,3 +234,50 @@ async fn a_call_whose_client_hangs_up_runs_to_its_end() {
     let port = &fake.objects("ports")[0];
     assert_eq!(port["device_id"], EID);
 }
+
+/// With `vif_plugging_is_fatal`, Join waits for the agent to wire the port
+/// (the wait moved there from CreateEndpoint): its bound is the call bound
+/// plus `vif_plugging_timeout`, so an agent slower than the call bound but
+/// within the plugging timeout starts the container.
+#[tokio::test]
+async fn join_waits_for_a_slow_agent_within_the_plugging_timeout() {
+    let fake = FakeNeutron::new();
+    fake.set_agent(false);
+    let d = Driver::new(
+        fake.client_with_timeout(Duration::from_secs(5)),
+        DriverConfig {
+            host_id: "node1".into(),
+            call_timeout: Duration::from_millis(300),
+            vif_plugging_is_fatal: true,
+            vif_plugging_timeout: Duration::from_secs(10),
+            ..Default::default()
+        },
+        Binder::Noop,
+    );
+    d.start().await.expect("start against the fake");
+    let d = Arc::new(d);
+    let (pool_id, _) = create_network(&d, "10.0.9.0/24").await;
+    let address = ok(
+        &d,
+        "/IpamDriver.RequestAddress",
+        json!({"PoolID": pool_id, "Address": ""}),
+    )
+    .await["Address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let create = json!({"NetworkID": NID, "EndpointID": EID, "Interface": {"Address": address}});
+    let (status, reply) = detached(&d, "/NetworkDriver.CreateEndpoint", create).await;
+    assert_eq!(status, 200, "{reply}");
+    let join = json!({"NetworkID": NID, "EndpointID": EID, "SandboxKey": "/x"});
+    let joining = tokio::spawn({
+        let d = d.clone();
+        async move { detached(&d, "/NetworkDriver.Join", join).await }
+    });
+    // The agent wires the port after three call bounds.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    fake.wire_bound_ports();
+    let (status, reply) = joining.await.unwrap();
+    assert_eq!(status, 200, "Join waited for the agent: {reply}");
+    assert_eq!(fake.objects("ports")[0]["status"], "ACTIVE");
+}
