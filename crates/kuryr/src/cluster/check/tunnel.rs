@@ -60,6 +60,31 @@ pub(super) fn judge(o: &Observed) -> (Status, String) {
             ),
         );
     };
+    // A loopback endpoint (a single-node lab or all-in-one host) reaches
+    // no other host: fine while no other host needs a tunnel to this one.
+    if o.endpoint
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+    {
+        return match o.expected.iter().next() {
+            None => (
+                Status::Skip,
+                format!(
+                    "{types} endpoint {} on {dev} is a loopback address: a single-node setup, \
+                     no tunnel can leave this host (set agent.local_ip to join others)",
+                    o.endpoint
+                ),
+            ),
+            Some((ip, host)) => (
+                Status::Fail,
+                format!(
+                    "{types} endpoint {} on {dev} is a loopback address, but host {host} ({ip}) \
+                     must be reached: set agent.local_ip to an address of this node the others reach",
+                    o.endpoint
+                ),
+            ),
+        };
+    }
     if o.needs_bridge_port && !o.bridge_ports.contains(dev) {
         return (
             Status::Fail,
@@ -441,6 +466,29 @@ mod tests {
             ..observed()
         });
         assert_eq!(status, Status::Ok);
+    }
+
+    #[test]
+    fn a_loopback_endpoint_is_a_single_node_setup() {
+        let lo = Observed {
+            endpoint: "127.0.0.1".into(),
+            endpoint_dev: Some("lo".into()),
+            tunnels: BTreeSet::new(),
+            expected: BTreeMap::new(),
+            ..observed()
+        };
+        let (status, message) = judge(&lo);
+        assert_eq!(status, Status::Skip, "{message}");
+        assert!(message.contains("single-node setup"), "{message}");
+        let (status, message) = judge(&Observed {
+            expected: [("10.0.0.3".to_string(), "node3".to_string())].into(),
+            ..lo
+        });
+        assert_eq!(status, Status::Fail);
+        assert!(
+            message.contains("host node3 (10.0.0.3) must be reached"),
+            "{message}"
+        );
     }
 
     #[test]
