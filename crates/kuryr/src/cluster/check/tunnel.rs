@@ -47,6 +47,33 @@ pub(super) struct Observed {
     pub multicast: bool,
 }
 
+/// A loopback endpoint (a single-node lab or all-in-one host) reaches no
+/// other host: fine while no other host needs a tunnel to this one.
+fn loopback(o: &Observed, types: &str, dev: &str) -> Option<(Status, String)> {
+    let ip: std::net::IpAddr = o.endpoint.parse().ok()?;
+    if !ip.is_loopback() {
+        return None;
+    }
+    Some(match o.expected.iter().next() {
+        None => (
+            Status::Skip,
+            format!(
+                "{types} endpoint {} on {dev} is a loopback address: a single-node setup, \
+                 no tunnel can leave this host (set agent.local_ip to join others)",
+                o.endpoint
+            ),
+        ),
+        Some((ip, host)) => (
+            Status::Fail,
+            format!(
+                "{types} endpoint {} on {dev} is a loopback address, but host {host} ({ip}) \
+                 must be reached: set agent.local_ip to an address of this node the others reach",
+                o.endpoint
+            ),
+        ),
+    })
+}
+
 /// The line, from what was observed.
 pub(super) fn judge(o: &Observed) -> (Status, String) {
     let types = o.types.join(",");
@@ -60,30 +87,8 @@ pub(super) fn judge(o: &Observed) -> (Status, String) {
             ),
         );
     };
-    // A loopback endpoint (a single-node lab or all-in-one host) reaches
-    // no other host: fine while no other host needs a tunnel to this one.
-    if o.endpoint
-        .parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback())
-    {
-        return match o.expected.iter().next() {
-            None => (
-                Status::Skip,
-                format!(
-                    "{types} endpoint {} on {dev} is a loopback address: a single-node setup, \
-                     no tunnel can leave this host (set agent.local_ip to join others)",
-                    o.endpoint
-                ),
-            ),
-            Some((ip, host)) => (
-                Status::Fail,
-                format!(
-                    "{types} endpoint {} on {dev} is a loopback address, but host {host} ({ip}) \
-                     must be reached: set agent.local_ip to an address of this node the others reach",
-                    o.endpoint
-                ),
-            ),
-        };
+    if let Some(line) = loopback(o, &types, dev) {
+        return line;
     }
     if o.needs_bridge_port && !o.bridge_ports.contains(dev) {
         return (
