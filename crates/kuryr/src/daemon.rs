@@ -75,6 +75,7 @@ pub fn driver_config(config: &Config) -> DriverConfig {
         link_netns: None,
         orphan_grace: d.orphan_grace.unwrap_or(DEFAULT_ORPHAN_GRACE),
         orphan_interval: d.orphan_interval.unwrap_or(DEFAULT_ORPHAN_INTERVAL),
+        docker_host: d.docker_host.clone(),
         call_timeout: d
             .call_timeout
             .filter(|t| !t.is_zero())

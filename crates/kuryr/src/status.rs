@@ -360,6 +360,29 @@ pub(crate) async fn docker_networks(endpoint: &Endpoint) -> Result<Vec<DockerNet
     Ok(out)
 }
 
+/// The IDs of every network dockerd at `endpoint` has (any driver).
+pub(crate) async fn docker_network_ids(endpoint: &Endpoint) -> Result<BTreeSet<String>, String> {
+    let r = http::request(endpoint, "GET", "/networks", None, DOCKER_TIMEOUT)
+        .await
+        .map_err(|e| format!("dockerd at {endpoint}: {e}"))?;
+    if r.status != 200 {
+        return Err(format!(
+            "dockerd at {endpoint}: GET /networks: HTTP {}",
+            r.status
+        ));
+    }
+    let list = r
+        .json()
+        .ok_or_else(|| format!("dockerd at {endpoint}: GET /networks: not JSON"))?;
+    let ids = list
+        .as_array()
+        .ok_or_else(|| format!("dockerd at {endpoint}: GET /networks: not a list"))?;
+    Ok(ids
+        .iter()
+        .filter_map(|n| n["Id"].as_str().map(str::to_string))
+        .collect())
+}
+
 /// Gather both views and compare them.
 pub async fn gather(config: &Config, docker_host: &str) -> Result<Status, String> {
     let docker = Endpoint::parse(docker_host).ok_or_else(|| {

@@ -114,11 +114,23 @@ impl Names {
         docker_try(&refs)
     }
 
+    /// The user's retry: up to three tries a few seconds apart (what a
+    /// crash left may hold the subnet until orphan collection, every 2 s
+    /// with a 3 s grace here, removes it).
     fn retry(&self, stage: Stage) -> (bool, String) {
-        if stage == Stage::Run {
-            let _ = docker_try(&["rm", "-f", &self.container]);
+        let mut last = String::new();
+        for attempt in 1..=3 {
+            if stage == Stage::Run {
+                let _ = docker_try(&["rm", "-f", &self.container]);
+            }
+            let (ok, out) = self.run(stage);
+            if ok {
+                return (true, format!("retry {attempt} ok"));
+            }
+            last = out;
+            std::thread::sleep(Duration::from_secs(4));
         }
-        self.run(stage)
+        (false, last)
     }
 }
 
@@ -194,7 +206,7 @@ async fn kill_case(lab: &Lab, point: &str, k: u32) -> Result<String, String> {
             ));
         }
         format!(
-            "failed ({}), retry ok",
+            "failed ({}), {again}",
             out.lines().last().unwrap_or_default()
         )
     };

@@ -127,6 +127,11 @@ pub struct DefaultSection {
     /// Our addition: Docker gets an answer within this many seconds
     /// (`None`: 25 s); past it the call rolls back.
     pub call_timeout: Option<Duration>,
+    /// Our addition: the dockerd this driver serves (`unix:///path` or
+    /// `tcp://host:port`), read by orphan collection only, never by a
+    /// request handler, to find networks whose CreateNetwork Docker never
+    /// recorded (a crash after Neutron's last write); `None`: not read.
+    pub docker_host: Option<String>,
 }
 
 /// oslo.log's `use_stderr`, `use_journal`, `use_syslog` (with
@@ -242,6 +247,7 @@ pub(crate) const PLUGIN_SOCKET: Opt =
 const ORPHAN_GRACE: Opt = Opt::new("orphan_grace");
 const ORPHAN_INTERVAL: Opt = Opt::new("orphan_interval");
 const CALL_TIMEOUT: Opt = Opt::new("call_timeout");
+const DOCKER_HOST: Opt = Opt::new("docker_host");
 
 /// Options we read.
 pub(crate) const OPTS: &[Opt] = &[
@@ -273,6 +279,7 @@ pub(crate) const OPTS: &[Opt] = &[
     ORPHAN_GRACE,
     ORPHAN_INTERVAL,
     CALL_TIMEOUT,
+    DOCKER_HOST,
 ];
 
 /// Options kuryr-libnetwork registers in `[DEFAULT]` that we accept without
@@ -348,6 +355,22 @@ fn plugin_socket(g: &Group) -> Result<Option<PathBuf>, ConfigError> {
             ));
         }
         Some(f) => Some(PathBuf::from(f.text.trim())),
+        None => None,
+    })
+}
+
+/// `docker_host`: `unix:///path` or `tcp://host:port`, or empty for none.
+fn docker_host(g: &Group) -> Result<Option<String>, ConfigError> {
+    Ok(match g.value(&DOCKER_HOST)? {
+        Some(f) if f.text.trim().is_empty() => None,
+        Some(f) if crate::cluster::http::Endpoint::parse(f.text.trim()).is_none() => {
+            return Err(g.invalid(
+                &DOCKER_HOST,
+                &f,
+                "unix:///path or tcp://host:port (the dockerd this driver serves), or nothing",
+            ));
+        }
+        Some(f) => Some(f.text.trim().to_string()),
         None => None,
     })
 }
@@ -431,6 +454,7 @@ impl DefaultSection {
             orphan_grace: g.seconds(&ORPHAN_GRACE)?,
             orphan_interval: g.seconds(&ORPHAN_INTERVAL)?,
             call_timeout: g.seconds(&CALL_TIMEOUT)?,
+            docker_host: docker_host(&g)?,
         })
     }
 }

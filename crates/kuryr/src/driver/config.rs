@@ -58,6 +58,9 @@ pub struct DriverConfig {
     /// plus `vif_plugging_timeout` when fatal); past it the call is
     /// abandoned and rolls back. Under the managed plugin's 30 s.
     pub call_timeout: Duration,
+    /// `[DEFAULT] docker_host`: the dockerd this driver serves, read by
+    /// orphan collection only (never by a request handler).
+    pub docker_host: Option<String>,
     /// `[neutron] allowed_projects`: projects besides its own whose
     /// networks, subnets and pools the driver may use.
     pub allowed_projects: AllowedProjects,
@@ -87,6 +90,7 @@ impl Default for DriverConfig {
             orphan_grace: DEFAULT_ORPHAN_GRACE,
             orphan_interval: DEFAULT_ORPHAN_INTERVAL,
             call_timeout: DEFAULT_CALL_TIMEOUT,
+            docker_host: None,
             allowed_projects: AllowedProjects::None,
             faults: None,
         }

@@ -116,6 +116,11 @@ impl Index {
         self.networks.get(docker_id)
     }
 
+    /// Every Docker network the index knows.
+    pub fn networks(&self) -> impl Iterator<Item = &NetworkEntry> {
+        self.networks.values()
+    }
+
     pub fn network_by_neutron_id(&self, neutron_id: &str) -> Option<&NetworkEntry> {
         self.networks.values().find(|n| n.network.id == neutron_id)
     }

@@ -170,6 +170,12 @@ impl Driver {
     /// until the guard drops. Only calls on the same object wait for each
     /// other; the entry goes with its last user, so the map holds only
     /// the keys in use.
+    /// Whether a call holds or waits for the lock of `key` now.
+    fn is_locked(&self, key: &str) -> bool {
+        let locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.contains_key(key)
+    }
+
     async fn lock(&self, key: &str) -> KeyGuard<'_> {
         let lock = {
             let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());

@@ -10,11 +10,68 @@ use kuryr_openstack::Query;
 use kuryr_openstack::neutron::{Network, SubnetPool};
 use tracing::{info, warn};
 
-use super::super::{Driver, Result};
+use super::super::{Driver, DriverError, Result};
 use super::{Collected, IDS_PER_QUERY, older_than};
+use crate::cluster::http::Endpoint;
+use crate::config::CapabilityScope;
 use crate::names;
+use crate::protocol::DockerId;
 
 impl Driver {
+    /// Networks made on this host for a Docker network that dockerd does
+    /// not have, older than the grace period and with no call on them
+    /// running here: CreateNetwork died after Neutron's last write, so
+    /// Docker never recorded the network (and its retry carries no body).
+    /// Removed as `docker network rm` would. Only with `[DEFAULT]
+    /// docker_host`, in local scope (a swarm network may be absent from a
+    /// node's dockerd and still live).
+    pub(super) async fn networks_docker_forgot(&self, c: &mut Collected) -> Result<()> {
+        let Some(docker) = &self.config.docker_host else {
+            return Ok(());
+        };
+        if self.config.scope != CapabilityScope::Local {
+            return Ok(());
+        }
+        let grace = self.config.orphan_grace;
+        let candidates: Vec<String> = self
+            .index()
+            .networks()
+            .filter(|e| {
+                !e.existing
+                    && names::parse_made_by(&e.network.description)
+                        .is_some_and(|(id, host)| id == e.docker_id && host == self.config.host_id)
+                    && older_than(e.network.created_at.as_deref(), grace)
+            })
+            .map(|e| e.docker_id.clone())
+            .collect();
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let endpoint = Endpoint::parse(docker).ok_or_else(|| {
+            DriverError::Invalid(format!("[DEFAULT] docker_host {docker}: not a dockerd URL"))
+        })?;
+        let known = crate::status::docker_network_ids(&endpoint)
+            .await
+            .map_err(DriverError::Unavailable)?;
+        for id in candidates {
+            if known.contains(&id) || self.is_locked(&id) {
+                continue;
+            }
+            let Ok(docker_id) = DockerId::parse(&id) else {
+                continue;
+            };
+            let neutron = self.index().network(&id).map(|e| e.network.id.clone());
+            match self.delete_network(&docker_id).await {
+                Ok(()) => {
+                    info!(docker_network = %id, network = ?neutron, reason = "dockerd has no such network: its CreateNetwork died before the answer", "orphan network deleted");
+                    c.networks.extend(neutron);
+                }
+                Err(e) => warn!(docker_network = %id, error = %e, "orphan network not deleted"),
+            }
+        }
+        Ok(())
+    }
+
     pub(super) async fn half_made_networks(&self, c: &mut Collected) -> Result<()> {
         let grace = self.config.orphan_grace;
         // What kuryr makes lives in its own project.

@@ -3,8 +3,9 @@
 //! removed, each with the reason logged. It runs at start-up and every
 //! [`DriverConfig::orphan_interval`] ([`Driver::collect_orphans_forever`]).
 //!
-//! It never reads Docker's API (dockerd may be waiting on this very
-//! driver; the managed plugin cannot reach dockerd at all) and never
+//! It never reads Docker's API from a request handler (dockerd may be
+//! waiting on this very driver; the managed plugin cannot reach dockerd at
+//! all): only this background pass does, when configured, and never
 //! touches what a user made or what another node may still use: tags,
 //! names and descriptions say what is kuryr's and which node made it.
 //!
@@ -17,7 +18,11 @@
 //!   is gone;
 //! - [`made`]: networks made on this host and never tagged (a crash
 //!   between create and tag), subnet pools made on this host that no
-//!   subnet uses, `--expose` security groups whose port is gone.
+//!   subnet uses, `--expose` security groups whose port is gone; and, when
+//!   `[DEFAULT] docker_host` names the dockerd this driver serves, networks
+//!   made on this host for a Docker network dockerd does not have (a crash
+//!   after CreateNetwork's last Neutron write and before its answer: only
+//!   dockerd knows it never recorded the network).
 //!
 //! Everything younger than [`DriverConfig::orphan_grace`] is left alone:
 //! another host's CreateNetwork, or a CreateEndpoint on its way, may be
@@ -86,6 +91,10 @@ impl Driver {
         note("ports", self.orphan_ports(&mut c).await);
         note("host", self.orphan_host_sides(&mut c).await);
         note("security groups", self.orphan_security_groups(&mut c).await);
+        note(
+            "networks Docker forgot",
+            self.networks_docker_forgot(&mut c).await,
+        );
         note("networks", self.half_made_networks(&mut c).await);
         note("subnet pools", self.unused_subnet_pools(&mut c).await);
         self.stats.orphans_collected(&c);
