@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::runner::Recording;
 use super::tests::{
-    DOCKER, Scratch, agent_params, agent_template, exit, inspect, ldd, lines, live_steps,
+    DOCKER, Scratch, agent_params, agent_template, exit, inspect, lines, live_steps,
     managed_params, plugin_absent, plugin_install, run_managed,
 };
 use super::*;
@@ -78,7 +78,11 @@ fn ip_addr(addrs: &[(&str, u8, &str)]) -> Result<super::runner::Finished, String
 fn process_init_renders_no_units_and_starts_the_daemons_itself() {
     let plan = process_plan();
     assert_eq!(plan.init, Init::Process);
-    assert!(!plan.files.contains_key(std::path::Path::new(paths::KURYR_UNIT)));
+    assert!(
+        !plan
+            .files
+            .contains_key(std::path::Path::new(paths::KURYR_UNIT))
+    );
     let absent: Vec<(String, &str)> = plan
         .absent
         .iter()
@@ -147,7 +151,10 @@ fn process_init_first_run_on_a_live_root() {
         .answer("ovs-appctl", exit(1, "", "cannot connect"))
         .answer("ovsdb-tool db-version", exit(1, "", "No such file"))
         .answer("ovs-vsctl --timeout=10 br-exists", exit(2, "", ""))
-        .answer("ovs-vsctl --timeout=10 port-to-br eth0", exit(1, "", "no port"))
+        .answer(
+            "ovs-vsctl --timeout=10 port-to-br eth0",
+            exit(1, "", "no port"),
+        )
         .answer("ip -j addr show dev br-phy", ip_addr(&[]))
         .answer(
             "ip -j addr show dev eth0",
@@ -214,11 +221,11 @@ fn process_init_first_run_on_a_live_root() {
 /// A node where everything runs and is in place.
 fn node_set_up() -> Recording {
     Recording::default()
+        .answer("ovs-vsctl --timeout=10 get Bridge", exit(0, "netdev\n", ""))
         .answer(
-            "ovs-vsctl --timeout=10 get Bridge",
-            exit(0, "netdev\n", ""),
+            "ovs-vsctl --timeout=10 port-to-br eth0",
+            exit(0, "br-phy\n", ""),
         )
-        .answer("ovs-vsctl --timeout=10 port-to-br eth0", exit(0, "br-phy\n", ""))
         .answer(
             "ip -j addr show dev br-phy",
             ip_addr(&[("10.0.0.11", 24, "global")]),
@@ -250,7 +257,11 @@ fn process_init_on_a_node_already_set_up_only_looks() {
          unchanged: neutron-openvswitch-agent is running (pid 41)\n\
          unchanged: kuryr is running (pid 42)\n"
     );
-    assert!(rec.lines.iter().all(|l| !l.starts_with("spawn") && !l.starts_with("stop")));
+    assert!(
+        rec.lines
+            .iter()
+            .all(|l| !l.starts_with("spawn") && !l.starts_with("stop"))
+    );
 }
 
 #[test]
@@ -259,7 +270,10 @@ fn process_init_restarts_a_daemon_whose_configuration_or_command_changed() {
     let changed: BTreeSet<PathBuf> = [PathBuf::from(paths::OVS_AGENT_INI)].into();
     // The first matching answer wins: the driver ran an older command line.
     let mut rec = Recording::default()
-        .answer(&format!("look {KURYR_RECORD}"), running(42, "/opt/old/kuryr server"))
+        .answer(
+            &format!("look {KURYR_RECORD}"),
+            running(42, "/opt/old/kuryr server"),
+        )
         .answer_all(node_set_up());
     let (ok, _, text) = live_steps(&plan, &changed, false, &mut rec);
     assert!(ok, "{text}");
@@ -289,7 +303,11 @@ fn a_daemon_that_does_not_start_stops_setup() {
         .answer(&format!("look {AGENT_RECORD}"), exit(1, "", ""))
         .answer(
             &format!("spawn {AGENT_RECORD}"),
-            exit(1, "", "exited at once (exit status: 1); the end of the log: bad local_ip"),
+            exit(
+                1,
+                "",
+                "exited at once (exit status: 1); the end of the log: bad local_ip",
+            ),
         )
         .answer_all(node_set_up());
     let (ok, outcome, text) = live_steps(&plan, &BTreeSet::new(), false, &mut rec);
@@ -329,7 +347,10 @@ fn an_old_ovs_database_is_converted_before_ovsdb_server_starts() {
             "ovsdb-tool convert /etc/openvswitch/conf.db /usr/share/openvswitch/vswitch.ovsschema",
         ]
     );
-    assert!(text.contains("\nunchanged: ovs-vswitchd is running\n"), "{text}");
+    assert!(
+        text.contains("\nunchanged: ovs-vswitchd is running\n"),
+        "{text}"
+    );
 }
 
 /// After a reboot the bridge's internal port may come back with the
@@ -356,17 +377,13 @@ fn an_address_already_on_the_bridge_is_only_removed_from_the_nic() {
 
 #[test]
 fn off_the_live_root_process_steps_are_only_shown() {
-    let s = Scratch::new(
-        "process-off",
-        agent_template(),
-        {
-            let mut p = agent_params();
-            p["init"] = json!("process");
-            p["agent"]["datapath_type"] = json!("netdev");
-            p["agent"]["physical_bridge"] = json!({"bridge": "br-phy", "interface": "eth0"});
-            p
-        },
-    );
+    let s = Scratch::new("process-off", agent_template(), {
+        let mut p = agent_params();
+        p["init"] = json!("process");
+        p["agent"]["datapath_type"] = json!("netdev");
+        p["agent"]["physical_bridge"] = json!({"bridge": "br-phy", "interface": "eth0"});
+        p
+    });
     let (outcome, text) = s.run(false);
     assert_eq!(outcome.commands_run, 0);
     for line in [
@@ -384,9 +401,15 @@ fn off_the_live_root_process_steps_are_only_shown() {
         )),
         "{text}"
     );
-    assert!(!s.root().join("etc/systemd").exists(), "no unit under init process");
+    assert!(
+        !s.root().join("etc/systemd").exists(),
+        "no unit under init process"
+    );
     assert!(text.starts_with("node setup: "), "{text}");
-    assert!(text.lines().next().unwrap().ends_with(", init process"), "{text}");
+    assert!(
+        text.lines().next().unwrap().ends_with(", init process"),
+        "{text}"
+    );
 }
 
 // --- The managed plugin in agent mode ---
@@ -406,16 +429,32 @@ fn managed_plugin_with_open_vswitch_mounts_only_the_database_socket() {
     // plugin mounts; there is no kuryr unit.
     let dropin = plan.text(paths::DOCKER_DROPIN).unwrap();
     assert!(
-        dropin.ends_with("[Unit]\nAfter=openvswitch-switch.service\nWants=openvswitch-switch.service\n"),
+        dropin.ends_with(
+            "[Unit]\nAfter=openvswitch-switch.service\nWants=openvswitch-switch.service\n"
+        ),
         "{dropin}"
     );
-    assert!(!plan.files.contains_key(std::path::Path::new(paths::KURYR_UNIT)));
+    assert!(
+        !plan
+            .files
+            .contains_key(std::path::Path::new(paths::KURYR_UNIT))
+    );
     // Init process: node setup is the boot script, no drop-in.
     let plan = plan_for(Init::Process, json!({}), managed);
-    assert!(!plan.files.contains_key(std::path::Path::new(paths::DOCKER_DROPIN)));
-    assert!(matches!(plan.steps.last(), Some(Step::ManagedPlugin { .. })));
     assert!(
-        !plan.steps.iter().any(|s| matches!(s, Step::Process { name, .. } if name == "kuryr")),
+        !plan
+            .files
+            .contains_key(std::path::Path::new(paths::DOCKER_DROPIN))
+    );
+    assert!(matches!(
+        plan.steps.last(),
+        Some(Step::ManagedPlugin { .. })
+    ));
+    assert!(
+        !plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::Process { name, .. } if name == "kuryr")),
         "dockerd runs the driver"
     );
 }
@@ -426,7 +465,8 @@ fn managed_plugin_without_open_vswitch_mounts_only_the_configuration() {
                    "labels": {"kuryr_mode": "agent", "kuryr_agent_type": "linuxbridge"}});
     let s = Scratch::new("lb-managed", t, managed_params());
     s.run(false);
-    let config = std::fs::read_to_string(s.root().join("var/lib/kuryr/plugin/config.json")).unwrap();
+    let config =
+        std::fs::read_to_string(s.root().join("var/lib/kuryr/plugin/config.json")).unwrap();
     assert_eq!(config, render::plugin_config_json("/etc/kuryr", false));
     assert!(!config.contains("openvswitch"), "{config}");
 }
@@ -442,11 +482,19 @@ fn a_managed_plugin_installed_earlier_is_left_to_a_dockerd_not_yet_started() {
         Recording::default()
             .answer(
                 &inspect(),
-                exit(1, "", "Cannot connect to the Docker daemon at unix:///fake/docker.sock."),
+                exit(
+                    1,
+                    "",
+                    "Cannot connect to the Docker daemon at unix:///fake/docker.sock.",
+                ),
             )
             .answer(
                 &format!("{DOCKER} version"),
-                exit(1, "", "Cannot connect to the Docker daemon at unix:///fake/docker.sock."),
+                exit(
+                    1,
+                    "",
+                    "Cannot connect to the Docker daemon at unix:///fake/docker.sock.",
+                ),
             )
     };
     let mut rec = docker_down();
@@ -455,7 +503,6 @@ fn a_managed_plugin_installed_earlier_is_left_to_a_dockerd_not_yet_started() {
     assert_eq!(
         rec.lines,
         lines(&[
-            &ldd(),
             &inspect(),
             &format!("{DOCKER} version -f {{{{.Server.Version}}}}")
         ])
@@ -472,7 +519,11 @@ fn a_managed_plugin_installed_earlier_is_left_to_a_dockerd_not_yet_started() {
     std::fs::write(s.root().join("var/lib/kuryr/plugin.digest"), "other\n").unwrap();
     let mut rec = docker_down().answer(
         &format!("{DOCKER} plugin create"),
-        exit(1, "", "Cannot connect to the Docker daemon at unix:///fake/docker.sock."),
+        exit(
+            1,
+            "",
+            "Cannot connect to the Docker daemon at unix:///fake/docker.sock.",
+        ),
     );
     let (outcome, text) = run_managed(&s, &mut rec);
     assert!(outcome.failed, "{text}");
