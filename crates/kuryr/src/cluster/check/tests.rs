@@ -123,5 +123,8 @@ fn the_managed_plugin_is_found_among_dockerds_plugins() {
     assert_eq!(find_managed(&serde_json::json!({"message": "no"})), None);
     // A disabled plugin is what the driver check reports.
     let listener = Listener::Managed(find_managed(&plugins).unwrap());
-    assert!(matches!(listener, Listener::Managed(ManagedPlugin { enabled: false, .. })));
+    assert!(matches!(
+        listener,
+        Listener::Managed(ManagedPlugin { enabled: false, .. })
+    ));
 }

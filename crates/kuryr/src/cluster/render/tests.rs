@@ -621,7 +621,11 @@ fn inconsistent_inputs_are_each_reported() {
     let problems = render(&t, &p, Role::Worker, &facts()).unwrap_err();
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].field, "agent.physical_bridge");
-    assert!(problems[0].message.starts_with("agent.physical_bridge is an Open vSwitch bridge"));
+    assert!(
+        problems[0]
+            .message
+            .starts_with("agent.physical_bridge is an Open vSwitch bridge")
+    );
 }
 
 #[test]
@@ -632,7 +636,11 @@ fn enable_dhcp_off_is_written_only_when_asked() {
     assert!(load(&plan).neutron.enable_dhcp);
     p.driver.enable_dhcp = false;
     let plan = render(&t, &p, Role::Worker, &facts()).unwrap();
-    assert!(plan.text(KURYR_CONF).unwrap().contains("\nenable_dhcp = false\n"));
+    assert!(
+        plan.text(KURYR_CONF)
+            .unwrap()
+            .contains("\nenable_dhcp = false\n")
+    );
     assert!(!load(&plan).neutron.enable_dhcp);
 }
 
@@ -715,7 +723,8 @@ fn managed_plugin_config_json_golden() {
     "/usr/bin/kuryr",
     "--config-file",
     "/etc/kuryr/kuryr.conf",
-    "server"
+    "server",
+    "--drop-capabilities"
   ],
   "env": [],
   "interface": {
