@@ -278,7 +278,10 @@ fn stop_machine(mdir: &Path, holder: u32) {
 /// (through the holder's namespaces) to `container-ids`.
 fn remember_containers(mdir: &Path, holder: u32) {
     let mut ids = std::fs::read(mdir.join("container-ids")).unwrap_or_default();
-    for args in [&["ps", "-aq", "--no-trunc"][..], &["plugin", "ls", "-q", "--no-trunc"]] {
+    for args in [
+        &["ps", "-aq", "--no-trunc"][..],
+        &["plugin", "ls", "-q", "--no-trunc"],
+    ] {
         let out = Command::new("nsenter")
             .args(["-t", &holder.to_string(), "-n", "-m", "-u", "--", "docker"])
             .args(args)
@@ -580,6 +583,11 @@ impl Machine {
                 }
             }
         }
+    }
+
+    /// `path` of the machine (its mounts), seen from the host.
+    pub fn path(&self, path: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root{path}", self.holder))
     }
 
     /// The machine's directory on the host (its overlays' upper layers).
