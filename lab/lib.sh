@@ -11,6 +11,10 @@ RUN=$LAB/run
 
 SYS_PY=/usr/bin/python3          # never the pyenv shim: keystoneclient lives here
 AUTH_URL=http://127.0.0.1:5000/v3
+# A host name for Keystone, in /etc/hosts (lab/up adds it): the static
+# kuryr binary and the managed plugin resolve it without NSS modules.
+KEYSTONE_NAME=keystone.kuryr-lab
+AUTH_URL_BY_NAME=http://$KEYSTONE_NAME:5000/v3
 NEUTRON_URL=http://127.0.0.1:9696
 DOCKER_SOCK=/run/docker.sock
 OVS_RUN=/run/openvswitch

@@ -33,7 +33,15 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the driver daemon (the default).
-    Server,
+    Server {
+        /// Before serving, drop every capability but CAP_NET_ADMIN (from
+        /// all sets, the bounding set included) and set no_new_privs; a
+        /// failure is fatal. The managed plugin runs with it: dockerd gives
+        /// a plugin its default container capabilities on top of the ones
+        /// it asks for.
+        #[arg(long)]
+        drop_capabilities: bool,
+    },
     /// Load and validate the configuration, print the warnings, and exit.
     CheckConfig,
     /// Cluster templates (network_driver kuryr).
@@ -208,14 +216,26 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let command = cli.command.unwrap_or(Command::Server);
+    let command = cli.command.unwrap_or(Command::Server {
+        drop_capabilities: false,
+    });
+    let dropped = match drop_capabilities(&command) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("kuryr: --drop-capabilities: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let setup = match command {
-        Command::Server => LogSetup::from_config(&config, cli.debug),
+        Command::Server { .. } => LogSetup::from_config(&config, cli.debug),
         _ => LogSetup::stderr(if cli.debug { "debug" } else { "warn" }),
     };
     if let Err(e) = logging::init(&setup) {
         eprintln!("kuryr: {e}");
         return ExitCode::from(2);
+    }
+    if let Some(d) = dropped {
+        tracing::info!("{}", d.describe());
     }
 
     match command {
@@ -224,7 +244,7 @@ pub fn main() -> ExitCode {
         Command::Status { json, docker_host } => {
             run_async(crate::status::run(config, docker_host, json))
         }
-        Command::Server => run_async(async move {
+        Command::Server { .. } => run_async(async move {
             match crate::daemon::run(config).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -235,6 +255,19 @@ pub fn main() -> ExitCode {
                 }
             }
         }),
+    }
+}
+
+/// `server --drop-capabilities`: keep only CAP_NET_ADMIN. Called before
+/// any thread starts (capabilities are per thread, inherited by the
+/// threads started later).
+fn drop_capabilities(command: &Command) -> std::io::Result<Option<crate::capabilities::Dropped>> {
+    use crate::capabilities::{CAP_NET_ADMIN, keep_only};
+    match command {
+        Command::Server {
+            drop_capabilities: true,
+        } => keep_only(1 << CAP_NET_ADMIN).map(Some),
+        _ => Ok(None),
     }
 }
 

@@ -7,7 +7,8 @@
 //! - [`protocol`] — the libnetwork wire types; (path, body) → [`protocol::PluginCall`]
 //! - [`driver`] — what each call means in Neutron, idempotently
 //!   ([`driver::Driver::execute`])
-//! - [`binding`] — the host side (veth, Open vSwitch, Linux bridge, ...)
+//! - [`binding`] — the host side (veth, Open vSwitch, Linux bridge, ...);
+//!   [`capabilities`] — keeping only `CAP_NET_ADMIN` (the managed plugin)
 //! - [`config`] — `/etc/kuryr/kuryr.conf`
 //! - [`names`] — the names and tags shared with kuryr-libnetwork
 //! - [`paths`] — where kuryr's files are on a node (sockets, `kuryr.conf`,
@@ -25,6 +26,7 @@
 #![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
 pub mod binding;
+pub mod capabilities;
 pub mod cli;
 pub mod cluster;
 pub mod config;

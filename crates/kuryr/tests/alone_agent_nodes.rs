@@ -6,7 +6,9 @@
 //! Linux bridge the test makes; it reaches Keystone, Neutron and RabbitMQ
 //! at its own 127.0.0.1 through socat bridges. Its dockerd is started by
 //! the test; everything else by `kuryr node setup --role ... ` run inside
-//! it with `init: process` (no systemd here), `driver.plugin: managed`:
+//! it with `init: process` (no systemd here), `driver.plugin: managed`
+//! (node setup run by the statically linked `kuryr`, the binary of the
+//! plugin's root file system, which holds nothing else but the CA bundle):
 //!
 //! - Open vSwitch test: `ovsdb-server` and `ovs-vswitchd` (userspace
 //!   datapath) with `br-int`, the physical bridge `br-phy` holding `eth0`
@@ -45,6 +47,7 @@ use common::env::{eventually, output_text, var};
 use common::lab::{self, Lab};
 use common::machine::{Machine, Machines, busybox_image, lab_transport_url};
 use common::netns;
+use common::plugin;
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kuryr");
@@ -122,10 +125,12 @@ fn write_json(path: &Path, v: &Value) -> String {
     path.display().to_string()
 }
 
-/// `kuryr node setup` inside the machine; its output.
+/// `kuryr node setup` inside the machine, run by the statically linked
+/// `kuryr`, which it puts into the plugin's root file system; its output.
 fn node_setup(m: &Machine, template: &str, params: &str, role: &str) -> String {
+    let kuryr = plugin::static_kuryr();
     let out = m.exec(&[
-        BIN,
+        &kuryr.to_string_lossy(),
         "node",
         "setup",
         "--template",
@@ -412,6 +417,9 @@ async fn three_nodes(agent: Agent) {
                 println!("{}: kuryr node setup --role manager:\n{text}", m.name);
             }
             assert!(!text.contains(&password), "{text}");
+        }
+        for m in ms {
+            plugin::assert_rootfs_is_the_binary_and_the_ca(&m.path(kuryr::paths::PLUGIN_ROOTFS));
         }
         clock.step("dockerd + kuryr node setup on each machine");
         // A second run changes nothing and starts nothing.

@@ -50,6 +50,7 @@ use std::time::{Duration, Instant};
 use common::env::{eventually, neutron, output_text as text, random_u64, repo_root, var};
 use common::lab::{self, Lab};
 use common::netns;
+use common::plugin;
 use common::requests;
 use common::vm::{vm_node, vm_port_name};
 use kuryr::binding::{self, Binder};
@@ -114,6 +115,71 @@ impl Clock {
 }
 
 // ---------------------------------------------------------------- the nodes
+
+/// What the running plugin's `kuryr` on `node` holds, measured: what
+/// dockerd gave it (its start-up log line) and, after
+/// `--drop-capabilities`, its CapEff, CapPrm and CapBnd; both as the docs
+/// say.
+fn plugin_capabilities(node: &str, netns: &Path) {
+    let pids = plugin::plugin_pids(netns);
+    assert_eq!(
+        pids.len(),
+        1,
+        "one plugin kuryr process in {node}'s namespace"
+    );
+    let caps = plugin::Caps::of(pids[0]);
+    let holds = plugin::decode(caps.effective);
+    println!(
+        "swarm_cluster: {node}: plugin kuryr (pid {}): CapEff {:#018x} = {}; CapPrm {:#018x}; CapBnd {:#018x}",
+        pids[0],
+        caps.effective,
+        holds.join(" "),
+        caps.permitted,
+        caps.bounding
+    );
+    assert!(holds.iter().any(|c| c == "CAP_NET_ADMIN"), "{holds:?}");
+    assert_eq!(holds, plugin::PLUGIN_HOLDS, "CapEff");
+    assert_eq!(
+        plugin::decode(caps.permitted),
+        plugin::PLUGIN_HOLDS,
+        "CapPrm"
+    );
+    assert_eq!(
+        plugin::decode(caps.bounding),
+        plugin::PLUGIN_HOLDS,
+        "CapBnd"
+    );
+    assert_eq!((caps.inheritable, caps.ambient), (0, 0), "CapInh, CapAmb");
+    assert_eq!(caps.no_new_privs, 1, "NoNewPrivs");
+    let dockerd: u32 = std::fs::read_to_string(Path::new(DIR).join(node).join("docker.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let (own, shared) = plugin::namespaces_apart(pids[0], dockerd);
+    println!(
+        "swarm_cluster: {node}: plugin kuryr: NoNewPrivs 1, Seccomp {}; namespaces of its own {own:?}, \
+         its dockerd's {shared:?}",
+        caps.seccomp
+    );
+    assert!(shared.contains(&"net"), "host network: {shared:?}");
+
+    // What dockerd gave it, as the plugin logged it at start (into its
+    // dockerd's log).
+    let log = std::fs::read_to_string(Path::new(DIR).join(node).join("dockerd.log")).unwrap();
+    let held = log
+        .lines()
+        .find_map(|l| l.split_once("capabilities: held ").map(|(_, rest)| rest))
+        .and_then(|rest| rest.split_once(';'))
+        .map(|(held, _)| held.split_whitespace().collect::<Vec<_>>())
+        .unwrap_or_else(|| panic!("no 'capabilities: held' line in {node}'s dockerd.log"));
+    println!(
+        "swarm_cluster: {node}: dockerd gave the plugin {}",
+        held.join(" ")
+    );
+    assert_eq!(held, plugin::DOCKERD_GIVES, "what dockerd gives a plugin");
+    plugin::assert_docs_quote_the_capabilities();
+}
 
 /// What a run killed before its cleanup left: the VM ports (by name),
 /// their OVS ports, what kuryr left on their network, the network and the
@@ -300,13 +366,15 @@ async fn swarm_service_on_a_kuryr_network_spans_three_nodes() {
         let params = write_json(
             &Path::new(DIR).join("params.json"),
             &json!({
-                "keystone": {"auth_url": var("OS_AUTH_URL"), "region_name": var("OS_REGION_NAME"),
-                             "interface": "public"},
+                // By host name: the plugin's static kuryr resolves it from
+                // the node's /etc/hosts, which dockerd mounts into it.
+                "keystone": {"auth_url": var("KURYR_LAB_AUTH_URL_BY_NAME"),
+                             "region_name": var("OS_REGION_NAME"), "interface": "public"},
                 "credential": {"type": "password", "username": var("KURYR_LAB_KURYR_USERNAME"),
                                "user_domain_name": "Default", "password": password,
                                "project_name": var("KURYR_LAB_KURYR_PROJECT"),
                                "project_domain_name": "Default"},
-                "driver": {"plugin": "managed"}
+                "driver": {"plugin": "managed", "plugin_binary": plugin::static_kuryr()}
             }),
         );
         run_ok(&mut swarm_nodes(&["bridges", DIR]));
@@ -341,10 +409,12 @@ async fn swarm_service_on_a_kuryr_network_spans_three_nodes() {
                 "/usr/bin/kuryr",
                 "--config-file",
                 "/etc/kuryr/kuryr.conf",
-                "server"
+                "server",
+                "--drop-capabilities"
             ])
         );
         assert!(!config.to_string().contains(&password));
+        plugin::assert_rootfs_is_the_binary_and_the_ca(&Path::new(&plugin_dir).join("rootfs"));
         let again = run_ok(Command::new(BIN).args([
             "node",
             "setup",
@@ -381,6 +451,7 @@ async fn swarm_service_on_a_kuryr_network_spans_three_nodes() {
             plugin[0]["Settings"]["Mounts"][0]["Source"],
             format!("{DIR}/node1/root/etc/kuryr")
         );
+        plugin_capabilities("node1", &nodes[0].ns.path());
 
         // ---- the swarm, over the nodes' own addresses
         let manager_ip = nodes[0].ip().to_string();

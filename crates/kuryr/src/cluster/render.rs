@@ -27,7 +27,9 @@ use crate::paths::{
 pub const INTEGRATION_BRIDGE: &str = "br-int";
 
 /// The managed plugin's `config.json`: a network and IPAM driver on host
-/// networking with CAP_NET_ADMIN, the node's kuryr configuration mounted
+/// networking with CAP_NET_ADMIN (dockerd adds its default container
+/// capabilities, which the entrypoint's `--drop-capabilities` removes at
+/// start: [`crate::capabilities`]), the node's kuryr configuration mounted
 /// read-only from `etc_kuryr` (settable), in agent mode with Open vSwitch
 /// the node's OVS database socket (and nothing else of Open vSwitch), and
 /// no secret anywhere.
@@ -56,7 +58,7 @@ pub fn plugin_config_json(etc_kuryr: &str, ovsdb: bool) -> String {
     let v = serde_json::json!({
         "description": "Kuryr: OpenStack Neutron network and IPAM driver for Docker (kuryr-rs)",
         "documentation": "https://docs.openstack.org/kuryr-libnetwork/",
-        "entrypoint": [PLUGIN_ENTRYPOINT, "--config-file", KURYR_CONF, "server"],
+        "entrypoint": [PLUGIN_ENTRYPOINT, "--config-file", KURYR_CONF, "server", "--drop-capabilities"],
         "workdir": "/",
         "interface": {
             "types": ["docker.networkdriver/1.0", "docker.ipamdriver/1.0"],

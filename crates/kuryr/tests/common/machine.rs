@@ -585,6 +585,11 @@ impl Machine {
         }
     }
 
+    /// `path` of the machine (its mounts), seen from the host.
+    pub fn path(&self, path: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root{path}", self.holder))
+    }
+
     /// The machine's directory on the host (its overlays' upper layers).
     pub fn dir(&self) -> &Path {
         &self.dir

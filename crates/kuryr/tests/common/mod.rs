@@ -19,6 +19,8 @@
 //! - [`machine`]: simulated machines (network, mount and UTS namespaces)
 //!   for the multi-node agent-mode tests
 //! - [`ops`]: a daemon's metrics, log lines and `kuryr status`
+//! - [`plugin`]: the managed plugin's static binary, root file system and
+//!   capabilities (measured, and the lists the docs quote)
 //! - [`vm`]: simulated Nova VMs on real Neutron ports, waiting for ACTIVE
 
 // Each test binary uses a part of this tree.
@@ -36,5 +38,6 @@ pub mod lab;
 pub mod machine;
 pub mod netns;
 pub mod ops;
+pub mod plugin;
 pub mod requests;
 pub mod vm;

@@ -52,6 +52,10 @@ pub struct DriverParams {
     pub enable_dhcp: bool,
     /// Managed mode: the plugin reference (`docker plugin create NAME`).
     pub plugin_ref: String,
+    /// Managed mode: a statically linked `kuryr` for the plugin's root file
+    /// system, read by node setup where it runs; `None`: the running
+    /// `kuryr`, which must then be static.
+    pub plugin_binary: Option<PathBuf>,
 }
 
 /// The default managed plugin reference.
@@ -67,6 +71,7 @@ impl Default for DriverParams {
             debug: false,
             enable_dhcp: true,
             plugin_ref: DEFAULT_PLUGIN_REF.into(),
+            plugin_binary: None,
         }
     }
 }
@@ -83,6 +88,7 @@ pub(super) fn read(f: &mut Fields<'_>) -> DriverParams {
             "binary",
             "plugin",
             "plugin_ref",
+            "plugin_binary",
             "socket",
             "tcp_uri",
             "debug",
@@ -99,6 +105,7 @@ pub(super) fn read(f: &mut Fields<'_>) -> DriverParams {
     if let Some(reference) = read_plugin_ref(&mut g) {
         d.plugin_ref = reference;
     }
+    d.plugin_binary = read_plugin_binary(&mut g, d.plugin);
     if let Some(socket) = read_socket(&mut g) {
         d.socket = socket;
     }
@@ -154,6 +161,26 @@ fn read_plugin_ref(g: &mut Fields<'_>) -> Option<String> {
     g.problem(
         "plugin_ref",
         format!("driver.plugin_ref {r:?} is not a plugin reference like kuryr/kuryr:latest"),
+    );
+    None
+}
+
+/// Managed mode only: an absolute path.
+fn read_plugin_binary(g: &mut Fields<'_>, plugin: PluginMode) -> Option<PathBuf> {
+    let b = g.opt_str("plugin_binary")?;
+    if plugin != PluginMode::Managed {
+        g.problem(
+            "plugin_binary",
+            "driver.plugin_binary is the managed plugin's binary: set driver.plugin to managed, or remove it",
+        );
+        return None;
+    }
+    if Path::new(&b).is_absolute() && !b.contains('\n') {
+        return Some(PathBuf::from(b));
+    }
+    g.problem(
+        "plugin_binary",
+        format!("driver.plugin_binary {b:?} must be an absolute path"),
     );
     None
 }

@@ -53,6 +53,8 @@ mod keystone;
 #[cfg(test)]
 mod tests;
 
+use std::path::{Component, Path};
+
 use serde_json::{Map, Value};
 use url::Url;
 
@@ -64,6 +66,7 @@ pub use keystone::{CaBundle, KeystoneParams};
 use super::Problem;
 use super::json::{Fields, parse_object};
 use super::template::NetworkDriverPolicy;
+use crate::paths;
 
 /// All cluster parameters.
 #[derive(Debug, Clone)]
@@ -96,6 +99,9 @@ impl ClusterParams {
         let binding_host = read_binding_host(&mut f);
         let init = read_init(&mut f);
         let driver = driver::read(&mut f);
+        if driver.plugin == PluginMode::Managed {
+            ca_file_seen_by_the_plugin(&mut f);
+        }
         let agent = agent::read(&mut f);
         match (keystone, credential) {
             (Some(keystone), Some(credential)) if problems.is_empty() => Ok(ClusterParams {
@@ -121,6 +127,40 @@ const TOP_FIELDS: &[&str] = &[
     "driver",
     "agent",
 ];
+
+/// Managed plugin mode: the plugin sees only the node's `/etc/kuryr` (and
+/// the OVS database socket), so a `keystone.ca_file` elsewhere is a file
+/// the driver cannot read. Read from the raw object, so the problem is
+/// reported even when other `keystone` fields are wrong.
+fn ca_file_seen_by_the_plugin(f: &mut Fields<'_>) {
+    let Some(path) = f
+        .get("keystone")
+        .and_then(|k| k.get("ca_file"))
+        .and_then(|v| v.as_str())
+    else {
+        return;
+    };
+    let p = Path::new(path);
+    if !p.is_absolute() || path.contains('\n') {
+        return; // keystone::read reports it
+    }
+    let inside = p.strip_prefix(paths::ETC_KURYR).is_ok_and(|rest| {
+        rest.components().next().is_some()
+            && rest.components().all(|c| matches!(c, Component::Normal(_)))
+    });
+    if !inside {
+        f.problem(
+            "keystone.ca_file",
+            format!(
+                "keystone.ca_file {path:?} is outside {dir}, the only directory of the node the managed \
+                 plugin sees (mounted read-only): the driver in the plugin could not read it. Give the \
+                 PEM text as keystone.ca_pem (node setup writes it to {ca_pem}) or put the file under {dir}",
+                dir = paths::ETC_KURYR,
+                ca_pem = paths::CA_PEM,
+            ),
+        );
+    }
+}
 
 /// The operator's network-driver policy from a parameters file, even when
 /// other parts of it are wrong (so a template is still judged by it).

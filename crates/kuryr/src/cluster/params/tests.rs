@@ -464,3 +464,88 @@ fn tcp_uri_is_loopback_with_a_port() {
         assert!(tcp_uri(bad).is_err(), "{bad}");
     }
 }
+
+/// The managed plugin sees only the node's /etc/kuryr: a CA file elsewhere
+/// is refused with the fix, in the same report as every other problem.
+#[test]
+fn managed_plugin_refuses_a_ca_file_it_cannot_see() {
+    let managed = |ca: &str| {
+        let v = with(minimal(), "/keystone/ca_file", json!(ca));
+        with(v, "/driver", json!({"plugin": "managed"}))
+    };
+    for outside in [
+        "/etc/ssl/certs/openstack-ca.pem",
+        "/etc/kuryr",
+        "/etc/kuryr/../ssl/certs/ca.pem",
+        "/etc/kuryrx/ca.pem",
+    ] {
+        let errs = parse(&managed(outside)).unwrap_err();
+        assert_eq!(
+            errs,
+            vec![format!(
+                "keystone.ca_file {outside:?} is outside /etc/kuryr, the only directory of the node the \
+                 managed plugin sees (mounted read-only): the driver in the plugin could not read it. Give \
+                 the PEM text as keystone.ca_pem (node setup writes it to /etc/kuryr/ca.pem) or put the \
+                 file under /etc/kuryr"
+            )],
+            "{outside}"
+        );
+    }
+    for inside in ["/etc/kuryr/ca.pem", "/etc/kuryr/certs/./cloud.pem"] {
+        let p = parse(&managed(inside)).expect(inside);
+        assert_eq!(
+            p.keystone.ca,
+            Some(CaBundle::Path(std::path::PathBuf::from(inside)))
+        );
+    }
+    // The same file is fine where the driver runs on the node itself.
+    let socket = with(
+        minimal(),
+        "/keystone/ca_file",
+        json!("/etc/ssl/certs/openstack-ca.pem"),
+    );
+    parse(&socket).expect("socket mode reads the node's files");
+
+    // Reported with every other problem, a broken auth_url included.
+    let mut v = managed("/etc/ssl/certs/openstack-ca.pem");
+    v["keystone"]["auth_url"] = json!("nope");
+    v["driver"]["plugin_ref"] = json!("bad ref");
+    let fields: Vec<String> = ClusterParams::from_json(&v.to_string())
+        .unwrap_err()
+        .into_iter()
+        .map(|p| p.field)
+        .collect();
+    assert_eq!(
+        fields,
+        vec!["keystone.auth_url", "driver.plugin_ref", "keystone.ca_file"]
+    );
+}
+
+#[test]
+fn plugin_binary_is_an_absolute_path_in_managed_mode_only() {
+    let v = with(
+        minimal(),
+        "/driver",
+        json!({"plugin": "managed", "plugin_binary": "/opt/kuryr/kuryr-static"}),
+    );
+    let p = parse(&v).expect("valid");
+    assert_eq!(
+        p.driver.plugin_binary.as_deref(),
+        Some(std::path::Path::new("/opt/kuryr/kuryr-static"))
+    );
+    assert_eq!(parse(&minimal()).unwrap().driver.plugin_binary, None);
+    let cases = [
+        (
+            json!({"plugin": "managed", "plugin_binary": "kuryr"}),
+            "driver.plugin_binary \"kuryr\" must be an absolute path",
+        ),
+        (
+            json!({"plugin_binary": "/opt/kuryr/kuryr-static"}),
+            "driver.plugin_binary is the managed plugin's binary: set driver.plugin to managed, or remove it",
+        ),
+    ];
+    for (driver, expected) in cases {
+        let errs = parse(&with(minimal(), "/driver", driver.clone())).unwrap_err();
+        assert_eq!(errs, vec![expected.to_string()], "{driver}");
+    }
+}

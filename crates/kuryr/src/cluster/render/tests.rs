@@ -723,7 +723,8 @@ fn managed_plugin_config_json_golden() {
     "/usr/bin/kuryr",
     "--config-file",
     "/etc/kuryr/kuryr.conf",
-    "server"
+    "server",
+    "--drop-capabilities"
   ],
   "env": [],
   "interface": {

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::runner::Recording;
 use super::tests::{
-    DOCKER, Scratch, agent_params, agent_template, exit, inspect, ldd, lines, live_steps,
+    DOCKER, Scratch, agent_params, agent_template, exit, inspect, lines, live_steps,
     managed_params, plugin_absent, plugin_install, run_managed,
 };
 use super::*;
@@ -503,7 +503,6 @@ fn a_managed_plugin_installed_earlier_is_left_to_a_dockerd_not_yet_started() {
     assert_eq!(
         rec.lines,
         lines(&[
-            &ldd(),
             &inspect(),
             &format!("{DOCKER} version -f {{{{.Server.Version}}}}")
         ])

@@ -11,8 +11,8 @@
 //!    for changed configuration, the OVS bridge, package installation) run
 //!    only on the live root (`--root /`) and not in a dry run; with another
 //!    root they are printed as `skipped (not the live root)`. Managed
-//!    plugin mode adds the plugin bundle (config.json, a rootfs from this
-//!    binary, its `ldd` libraries and the CA bundle) and its digest to the
+//!    plugin mode adds the plugin bundle (config.json, a rootfs of one
+//!    statically linked `kuryr` and the CA bundle) and its digest to the
 //!    files, and `docker plugin rm/create/set/enable` when the plugin is
 //!    absent or the bundle changed; `--docker-host URL` runs those against
 //!    that dockerd even off the live root.
@@ -24,6 +24,7 @@
 
 #[cfg(test)]
 mod agent_tests;
+pub mod elf;
 mod files;
 mod ovs;
 mod plan;
@@ -112,7 +113,7 @@ fn run_with(
     out: &mut dyn Write,
     commands: &mut dyn CommandRunner,
 ) -> Result<Outcome, ClusterError> {
-    let node = plan::prepare(opts, commands)?;
+    let node = plan::prepare(opts)?;
     say_what_and_where(opts, &node, out)?;
     let mut outcome = Outcome {
         plan: node.plan.clone(),

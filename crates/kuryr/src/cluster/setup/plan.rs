@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use super::SetupOptions;
 use super::plugin;
-use super::runner::CommandRunner;
 use crate::cluster::render::{self, Plan};
 use crate::cluster::{ClusterError, ClusterParams, ClusterTemplate, facts, load_inputs};
 use crate::config::Config;
@@ -26,10 +25,7 @@ pub(super) struct Prepared {
 }
 
 /// Validate the inputs, render the plan and check it.
-pub(super) fn prepare(
-    opts: &SetupOptions,
-    commands: &mut dyn CommandRunner,
-) -> Result<Prepared, ClusterError> {
+pub(super) fn prepare(opts: &SetupOptions) -> Result<Prepared, ClusterError> {
     let (template, params) = load_inputs(&opts.template, Some(&opts.params))?;
     let params = params.ok_or_else(|| ClusterError::Invalid(vec![]))?;
     let facts = facts::gather(&params, &template.kuryr, opts.hostname.as_deref())
@@ -41,7 +37,7 @@ pub(super) fn prepare(
         plan.notes.push(note);
     }
     let root = canonical_root(&opts.root)?;
-    plugin::add_bundle(&mut plan, &root, commands)?;
+    plugin::add_bundle(&mut plan, &root, params.driver.plugin_binary.as_deref())?;
     Ok(Prepared {
         template,
         params,

@@ -1,30 +1,39 @@
 //! Managed plugin mode: the plugin bundle Docker installs (`config.json`
-//! from the renderer; a root file system holding this binary, the shared
-//! libraries `ldd` lists for it and the system CA bundle; a digest of all
-//! of it), and the step that runs `docker plugin rm/create/set/enable`
-//! when the plugin is absent or the bundle changed. When dockerd is not
-//! running yet (a boot under init `process`: Open vSwitch and the agent
-//! first, then dockerd) and the bundle is unchanged, the step leaves the
-//! plugin to dockerd.
+//! from the renderer; a root file system holding one statically linked
+//! `kuryr` and the system CA bundle, nothing else; a digest of all of it),
+//! and the step that runs `docker plugin rm/create/set/enable` when the
+//! plugin is absent or the bundle changed. When dockerd is not running yet
+//! (a boot under init `process`: Open vSwitch and the agent first, then
+//! dockerd) and the bundle is unchanged, the step leaves the plugin to
+//! dockerd.
+//!
+//! The binary is `driver.plugin_binary` when the parameters name one, else
+//! the running `kuryr`; either way it must be statically linked (no program
+//! interpreter, [`super::elf`]), or setup stops saying how to get one.
 
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use super::runner::{Cmd, CommandRunner, Runner};
+use super::elf;
+use super::runner::{Cmd, Runner};
 use super::{Outcome, say, under_root};
-use crate::cluster::ClusterError;
 use crate::cluster::render::{FileSpec, Plan, Step};
+use crate::cluster::{ClusterError, Problem};
 use crate::paths;
+
+/// The command that builds a static `kuryr`, named in refusals.
+pub const STATIC_BUILD: &str = "packaging/build-static --release";
 
 /// Add the bundle's root file system and digest to the plan, and point
 /// `etc-kuryr.source` at the root's `/etc/kuryr`. Nothing to do unless the
-/// plan has a managed plugin step.
+/// plan has a managed plugin step. `plugin_binary` is
+/// `driver.plugin_binary`.
 pub(super) fn add_bundle(
     plan: &mut Plan,
     root: &Path,
-    commands: &mut dyn CommandRunner,
+    plugin_binary: Option<&Path>,
 ) -> Result<(), ClusterError> {
     let Some(Step::ManagedPlugin { etc_kuryr, .. }) = plan
         .steps
@@ -34,19 +43,12 @@ pub(super) fn add_bundle(
         return Ok(());
     };
     *etc_kuryr = under_root(root, Path::new(paths::ETC_KURYR));
-    let exe = std::env::current_exe().map_err(|source| ClusterError::Read {
+    let running = std::env::current_exe().map_err(|source| ClusterError::Read {
         path: PathBuf::from("/proc/self/exe"),
         source,
     })?;
-    add_to_rootfs(
-        plan,
-        Path::new(paths::PLUGIN_ENTRYPOINT),
-        0o755,
-        read(&exe)?,
-    );
-    for lib in shared_libraries(&exe, commands) {
-        add_to_rootfs(plan, &lib, 0o755, read(&lib)?);
-    }
+    let binary = static_binary(plugin_binary, &running)?;
+    add_to_rootfs(plan, Path::new(paths::PLUGIN_ENTRYPOINT), 0o755, binary);
     let ca = Path::new(paths::SYSTEM_CA_BUNDLE);
     if ca.is_file() {
         add_to_rootfs(plan, ca, 0o644, read(ca)?);
@@ -54,6 +56,35 @@ pub(super) fn add_bundle(
     let digest = bundle_digest(plan);
     add_file(plan, PathBuf::from(paths::PLUGIN_DIGEST), 0o644, digest);
     Ok(())
+}
+
+/// The contents of the plugin's `kuryr`: `given` (`driver.plugin_binary`)
+/// or else `running`, refused unless it is statically linked.
+pub(super) fn static_binary(given: Option<&Path>, running: &Path) -> Result<Vec<u8>, ClusterError> {
+    let path = given.unwrap_or(running);
+    let bytes = read(path)?;
+    let why = match elf::interpreter(&bytes) {
+        Ok(None) => return Ok(bytes),
+        Ok(Some(loader)) => format!("is dynamically linked (it needs {loader})"),
+        Err(e) => format!("is not an executable kuryr ({e})"),
+    };
+    let message = match given {
+        Some(p) => format!(
+            "driver.plugin_binary {} {why}: the managed plugin's root file system holds one statically \
+             linked kuryr and the CA bundle, no shared library; build one with `{STATIC_BUILD}`",
+            p.display()
+        ),
+        None => format!(
+            "this kuryr ({}) {why}: the managed plugin's root file system holds one statically linked \
+             kuryr and the CA bundle, no shared library. Build one with `{STATIC_BUILD}` and set \
+             driver.plugin_binary to it (or run node setup with it)",
+            running.display()
+        ),
+    };
+    Err(ClusterError::Invalid(vec![Problem::new(
+        "driver.plugin_binary",
+        message,
+    )]))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ClusterError> {
@@ -106,24 +137,6 @@ fn bundle_digest(plan: &Plan) -> Vec<u8> {
         }
     }
     format!("fnv1a64:{h:016x}\n").into_bytes()
-}
-
-/// The absolute paths `ldd` lists for `exe` (none for a static binary).
-fn shared_libraries(exe: &Path, commands: &mut dyn CommandRunner) -> Vec<PathBuf> {
-    let ldd = Cmd::new(&["ldd", &exe.to_string_lossy()]);
-    let Ok(finished) = commands.run(&ldd) else {
-        return vec![];
-    };
-    let mut libs: Vec<PathBuf> = finished
-        .stdout
-        .split_whitespace()
-        .filter(|w| w.starts_with('/'))
-        .map(PathBuf::from)
-        .filter(|p| p.is_file())
-        .collect();
-    libs.sort();
-    libs.dedup();
-    libs
 }
 
 impl Runner<'_> {

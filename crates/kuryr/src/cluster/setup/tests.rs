@@ -310,8 +310,20 @@ fn tcp_mode_writes_the_spec_file() {
 
 pub(super) fn managed_params() -> serde_json::Value {
     let mut p = agent_params();
-    p["driver"] = json!({"plugin": "managed"});
+    p["driver"] = json!({"plugin": "managed", "plugin_binary": fake_static_kuryr()});
     p
+}
+
+/// A statically linked "kuryr" for the bundle (a synthetic ELF header:
+/// the test binary itself is dynamically linked).
+pub(super) fn fake_static_kuryr() -> PathBuf {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!("kuryr-static-{}", std::process::id()));
+        std::fs::write(&path, super::elf::synthetic(None)).unwrap();
+        path
+    })
+    .clone()
 }
 
 pub(super) fn nested_template() -> serde_json::Value {
@@ -359,10 +371,18 @@ fn managed_mode_writes_the_bundle_idempotently() {
 
     let (first, text) = s.run(false);
     assert!(first.changed() >= 4, "{text}");
-    let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
     assert_eq!(
         std::fs::read(root.join("var/lib/kuryr/plugin/rootfs/usr/bin/kuryr")).unwrap(),
-        exe
+        std::fs::read(fake_static_kuryr()).unwrap()
+    );
+    let mut expected = vec!["usr/bin/kuryr"];
+    if Path::new(crate::paths::SYSTEM_CA_BUNDLE).is_file() {
+        expected.insert(0, "etc/ssl/certs/ca-certificates.crt");
+    }
+    assert_eq!(
+        rootfs_files(&root.join("var/lib/kuryr/plugin/rootfs")),
+        expected,
+        "the binary and the CA bundle, nothing else"
     );
     let config = std::fs::read_to_string(root.join("var/lib/kuryr/plugin/config.json")).unwrap();
     assert_eq!(config, render::plugin_config_json("/etc/kuryr", false));
@@ -381,6 +401,103 @@ fn managed_mode_writes_the_bundle_idempotently() {
     assert_eq!(s.snapshot(), before, "mtimes, modes and bytes untouched");
     let (dry, text) = s.run(true);
     assert_eq!(dry.changed(), 0, "{text}");
+}
+
+/// The regular files under `dir`, relative, sorted.
+fn rootfs_files(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                walk(base, &path, out);
+            } else {
+                let rel = path.strip_prefix(base).unwrap();
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn managed_mode_refuses_a_dynamically_linked_binary() {
+    let dir = std::env::temp_dir().join(format!("kuryr-dynamic-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dynamic = dir.join("kuryr-dynamic");
+    std::fs::write(
+        &dynamic,
+        super::elf::synthetic(Some("/lib64/ld-linux-x86-64.so.2")),
+    )
+    .unwrap();
+    let script = dir.join("kuryr-script");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+
+    // The running binary, when no plugin_binary is given.
+    let running = dynamic.clone();
+    let err = plugin_binary_error(None, &running);
+    assert_eq!(
+        err,
+        format!(
+            "driver.plugin_binary: this kuryr ({}) is dynamically linked (it needs \
+             /lib64/ld-linux-x86-64.so.2): the managed plugin's root file system holds one statically \
+             linked kuryr and the CA bundle, no shared library. Build one with `packaging/build-static \
+             --release` and set driver.plugin_binary to it (or run node setup with it)",
+            running.display()
+        )
+    );
+    // driver.plugin_binary names a dynamic binary, or no binary at all.
+    let err = plugin_binary_error(Some(&dynamic), &running);
+    assert!(
+        err.starts_with(&format!(
+            "driver.plugin_binary: driver.plugin_binary {} is dynamically linked (it needs \
+             /lib64/ld-linux-x86-64.so.2): ",
+            dynamic.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.ends_with("build one with `packaging/build-static --release`"),
+        "{err}"
+    );
+    let err = plugin_binary_error(Some(&script), &running);
+    assert!(
+        err.contains(" is not an executable kuryr (not an ELF file): "),
+        "{err}"
+    );
+    // A static one is taken as it is, given or running.
+    let fake = fake_static_kuryr();
+    let ok = std::fs::read(&fake).unwrap();
+    assert_eq!(
+        super::plugin::static_binary(Some(&fake), &running).unwrap(),
+        ok
+    );
+    assert_eq!(super::plugin::static_binary(None, &fake).unwrap(), ok);
+
+    // Through node setup: invalid input, nothing written, no command run.
+    let mut params = managed_params();
+    params["driver"]["plugin_binary"] = json!(dynamic);
+    let s = Scratch::new("managed-dynamic", nested_template(), params);
+    let mut out = Vec::new();
+    let mut rec = Recording::default();
+    let err = run_with(&s.opts(false), &mut out, &mut rec).unwrap_err();
+    assert!(matches!(err, ClusterError::Invalid(_)), "{err}");
+    assert!(s.snapshot().is_empty());
+    assert!(rec.lines.is_empty(), "{:?}", rec.lines);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn plugin_binary_error(given: Option<&Path>, running: &Path) -> String {
+    match super::plugin::static_binary(given, running) {
+        Err(ClusterError::Invalid(problems)) => problems
+            .iter()
+            .map(|p| format!("{}: {}", p.field, p.message))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -491,10 +608,6 @@ pub(super) fn run_managed(s: &Scratch, rec: &mut Recording) -> (Outcome, String)
     (outcome, String::from_utf8(out).unwrap())
 }
 
-pub(super) fn ldd() -> String {
-    format!("ldd {}", std::env::current_exe().unwrap().display())
-}
-
 pub(super) fn inspect() -> String {
     format!("{DOCKER} plugin inspect -f {{{{.Enabled}}}} kuryr/kuryr:latest")
 }
@@ -534,13 +647,13 @@ fn managed_plugin_absent_is_created_set_and_enabled() {
     let s = Scratch::new("fake-absent", nested_template(), managed_params());
     let mut rec = plugin_absent();
     let (outcome, text) = run_managed(&s, &mut rec);
-    let mut expected = vec![ldd(), inspect()];
+    let mut expected = vec![inspect()];
     expected.extend(plugin_install(&s.root(), false));
     assert_eq!(rec.lines, expected, "{text}");
     assert_eq!(outcome.commands_run, 3);
     assert!(!outcome.failed);
     assert!(
-        text.contains(&format!("\nrun: {}\n", expected[2])),
+        text.contains(&format!("\nrun: {}\n", expected[1])),
         "{text}"
     );
     assert!(
@@ -557,7 +670,7 @@ fn managed_plugin_installed_with_the_same_digest_is_left_alone() {
     run_managed(&s, &mut plugin_absent());
     let mut rec = plugin_enabled("true");
     let (outcome, text) = run_managed(&s, &mut rec);
-    assert_eq!(rec.lines, vec![ldd(), inspect()], "{text}");
+    assert_eq!(rec.lines, vec![inspect()], "{text}");
     assert_eq!((outcome.changed(), outcome.commands_run), (0, 0), "{text}");
     assert!(
         text.contains("\nunchanged: plugin kuryr/kuryr:latest is installed and enabled\n"),
@@ -568,7 +681,7 @@ fn managed_plugin_installed_with_the_same_digest_is_left_alone() {
     let mut rec = plugin_enabled("false");
     let (outcome, _) = run_managed(&s, &mut rec);
     let enable = format!("{DOCKER} plugin enable kuryr/kuryr:latest");
-    assert_eq!(rec.lines, vec![ldd(), inspect(), enable]);
+    assert_eq!(rec.lines, vec![inspect(), enable]);
     assert_eq!(outcome.commands_run, 1);
 }
 
@@ -584,7 +697,7 @@ fn managed_plugin_with_another_digest_is_replaced() {
         text.contains("\nupdate /var/lib/kuryr/plugin.digest (0644): contents\n"),
         "{text}"
     );
-    let mut expected = vec![ldd(), inspect()];
+    let mut expected = vec![inspect()];
     expected.extend(plugin_install(&s.root(), true));
     assert_eq!(rec.lines, expected, "{text}");
     assert_eq!(outcome.commands_run, 4);
@@ -607,12 +720,12 @@ fn a_failing_plugin_command_stops_setup() {
     assert_eq!(outcome.commands_run, 1);
     assert_eq!(
         rec.lines.len(),
-        3,
+        2,
         "no set or enable after the failure: {text}"
     );
     let line = format!(
         "failed: {}: Error response from daemon: plugin already exists (exit status: 1)\n",
-        rec.lines[2]
+        rec.lines[1]
     );
     assert!(text.ends_with(&line), "{text}");
     assert!(!text.contains("done:"), "{text}");
