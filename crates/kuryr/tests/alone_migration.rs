@@ -273,8 +273,9 @@ async fn python_to_ours_and_back_on_a_running_node() {
             p.remove(0)
         };
         for c in &all {
-            let port = port_of(c).await;
-            assert_eq!(port.status, "ACTIVE", "{}", c.name);
+            // kuryr-libnetwork does not wait for the agent (no
+            // vif_plugging_is_fatal here): the port goes ACTIVE soon after.
+            let port = common::vm::wait_active(lab, &port_of(c).await.id).await;
             assert!(ovs_ports().contains(&names::host_ifname(&port.id)));
         }
 

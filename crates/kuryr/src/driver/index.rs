@@ -129,6 +129,18 @@ impl Index {
         self.networks.remove(docker_id)
     }
 
+    /// Every subnet of `pool` the index knows (several when Docker
+    /// networks on different Neutron networks share a CIDR, and so a pool).
+    pub fn subnets_of_pool(&self, pool: &PoolEntry) -> Vec<Subnet> {
+        let id = pool.pool.id.as_str();
+        self.networks
+            .values()
+            .flat_map(|n| n.subnets.iter())
+            .filter(|s| s.tags.iter().any(|t| t == id) || s.subnetpool_id.as_deref() == Some(id))
+            .cloned()
+            .collect()
+    }
+
     /// The subnet of `pool` and its network: the subnet tagged with the
     /// PoolID (kuryr and kuryr-libnetwork tag every subnet of a Docker
     /// pool), or allocated from the pool.

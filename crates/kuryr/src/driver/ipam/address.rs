@@ -73,7 +73,10 @@ impl Driver {
                 entry.cidr
             )));
         }
-        let subnet = self.pool_subnet(&entry).await?;
+        let subnet = match req.address {
+            Some(ip) if !req.is_gateway() => self.subnet_for_address(&entry, ip).await?,
+            _ => self.pool_subnet(&entry).await?,
+        };
         let data = BTreeMap::new();
         if req.is_gateway() {
             let address = gateway_address(subnet.as_ref(), req.address, &entry.cidr)?;

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use std::net::IpAddr;
+
 use ipnet::IpNet;
 use kuryr_openstack::neutron::{Subnet, SubnetPool, SubnetPoolCreate};
 use kuryr_openstack::{Query, TagResource};
@@ -447,6 +449,35 @@ impl Driver {
             Some(i) => Some(subnets.swap_remove(i)),
             None => subnets.into_iter().next(),
         })
+    }
+
+    /// The subnet a requested address `ip` of the pool belongs to. A pool
+    /// may have several subnets (Docker networks on different Neutron
+    /// networks with one CIDR, as kuryr-libnetwork's fullstack tests make):
+    /// the one holding a port at `ip` that no endpoint claimed is chosen,
+    /// else [`Driver::pool_subnet`]'s.
+    pub(super) async fn subnet_for_address(
+        &self,
+        entry: &PoolEntry,
+        ip: IpAddr,
+    ) -> Result<Option<Subnet>> {
+        let candidates = self.index().subnets_of_pool(entry);
+        if candidates.len() < 2 {
+            return self.pool_subnet(entry).await;
+        }
+        for subnet in &candidates {
+            let q = Query::new()
+                .fixed_ip_subnet(&subnet.id)
+                .fixed_ip(&ip.to_string());
+            let free = self.neutron.list_ports(&q).await?.into_iter().any(|p| {
+                names::id_from_tags(&p.tags).is_none()
+                    && self.index().handed_out(&subnet.id, ip).is_none()
+            });
+            if free {
+                return Ok(Some(subnet.clone()));
+            }
+        }
+        self.pool_subnet(entry).await
     }
 
     pub(in crate::driver) async fn release_pool(&self, pool_id: &PoolId) -> Result<()> {

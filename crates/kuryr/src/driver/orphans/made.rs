@@ -119,10 +119,20 @@ impl Driver {
         for pool in pools {
             let n = &self.neutron;
             let from = n
-                .list_subnets(&Query::new().eq("subnetpool_id", &pool.id).fields(&["id"]))
+                .list_subnets(&Query::new().eq("subnetpool_id", &pool.id).fields(&[
+                    "id",
+                    "network_id",
+                    "ip_version",
+                    "cidr",
+                ]))
                 .await?;
             let tagged = n
-                .list_subnets(&Query::new().tags(&[pool.id.as_str()]).fields(&["id"]))
+                .list_subnets(&Query::new().tags(&[pool.id.as_str()]).fields(&[
+                    "id",
+                    "network_id",
+                    "ip_version",
+                    "cidr",
+                ]))
                 .await?;
             if !from.is_empty() || !tagged.is_empty() {
                 continue;
