@@ -22,6 +22,19 @@ async fn a_restart_with_500_kuryr_networks() {
     lab::run(async |lab: &Lab| {
         let n = &lab.neutron;
         raise_network_quota(lab, 2000).await;
+        // What an interrupted earlier run left would use up the tenant
+        // network ids (VXLAN VNIs): removed first.
+        let stale: Vec<String> = n
+            .list_networks(&kuryr_openstack::Query::new().fields(&["id", "name"]))
+            .await
+            .expect("list networks")
+            .into_iter()
+            .filter(|net| net.name.starts_with("kt-many-"))
+            .map(|net| net.id)
+            .collect();
+        for id in &stale {
+            let _ = n.delete_network(id).await;
+        }
         let ids: Vec<String> = (0..NETWORKS).map(|_| docker_id()).collect();
         for id in &ids {
             lab.track_network(id);

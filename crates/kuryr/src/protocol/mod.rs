@@ -46,12 +46,20 @@ pub struct BadRequest(pub String);
 /// Decode a request body. An empty body reads as `{}`, so calls without
 /// arguments work and missing required keys give a precise message.
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, BadRequest> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}".as_slice()
-    } else {
-        body
-    };
-    serde_json::from_slice(body).map_err(|e| BadRequest(e.to_string()))
+    let empty = body.iter().all(u8::is_ascii_whitespace);
+    let body = if empty { b"{}".as_slice() } else { body };
+    serde_json::from_slice(body).map_err(|e| {
+        if empty {
+            // dockerd's plugin client resends a call whose connection broke
+            // (the driver restarted mid-call) without its body.
+            BadRequest(format!(
+                "{e} (the request had no body: dockerd resends a call without its body when \
+                 the driver restarted during it; run the command again)"
+            ))
+        } else {
+            BadRequest(e.to_string())
+        }
+    })
 }
 
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -584,6 +592,15 @@ mod tests {
         struct Nothing {}
         assert!(decode::<Nothing>(b"").is_ok());
         assert!(decode::<Nothing>(b"\n").is_ok());
+    }
+
+    #[test]
+    fn an_empty_body_where_fields_are_needed_says_why() {
+        let e = decode::<NetworkIdRequest>(b"").unwrap_err().to_string();
+        assert!(e.contains("missing field `NetworkID`"), "{e}");
+        assert!(e.contains("the request had no body"), "{e}");
+        let e = decode::<NetworkIdRequest>(b"{}").unwrap_err().to_string();
+        assert!(!e.contains("no body"), "{e}");
     }
 
     #[test]
