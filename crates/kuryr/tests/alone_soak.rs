@@ -151,9 +151,13 @@ async fn soak() {
         let net = unique("ksoak");
         let mut cleanup = Cleanup::new();
         cleanup.kuryr_network(&net, Some(&lab.cidr4(0)), &[]);
-        // A container without a network, for connect/disconnect.
+        // A container on a second kuryr network, connected to and
+        // disconnected from the first (Docker refuses to connect one on
+        // `none` to any network: every such cycle failed).
+        let home = format!("{net}-home");
+        cleanup.kuryr_network(&home, Some(&lab.cidr4(1)), &[]);
         let roamer = format!("{net}-roamer");
-        cleanup.container(&roamer, "none", &[]);
+        cleanup.container(&roamer, &home, &[]);
         let mut f = Figures::default();
         for (i, planned) in plan.iter().enumerate() {
             let mut disruption = planned.map(|what| {
