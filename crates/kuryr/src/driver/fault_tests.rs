@@ -17,12 +17,29 @@ use crate::server::answer_detached;
 /// A started driver whose Neutron requests time out after `timeout` and
 /// whose calls are answered within `bound`.
 async fn driver(fake: &Arc<FakeNeutron>, timeout: Duration, bound: Duration) -> Arc<Driver> {
+    driver_with(
+        fake,
+        timeout,
+        DriverConfig {
+            call_timeout: bound,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// A started driver on host `node1` with `config`, Neutron requests timing
+/// out after `timeout`.
+async fn driver_with(
+    fake: &Arc<FakeNeutron>,
+    timeout: Duration,
+    config: DriverConfig,
+) -> Arc<Driver> {
     let d = Driver::new(
         fake.client_with_timeout(timeout),
         DriverConfig {
             host_id: "node1".into(),
-            call_timeout: bound,
-            ..Default::default()
+            ..config
         },
         Binder::Noop,
     );
@@ -243,19 +260,17 @@ async fn a_call_whose_client_hangs_up_runs_to_its_end() {
 async fn join_waits_for_a_slow_agent_within_the_plugging_timeout() {
     let fake = FakeNeutron::new();
     fake.set_agent(false);
-    let d = Driver::new(
-        fake.client_with_timeout(Duration::from_secs(5)),
+    let d = driver_with(
+        &fake,
+        Duration::from_secs(5),
         DriverConfig {
-            host_id: "node1".into(),
             call_timeout: Duration::from_millis(300),
             vif_plugging_is_fatal: true,
             vif_plugging_timeout: Duration::from_secs(10),
             ..Default::default()
         },
-        Binder::Noop,
-    );
-    d.start().await.expect("start against the fake");
-    let d = Arc::new(d);
+    )
+    .await;
     let (pool_id, _) = create_network(&d, "10.0.9.0/24").await;
     let address = ok(
         &d,
