@@ -219,6 +219,16 @@ pub fn exposed_sg_name(port_id: &str) -> String {
     format!("{port_id}{EXPOSED_SG_SUFFIX}")
 }
 
+/// A Neutron resource ID (a UUID in its canonical 8-4-4-4-12 form), as
+/// kuryr puts in tags (a user subnet's ID on the pool made for it).
+pub fn is_neutron_id(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

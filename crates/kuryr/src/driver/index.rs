@@ -9,6 +9,23 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use kuryr_openstack::neutron::{Network, Port, Subnet, SubnetPool};
 
+/// How well a pool of the right CIDR fits Neutron subnet `subnet`, best
+/// first. Several pools may share a CIDR: RequestPool with `--ipam-opt
+/// neutron.subnet.*` makes a pool per user subnet and tags it with that
+/// subnet's ID (as kuryr-libnetwork does), so two Docker networks on two
+/// Neutron subnets of one CIDR each have their own. The pool tagged with
+/// the subnet comes first, then a pool tagged with no subnet (one for a
+/// subnet kuryr makes), then any other.
+pub fn pool_rank(pool: &SubnetPool, subnet: Option<&str>) -> u8 {
+    if subnet.is_some_and(|id| pool.tags.iter().any(|t| t == id)) {
+        0
+    } else if !pool.tags.iter().any(|t| crate::names::is_neutron_id(t)) {
+        1
+    } else {
+        2
+    }
+}
+
 /// A Docker network and its Neutron network.
 #[derive(Debug, Clone)]
 pub struct NetworkEntry {
@@ -162,8 +179,12 @@ impl Index {
         self.pools.get(id)
     }
 
-    pub fn pool_by_cidr(&self, cidr: &IpNet) -> Option<&PoolEntry> {
-        self.pools.values().find(|p| p.cidr == *cidr)
+    /// The pool of `cidr` backing `subnet` (see [`pool_rank`]).
+    pub fn pool_by_cidr(&self, cidr: &IpNet, subnet: Option<&str>) -> Option<&PoolEntry> {
+        self.pools
+            .values()
+            .filter(|p| p.cidr == *cidr)
+            .min_by_key(|p| pool_rank(&p.pool, subnet))
     }
 
     pub fn remove_pool(&mut self, id: &str) -> Option<PoolEntry> {
@@ -267,5 +288,31 @@ impl Index {
 
     pub fn remove_endpoint(&mut self, endpoint_id: &str) -> Option<EndpointEntry> {
         self.endpoints.remove(endpoint_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(tags: &[&str]) -> SubnetPool {
+        SubnetPool {
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_pool_made_for_a_subnet_ranks_first_then_one_made_for_none() {
+        let s1 = "0b5c3b0e-4a4e-4a8a-9d57-6f0f6b1f3c11";
+        let s2 = "7c1d2e3f-0000-4a4e-8a8a-123456789abc";
+        let for_s1 = pool(&[s1, "kuryr.subnetpool.existing"]);
+        let for_s2 = pool(&[s2]);
+        let for_none = pool(&["kuryr.subnetpool.existing"]);
+        assert_eq!(pool_rank(&for_s1, Some(s1)), 0);
+        assert!(pool_rank(&for_none, Some(s1)) < pool_rank(&for_s2, Some(s1)));
+        assert!(pool_rank(&for_none, None) < pool_rank(&for_s1, None));
+        assert!(!crate::names::is_neutron_id("0b5c3b0e4a4e4a8a9d576f0f6b1f3c11"));
+        assert!(!crate::names::is_neutron_id("kuryr.subnetpool.existing"));
     }
 }

@@ -497,36 +497,42 @@ impl Api<'_> {
         ipam_opts: Value,
         generic: Value,
     ) -> Net {
+        let net = self.request_pool_for(nid, cidr, ipam_opts).await;
+        self.create_network_on(&net, generic).await;
+        net
+    }
+
+    /// The RequestPool of `docker network create` (Docker network `nid`).
+    pub async fn request_pool_for(&self, nid: &str, cidr: &str, ipam_opts: Value) -> Net {
         let pool = self
             .ok(
                 "/IpamDriver.RequestPool",
                 requests::request_pool(cidr, "", false, ipam_opts),
             )
             .await;
-        let pool_id = pool["PoolID"].as_str().expect("PoolID").to_string();
-        let gateway = pool["Data"]["com.docker.network.gateway"]
-            .as_str()
-            .expect("pool Data carries the gateway")
-            .to_string();
+        Net {
+            nid: nid.to_string(),
+            pool_id: pool["PoolID"].as_str().expect("PoolID").to_string(),
+            cidr: pool["Pool"].as_str().expect("Pool").to_string(),
+            gateway: pool["Data"]["com.docker.network.gateway"]
+                .as_str()
+                .expect("pool Data carries the gateway")
+                .to_string(),
+        }
+    }
+
+    /// The CreateNetwork that follows [`Api::request_pool_for`].
+    pub async fn create_network_on(&self, net: &Net, generic: Value) {
         self.ok(
             "/NetworkDriver.CreateNetwork",
             requests::create_network(
-                nid,
+                &net.nid,
                 generic,
-                vec![requests::ipam_data(
-                    pool["Pool"].as_str().unwrap(),
-                    &gateway,
-                )],
+                vec![requests::ipam_data(&net.cidr, &net.gateway)],
                 vec![],
             ),
         )
         .await;
-        Net {
-            nid: nid.to_string(),
-            pool_id,
-            cidr: pool["Pool"].as_str().unwrap().to_string(),
-            gateway,
-        }
     }
 
     /// `docker run --net` up to EndpointOperInfo (dynamic address).

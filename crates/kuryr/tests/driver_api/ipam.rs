@@ -296,6 +296,108 @@ async fn the_same_ip_is_handed_out_once() {
     .await;
 }
 
+/// Two Docker networks on two users' Neutron networks whose subnets share
+/// a CIDR (`--ipam-opt neutron.subnet.name`, kuryr-libnetwork's fullstack
+/// same-ip test): each gets its own pool, each subnet carries its own
+/// pool's PoolID, and one `--ip` on both lands on each network's own user
+/// port. CreateNetwork used to take any pool of the CIDR from the index,
+/// so both subnets got the same PoolID and the second `--ip` went to the
+/// first network's port ("already allocated").
+#[tokio::test]
+async fn two_user_subnets_of_one_cidr_each_keep_their_own_pool() {
+    lab::run(async |lab: &Lab| {
+        let d = lab.driver().await;
+        let api = lab.api(&d);
+        let cidr = lab.cidr4(0);
+        let ip = lab.ip4(0, 10);
+        let mut nets = Vec::new();
+        for _ in 0..2 {
+            let user = user_network(lab, &cidr).await;
+            let port = lab
+                .neutron
+                .create_port(&PortCreate {
+                    network_id: user.id.clone(),
+                    fixed_ips: Some(vec![FixedIp {
+                        subnet_id: user.subnet_id.clone(),
+                        ip_address: ip.clone(),
+                    }]),
+                    ..Default::default()
+                })
+                .await
+                .expect("create user port");
+            lab.track_user_port(&port.id);
+            let opts = json!({"neutron.subnet.name": user.subnet_name});
+            let net = api.request_pool_for(&docker_id(), &cidr, opts).await;
+            nets.push((user, port, net));
+        }
+        // Both pools exist before either network (parallel `docker network
+        // create`s): each network must still pick its own.
+        for (user, _, net) in &nets {
+            api.create_network_on(net, json!({"neutron.net.name": user.name}))
+                .await;
+        }
+        assert_ne!(
+            nets[0].2.pool_id, nets[1].2.pool_id,
+            "a pool per user subnet"
+        );
+        for (user, _, net) in &nets {
+            let subnet = lab
+                .subnets_in(&user.id)
+                .await
+                .into_iter()
+                .next()
+                .expect("the user's subnet");
+            let pools: Vec<&String> = nets
+                .iter()
+                .map(|(_, _, n)| &n.pool_id)
+                .filter(|p| subnet.tags.contains(p))
+                .collect();
+            assert_eq!(
+                pools,
+                [&net.pool_id],
+                "subnet {} tags {:?}",
+                subnet.id,
+                subnet.tags
+            );
+        }
+        let mut eps = Vec::new();
+        for (_, port, net) in &nets {
+            let addr = api
+                .ok(
+                    "/IpamDriver.RequestAddress",
+                    requests::request_address(&net.pool_id, &ip),
+                )
+                .await;
+            let ep = api.start_container_at(net, s(&addr["Address"])).await;
+            let claimed: Vec<String> = lab
+                .ports_of(&ep.eid)
+                .await
+                .into_iter()
+                .map(|p| p.id)
+                .collect();
+            assert_eq!(
+                claimed,
+                [port.id.clone()],
+                "the endpoint took its own network's user port"
+            );
+            eps.push(ep);
+        }
+        for ((_, _, net), ep) in nets.iter().zip(&eps) {
+            api.stop_container(net, ep).await;
+            api.remove_network(net).await;
+        }
+        for (_, port, _) in &nets {
+            assert!(
+                lab.port(&port.id).await.is_some(),
+                "the user's port {} stays",
+                port.id
+            );
+        }
+        lab.assert_clean().await;
+    })
+    .await;
+}
+
 /// ReleasePool gives a user's pool (`--ipam-opt neutron.pool.uuid`) back
 /// without kuryr's `kuryr.subnetpool.existing` tag.
 #[tokio::test]

@@ -444,7 +444,12 @@ impl Driver {
         }
         subnets
             .retain(|s| s.cidr == entry.cidr.to_string() || s.subnetpool_id.as_deref() == Some(id));
-        let tagged = subnets.iter().position(|s| s.tags.iter().any(|t| t == id));
+        // Tagged with the PoolID, or the user subnet the pool was made for
+        // (which carries the pool's own subnet tag).
+        let tagged = subnets
+            .iter()
+            .position(|s| s.tags.iter().any(|t| t == id))
+            .or_else(|| subnets.iter().position(|s| entry.pool.tags.contains(&s.id)));
         Ok(match tagged {
             Some(i) => Some(subnets.swap_remove(i)),
             None => subnets.into_iter().next(),

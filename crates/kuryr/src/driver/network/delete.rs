@@ -181,7 +181,7 @@ impl Driver {
                         .iter()
                         .find_map(|t| index.pool(t))
                         .or_else(|| s.subnetpool_id.as_deref().and_then(|id| index.pool(id)))
-                        .or_else(|| index.pool_by_cidr(&cidr))
+                        .or_else(|| index.pool_by_cidr(&cidr, Some(&s.id)))
                         .filter(|p| p.owned)
                         .map(|p| p.pool.id.clone())
                 })

@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use kuryr_openstack::neutron::{Network, Subnet, SubnetCreate};
 use kuryr_openstack::{Query, TagResource};
 
-use super::super::index::PoolEntry;
+use super::super::index::{PoolEntry, pool_rank};
 use super::super::ipam::AUX_DEVICE_ID;
 use super::super::steps::{Journal, Lost, Undo};
 use super::super::{Driver, DriverError, Result};
@@ -43,8 +43,11 @@ impl Driver {
         let datas = req.ipv4_data.iter().map(|d| (d, false));
         for (data, v6) in datas.chain(req.ipv6_data.iter().map(|d| (d, true))) {
             let cidr = data.pool.trunc();
-            let pool = self.backing_pool(&cidr, v6, opts).await?;
-            let subnet = match present.iter().find(|s| s.cidr == cidr.to_string()) {
+            let reused = present.iter().find(|s| s.cidr == cidr.to_string());
+            let pool = self
+                .backing_pool(&cidr, v6, opts, reused.map(|s| s.id.as_str()))
+                .await?;
+            let subnet = match reused {
                 Some(s) => self.tag_reused_subnet(s.clone(), pool.as_ref(), j).await?,
                 None => {
                     let s = self
@@ -61,15 +64,18 @@ impl Driver {
         Ok(result)
     }
 
-    /// Which pool backs a CIDR: the one IPAM handed out (index), a `-o
-    /// neutron.pool.*` pool, or a `kuryrPool-<cidr>` made by any host.
+    /// Which pool backs a CIDR (for the Neutron subnet `reused` when the
+    /// network has one already): the one IPAM handed out (index), a `-o
+    /// neutron.pool.*` pool, or a `kuryrPool-<cidr>` made by any host; of
+    /// several, the best by [`pool_rank`].
     async fn backing_pool(
         &self,
         cidr: &IpNet,
         v6: bool,
         opts: &BTreeMap<String, String>,
+        reused: Option<&str>,
     ) -> Result<Option<PoolEntry>> {
-        let cached = self.index().pool_by_cidr(cidr).cloned();
+        let cached = self.index().pool_by_cidr(cidr, reused).cloned();
         if cached.is_some() {
             return Ok(cached);
         }
@@ -90,7 +96,8 @@ impl Driver {
                 .list_subnetpools(&q)
                 .await?
                 .into_iter()
-                .find(|p| p.prefixes.iter().any(|x| x == &cidr.to_string()))
+                .filter(|p| p.prefixes.iter().any(|x| x == &cidr.to_string()))
+                .min_by_key(|p| pool_rank(p, reused))
         };
         Ok(found.map(|pool| PoolEntry {
             pool,
