@@ -735,6 +735,14 @@ fn kuryr_conf(
             w.set(d, "kuryr_uri", params.driver.tcp_uri.clone());
         }
     }
+    // The dockerd the driver serves, for the background collector of
+    // networks Docker never recorded (a crash at the end of
+    // CreateNetwork). Local scope only (a swarm network may be missing
+    // from one node's dockerd), and not from inside the managed plugin,
+    // which has no Docker socket.
+    if params.driver.plugin != PluginMode::Managed && k.scope == CapabilityScope::Local {
+        w.set(d, "docker_host", crate::paths::DOCKER_HOST);
+    }
     w.set(d, "host", binding_host);
     if params.driver.debug {
         w.set(d, "debug", "true");

@@ -62,6 +62,7 @@ pub fn restart_daemon_with(env: &[(&str, &str)], conf_extra: &str) {
     let out = Command::new(repo_root().join("lab/kuryr-up"))
         .arg(daemon_bin())
         .env_remove("KURYR_FAULT_POINTS")
+        .env_remove("KURYR_UP_NO_PLUG_WAIT")
         .envs(env.iter().copied())
         .env("KURYR_UP_CONF_EXTRA", conf_extra)
         .output()

@@ -92,6 +92,7 @@ fn agent_mode_ovs_golden() {
 [DEFAULT]
 capability_scope = local
 plugin_socket = /run/docker/plugins/kuryr.sock
+docker_host = unix:///run/docker.sock
 host = node-1
 default_port_driver = kuryr_libnetwork.port_driver.drivers.veth
 enabled_port_drivers = kuryr_libnetwork.port_driver.drivers.veth
@@ -371,6 +372,7 @@ fn nested_mode_tcp_password_golden() {
 capability_scope = local
 plugin_socket = 
 kuryr_uri = http://127.0.0.1:23750
+docker_host = unix:///run/docker.sock
 host = node-1.swarm
 debug = true
 default_port_driver = kuryr_libnetwork.port_driver.drivers.nested
