@@ -233,7 +233,8 @@ async fn a_call_whose_client_hangs_up_runs_to_its_end() {
     .await;
     assert!(dropped.is_err(), "the client hung up before the answer");
     // The handler went on: the endpoint exists and Docker's next call
-    // (Join) finds it.
+    // (Join) finds it, once the handler is done (its tags may be in
+    // Neutron before its claim is: Join waits for it).
     let started = Instant::now();
     loop {
         let (status, reply) = call(

@@ -312,7 +312,9 @@ mod tests {
         assert_eq!(pool_rank(&for_s1, Some(s1)), 0);
         assert!(pool_rank(&for_none, Some(s1)) < pool_rank(&for_s2, Some(s1)));
         assert!(pool_rank(&for_none, None) < pool_rank(&for_s1, None));
-        assert!(!crate::names::is_neutron_id("0b5c3b0e4a4e4a8a9d576f0f6b1f3c11"));
+        assert!(!crate::names::is_neutron_id(
+            "0b5c3b0e4a4e4a8a9d576f0f6b1f3c11"
+        ));
         assert!(!crate::names::is_neutron_id("kuryr.subnetpool.existing"));
     }
 }

@@ -48,14 +48,19 @@ impl Driver {
         let port = self
             .journaled("CreateEndpoint", async |j: &mut Journal| {
                 let found = self.ports_holding(&net, &wanted.fixed_ips, &eid).await?;
-                let port = match found.is_empty() {
-                    // Docker's own IPAM gave the address: the port is made
-                    // here and deleted in DeleteEndpoint.
-                    true => self.create_endpoint_port(&net, &wanted, &eid, j).await?,
-                    false => self.reconcile_port(found, &wanted, &eid, j).await?,
+                let port = if self.handed_out_alone(&found) {
+                    // The usual `docker run`: one port IPAM handed out here.
+                    self.claim_and_tag_at_once(found, &wanted, &eid, j).await?
+                } else {
+                    let port = match found.is_empty() {
+                        // Docker's own IPAM gave the address: the port is
+                        // made here and deleted in DeleteEndpoint.
+                        true => self.create_endpoint_port(&net, &wanted, &eid, j).await?,
+                        false => self.reconcile_port(found, &wanted, &eid, j).await?,
+                    };
+                    self.fault_point("CreateEndpoint.port_claimed").await?;
+                    self.tag_endpoint_port(port, &eid, j).await?
                 };
-                self.fault_point("CreateEndpoint.port_claimed").await?;
-                let port = self.tag_endpoint_port(port, &eid, j).await?;
                 self.fault_point("CreateEndpoint.port_tagged").await?;
                 self.plug(&net, port, &eid, j).await
             })
@@ -328,15 +333,47 @@ impl Driver {
         (update, extra_tags)
     }
 
-    /// Tag the port with the endpoint's ID (and `compute:kuryr` if kuryr
-    /// made it), adding only what is missing.
-    async fn tag_endpoint_port(
+    /// One kuryr port that IPAM handed out here and no one else may
+    /// claim: its update needs no `If-Match`, so claiming and tagging do
+    /// not depend on each other.
+    fn handed_out_alone(&self, found: &[Port]) -> bool {
+        matches!(found, [p] if is_kuryr_port(p) && self.index().has_port(&p.id))
+    }
+
+    /// Claim and tag at once: dockerd creates a network's endpoints one
+    /// at a time, so each round trip saved here is saved once per
+    /// container when many start together. Both undos are journaled
+    /// before either request goes out.
+    async fn claim_and_tag_at_once(
         &self,
-        mut port: Port,
+        found: Vec<Port>,
+        wanted: &Wanted,
         eid: &DockerId,
         j: &mut Journal,
     ) -> Result<Port> {
-        let desired = if is_kuryr_port(&port) {
+        let before = found[0].clone();
+        let missing = self.journal_endpoint_tags(&before, eid, j);
+        let (claimed, tagged) = tokio::join!(
+            self.reconcile_port(found, wanted, eid, j),
+            self.apply_endpoint_tags(before, missing),
+        );
+        let (mut port, tagged) = (claimed?, tagged?);
+        port.tags = tagged.tags;
+        port.revision_number = port.revision_number.max(tagged.revision_number);
+        self.fault_point("CreateEndpoint.port_claimed").await?;
+        Ok(port)
+    }
+
+    /// Tag the port with the endpoint's ID (and `compute:kuryr` if kuryr
+    /// made it), adding only what is missing.
+    async fn tag_endpoint_port(&self, port: Port, eid: &DockerId, j: &mut Journal) -> Result<Port> {
+        let missing = self.journal_endpoint_tags(&port, eid, j);
+        self.apply_endpoint_tags(port, missing).await
+    }
+
+    /// The endpoint tags `port` lacks, journaled for the rollback.
+    fn journal_endpoint_tags(&self, port: &Port, eid: &DockerId, j: &mut Journal) -> Vec<String> {
+        let desired = if is_kuryr_port(port) {
             endpoint_port_tags(eid)
         } else {
             names::id_tags(eid)
@@ -345,14 +382,20 @@ impl Driver {
             .into_iter()
             .filter(|t| !port.tags.contains(t))
             .collect();
+        if !missing.is_empty() {
+            j.push(Undo::RemoveTags {
+                resource: TagResource::Port,
+                id: port.id.clone(),
+                tags: missing.clone(),
+            });
+        }
+        missing
+    }
+
+    async fn apply_endpoint_tags(&self, mut port: Port, missing: Vec<String>) -> Result<Port> {
         if missing.is_empty() {
             return Ok(port);
         }
-        j.push(Undo::RemoveTags {
-            resource: TagResource::Port,
-            id: port.id.clone(),
-            tags: missing.clone(),
-        });
         if is_kuryr_port(&port) {
             // A port kuryr made: its tags are kuryr's; one call sets them.
             let all: Vec<String> = port.tags.iter().cloned().chain(missing).collect();

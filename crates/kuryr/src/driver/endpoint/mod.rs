@@ -108,7 +108,13 @@ impl Driver {
     }
 
     pub(super) async fn join(&self, req: JoinRequest) -> Result<JoinResponse> {
-        let ep = self.known_endpoint(&req.endpoint_id).await?;
+        let ep = {
+            // A CreateEndpoint of this endpoint still running (its client
+            // gave up, dockerd went on): its tags may be in Neutron before
+            // the port is claimed and the host side made. Wait for it.
+            let _guard = self.lock(req.endpoint_id.as_str()).await;
+            self.known_endpoint(&req.endpoint_id).await?
+        };
         let net = self.known_network(&req.network_id).await?;
         self.fault_point("Join.found").await?;
         // `vif_plugging_is_fatal`: the container starts only once the
