@@ -142,7 +142,7 @@ fn parallel_runs(net: &str, names: &[String]) -> (Duration, Vec<(bool, String)>)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "target not met (issue 11): 1.53x-1.83x the floor on this lab (2026-12-02, 6 runs); \
+#[ignore = "target not met (issue 11): 1.63x-1.76x the floor on this lab (2026-12-02, 3 runs); \
             dockerd's network lock puts each run's port create (0.45 s under the agent's load) \
             in series, where the floor's 60 requests all queue at once; \
             run with --run-ignored ignored-only"]
