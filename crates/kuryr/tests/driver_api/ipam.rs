@@ -377,7 +377,7 @@ async fn two_user_subnets_of_one_cidr_each_keep_their_own_pool() {
                 .collect();
             assert_eq!(
                 claimed,
-                [port.id.clone()],
+                std::slice::from_ref(&port.id),
                 "the endpoint took its own network's user port"
             );
             eps.push(ep);
