@@ -551,20 +551,7 @@ async fn a_failed_expose_removes_its_security_group() {
             .create_network_with(&user.cidr, json!({}), json!({"neutron.net.uuid": user.id}))
             .await;
         let ip = lab.ip4(0, 60);
-        let port = lab
-            .neutron
-            .create_port(&PortCreate {
-                network_id: user.id.clone(),
-                fixed_ips: Some(vec![FixedIp {
-                    subnet_id: user.subnet_id.clone(),
-                    ip_address: ip.clone(),
-                }]),
-                port_security_enabled: Some(false),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        lab.track_user_port(&port.id);
+        let port = user_port(lab, &user, &ip, Some(false)).await;
         let addr = api
             .ok(
                 "/IpamDriver.RequestAddress",

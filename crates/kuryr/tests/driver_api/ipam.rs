@@ -313,19 +313,7 @@ async fn two_user_subnets_of_one_cidr_each_keep_their_own_pool() {
         let mut nets = Vec::new();
         for _ in 0..2 {
             let user = user_network(lab, &cidr).await;
-            let port = lab
-                .neutron
-                .create_port(&PortCreate {
-                    network_id: user.id.clone(),
-                    fixed_ips: Some(vec![FixedIp {
-                        subnet_id: user.subnet_id.clone(),
-                        ip_address: ip.clone(),
-                    }]),
-                    ..Default::default()
-                })
-                .await
-                .expect("create user port");
-            lab.track_user_port(&port.id);
+            let port = user_port(lab, &user, &ip, None).await;
             let opts = json!({"neutron.subnet.name": user.subnet_name});
             let net = api.request_pool_for(&docker_id(), &cidr, opts).await;
             nets.push((user, port, net));

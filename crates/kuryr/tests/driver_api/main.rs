@@ -63,6 +63,31 @@ struct UserNet {
     gateway: String,
 }
 
+/// A port a user made at `ip` on their network (tracked for clean-up);
+/// `port_security` as given, Neutron's default if `None`.
+async fn user_port(
+    lab: &Lab,
+    user: &UserNet,
+    ip: &str,
+    port_security: Option<bool>,
+) -> kuryr_openstack::neutron::Port {
+    let port = lab
+        .neutron
+        .create_port(&PortCreate {
+            network_id: user.id.clone(),
+            fixed_ips: Some(vec![FixedIp {
+                subnet_id: user.subnet_id.clone(),
+                ip_address: ip.to_string(),
+            }]),
+            port_security_enabled: port_security,
+            ..Default::default()
+        })
+        .await
+        .expect("create user port");
+    lab.track_user_port(&port.id);
+    port
+}
+
 /// A network + subnet a user made in Neutron, with tags of their own.
 async fn user_network(lab: &Lab, cidr: &str) -> UserNet {
     let n = &lab.neutron;

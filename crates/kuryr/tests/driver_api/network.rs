@@ -500,18 +500,7 @@ async fn tags_a_user_adds_meanwhile_survive() {
         let net = api
             .create_network_with(&user.cidr, json!({}), json!({"neutron.net.uuid": user.id}))
             .await;
-        let port = n
-            .create_port(&PortCreate {
-                network_id: user.id.clone(),
-                fixed_ips: Some(vec![FixedIp {
-                    subnet_id: user.subnet_id.clone(),
-                    ip_address: lab.ip4(0, 50),
-                }]),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        lab.track_user_port(&port.id);
+        let port = user_port(lab, &user, &lab.ip4(0, 50), None).await;
         let ep = {
             let addr = api
                 .ok(
