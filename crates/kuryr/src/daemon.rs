@@ -76,6 +76,7 @@ pub fn driver_config(config: &Config) -> DriverConfig {
         orphan_grace: d.orphan_grace.unwrap_or(DEFAULT_ORPHAN_GRACE),
         orphan_interval: d.orphan_interval.unwrap_or(DEFAULT_ORPHAN_INTERVAL),
         docker_host: d.docker_host.clone(),
+        ports_pool_size: d.ports_pool_size,
         call_timeout: d
             .call_timeout
             .filter(|t| !t.is_zero())
@@ -292,6 +293,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     warn_plain_neutron(driver.neutron()).await;
     // What a crash or a lost call left: now, then every orphan_interval.
     tokio::spawn(driver.clone().collect_orphans_forever());
+    if driver.config().ports_pool_size > 0 {
+        tokio::spawn(driver.clone().keep_ports_ready());
+    }
     notify::notify(&format!("{}\nSTATUS=serving the plugin API", notify::READY));
     let served = server.await;
     drop(stop);

@@ -26,6 +26,9 @@ pub const TAG_ORIGINAL_MAC: &str = "kuryr.port.mac:";
 pub const TAG_CREATED_SUBNET: &str = "kuryr.subnet.created";
 /// Name of a port created by IPAM before an endpoint claims it.
 pub const UNBOUND_PORT_NAME: &str = "kuryr-unbound-port";
+/// Name of a port made ahead of any RequestAddress (`ports_pool_size`):
+/// ready to be handed out, renamed when an endpoint claims it. (Ours.)
+pub const READY_PORT_NAME: &str = "kuryr-ready-port";
 /// Tag prefix of the first 32 characters of a Docker ID.
 pub const TAG_LOW: &str = "kuryr.net.uuid.lh:";
 /// Tag prefix of the last 32 characters of a Docker ID.

@@ -26,13 +26,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::docker_cli::{Cleanup, docker_ok};
+use common::docker_cli::{Cleanup, daemon_pid, docker_ok, network_id, restart_daemon_with};
 use common::env::unique;
 use common::faults::*;
 use common::lab::{self, Lab};
 use kuryr::driver::FAULT_POINTS;
+use kuryr::names;
 use kuryr_openstack::TagResource;
-use kuryr_openstack::neutron::{NetworkCreate, SubnetCreate};
+use kuryr_openstack::neutron::{NetworkCreate, Port, SubnetCreate};
 
 /// DeleteNetwork passes these only when it gives an adopted (user's)
 /// network back rather than deleting one it made.
@@ -464,6 +465,65 @@ async fn dockerd_restart_with_kuryr_containers_running() {
         cleanup.networks.clear();
         let left = settle(&lab.neutron, &scope).await;
         assert!(left.is_empty(), "left: {left:#?}");
+    })
+    .await;
+}
+
+/// The daemon keeps 2 ports ready per subnet and is SIGKILLed right after
+/// Neutron made them, before it stored them: the restarted daemon takes
+/// them back (and makes no more), `docker run` gets one, and `docker
+/// network rm` leaves nothing.
+#[tokio::test]
+async fn sigkill_after_ready_ports_are_made_leaves_them_to_the_restart() {
+    lab::run(async |lab: &Lab| {
+        let _after = OrdinaryDaemonAfter;
+        let scope = exclusive_scope();
+        let conf = format!("{FAULT_CONF}ports_pool_size = 2\n");
+        restart_daemon_with(&[("KURYR_FAULT_POINTS", "ReadyPort.made=crash")], &conf);
+        let pid = daemon_pid().expect("the daemon runs");
+        let mut cleanup = Cleanup::new();
+        let net = unique("kf-ready");
+        cleanup.kuryr_network(&net, Some(&lab.cidr4(0)), &[]);
+        assert!(
+            wait_death(pid, Duration::from_secs(30), || false),
+            "the daemon did not die making ready ports"
+        );
+        restart_daemon_with(&[], &conf);
+        let network = lab.network_of(&network_id(&net)).await;
+        let ready = |ports: &[Port]| -> Vec<Port> {
+            ports
+                .iter()
+                .filter(|p| p.name == names::READY_PORT_NAME)
+                .cloned()
+                .collect()
+        };
+        // Taken back: the same two ports, none made besides.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let before = ready(&lab.kuryr_ports_in(&network.id).await);
+        assert_eq!(before.len(), 2, "{before:#?}");
+        let container = format!("{net}-c");
+        cleanup.container(&container, &net, &[]);
+        let ip = docker_ok(&[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            &container,
+        ]);
+        assert!(
+            before
+                .iter()
+                .any(|p| p.fixed_ips[0].ip_address == ip.trim()),
+            "{ip} is no ready port's: {before:#?}"
+        );
+        let nid = network_id(&net);
+        drop(cleanup);
+        assert!(lab.networks_of(&nid).await.is_empty(), "network left");
+        let left = settle(&lab.neutron, &scope).await;
+        assert!(left.is_empty(), "left unexplained: {left:#?}");
+        assert!(
+            lab.ports_in(&network.id).await.is_empty(),
+            "ports left on the removed network"
+        );
     })
     .await;
 }

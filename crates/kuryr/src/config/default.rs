@@ -132,6 +132,10 @@ pub struct DefaultSection {
     /// request handler, to find networks whose CreateNetwork Docker never
     /// recorded (a crash after Neutron's last write); `None`: not read.
     pub docker_host: Option<String>,
+    /// Our addition: ports kept made ahead per subnet this host hands
+    /// addresses from (local scope), so a `docker run` makes no port
+    /// inside dockerd's per-network queue; 0 (the default): none.
+    pub ports_pool_size: usize,
 }
 
 /// oslo.log's `use_stderr`, `use_journal`, `use_syslog` (with
@@ -248,6 +252,9 @@ const ORPHAN_GRACE: Opt = Opt::new("orphan_grace");
 const ORPHAN_INTERVAL: Opt = Opt::new("orphan_interval");
 const CALL_TIMEOUT: Opt = Opt::new("call_timeout");
 const DOCKER_HOST: Opt = Opt::new("docker_host");
+const PORTS_POOL_SIZE: Opt = Opt::new("ports_pool_size").default("0");
+/// The most ports [`DefaultSection::ports_pool_size`] may keep per subnet.
+pub const MAX_PORTS_POOL_SIZE: usize = 1000;
 
 /// Options we read.
 pub(crate) const OPTS: &[Opt] = &[
@@ -280,6 +287,7 @@ pub(crate) const OPTS: &[Opt] = &[
     ORPHAN_INTERVAL,
     CALL_TIMEOUT,
     DOCKER_HOST,
+    PORTS_POOL_SIZE,
 ];
 
 /// Options kuryr-libnetwork registers in `[DEFAULT]` that we accept without
@@ -455,6 +463,11 @@ impl DefaultSection {
             orphan_interval: g.seconds(&ORPHAN_INTERVAL)?,
             call_timeout: g.seconds(&CALL_TIMEOUT)?,
             docker_host: docker_host(&g)?,
+            ports_pool_size: g.parse(
+                &PORTS_POOL_SIZE,
+                "a whole number of ports from 0 to 1000",
+                |v| v.trim().parse().ok().filter(|n| *n <= MAX_PORTS_POOL_SIZE),
+            )?,
         })
     }
 }

@@ -502,6 +502,13 @@ fn bad_capability_scope_names_file_line_key_value_and_choices() {
 }
 
 #[test]
+fn ports_pool_size_is_off_unless_set() {
+    assert_eq!(load("").default.ports_pool_size, 0);
+    let c = load("[DEFAULT]\nports_pool_size = 20\n");
+    assert_eq!(c.default.ports_pool_size, 20);
+}
+
+#[test]
 fn bad_values_are_errors_with_what_is_expected() {
     let cases = [
         (
@@ -515,6 +522,14 @@ fn bad_values_are_errors_with_what_is_expected() {
         (
             "[neutron]\nvif_plugging_timeout = -5\n",
             "vif_plugging_timeout = \"-5\": expected a whole number",
+        ),
+        (
+            "[DEFAULT]\nports_pool_size = 1001\n",
+            "ports_pool_size = \"1001\": expected a whole number of ports from 0 to 1000",
+        ),
+        (
+            "[DEFAULT]\nports_pool_size = some\n",
+            "ports_pool_size = \"some\": expected a whole number of ports from 0 to 1000",
         ),
         (
             "[DEFAULT]\nkuryr_uri = 127.0.0.1:23750\n",

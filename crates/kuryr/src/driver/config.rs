@@ -64,6 +64,9 @@ pub struct DriverConfig {
     /// `[neutron] allowed_projects`: projects besides its own whose
     /// networks, subnets and pools the driver may use.
     pub allowed_projects: AllowedProjects,
+    /// `[DEFAULT] ports_pool_size`: ports kept made ahead per subnet
+    /// (local scope only; 0: none). See [`super::ipam`]'s ready ports.
+    pub ports_pool_size: usize,
     /// Fault points armed by a test (`None` outside tests).
     pub faults: Option<Arc<Faults>>,
 }
@@ -92,6 +95,7 @@ impl Default for DriverConfig {
             call_timeout: DEFAULT_CALL_TIMEOUT,
             docker_host: None,
             allowed_projects: AllowedProjects::None,
+            ports_pool_size: 0,
             faults: None,
         }
     }

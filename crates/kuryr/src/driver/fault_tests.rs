@@ -100,6 +100,86 @@ async fn a_port_create_whose_reply_is_lost_is_found_and_deleted() {
     assert_eq!(fake.count("ports"), 1);
 }
 
+/// A driver keeping `size` ports ready per subnet (its worker not
+/// running: the test fills the pools when it wants to).
+async fn pooled(fake: &Arc<FakeNeutron>, size: usize) -> Arc<Driver> {
+    let config = DriverConfig {
+        ports_pool_size: size,
+        ..Default::default()
+    };
+    driver_with(fake, Duration::from_secs(5), config).await
+}
+
+#[tokio::test]
+async fn a_ready_port_is_handed_out_without_a_port_create() {
+    let fake = FakeNeutron::new();
+    let d = pooled(&fake, 2).await;
+    let (pool_id, _) = create_network(&d, "10.0.7.0/24").await;
+    let request = json!({"PoolID": pool_id, "Address": ""});
+    // The first address of a subnet is made on the spot; the subnet then
+    // has ports made ahead.
+    ok(&d, "/IpamDriver.RequestAddress", request.clone()).await;
+    d.fill_ready_pools().await;
+    assert_eq!((fake.count("ports"), d.ready_port_count()), (3, 2));
+    let made_before = fake.count("ports");
+    let reply = ok(&d, "/IpamDriver.RequestAddress", request).await;
+    assert_eq!(fake.count("ports"), made_before, "no port made");
+    assert_eq!(d.ready_port_count(), 1);
+    let address = reply["Address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    let ready_ips: Vec<String> = fake
+        .objects("ports")
+        .iter()
+        .filter(|p| p["name"] == crate::names::READY_PORT_NAME)
+        .map(|p| {
+            p["fixed_ips"][0]["ip_address"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        ready_ips.iter().any(|ip| ip == address),
+        "{address} of {ready_ips:?}"
+    );
+}
+
+#[tokio::test]
+async fn ready_ports_made_without_an_answer_are_found_and_deleted() {
+    let fake = FakeNeutron::new();
+    let d = driver_with(
+        &fake,
+        Duration::from_millis(500),
+        DriverConfig {
+            ports_pool_size: 3,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (pool_id, _) = create_network(&d, "10.0.8.0/24").await;
+    ok(
+        &d,
+        "/IpamDriver.RequestAddress",
+        json!({"PoolID": pool_id, "Address": ""}),
+    )
+    .await;
+    let before = fake.count("ports");
+    // One bulk request for the 3 ports; Neutron makes them, the answer
+    // never comes.
+    fake.inject(Fault::lose_reply("POST", "/ports"));
+    d.fill_ready_pools().await;
+    assert_eq!(d.ready_port_count(), 0);
+    assert_eq!(
+        fake.count("ports"),
+        before,
+        "the ports made without an answer are gone"
+    );
+}
+
 #[tokio::test]
 async fn every_create_answered_too_late_is_undone() {
     // Each create of a `docker network create` and `docker run`, done by

@@ -138,6 +138,14 @@ impl Index {
         self.networks.values()
     }
 
+    /// A subnet of a network the index knows, by its Neutron ID.
+    pub fn subnet_by_id(&self, subnet_id: &str) -> Option<&Subnet> {
+        self.networks
+            .values()
+            .flat_map(|n| n.subnets.iter())
+            .find(|s| s.id == subnet_id)
+    }
+
     pub fn network_by_neutron_id(&self, neutron_id: &str) -> Option<&NetworkEntry> {
         self.networks.values().find(|n| n.network.id == neutron_id)
     }

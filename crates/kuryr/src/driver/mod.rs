@@ -65,6 +65,10 @@ pub struct Driver {
     /// Neutron takes tags in every create request (`tag-creation`, newer
     /// than Zed): one call less per network and per subnet too.
     tags_on_any_create: std::sync::atomic::AtomicBool,
+    /// Ports made ahead per subnet (`ports_pool_size`), and the bell of
+    /// the worker making them ([`Driver::keep_ports_ready`]).
+    ready_ports: Mutex<ipam::ReadyPorts>,
+    ready_wanted: Arc<tokio::sync::Notify>,
     /// The waits for ACTIVE, which share their polls.
     active_watch: endpoint::ActiveWatch,
     /// What the metrics show of the calls ([`crate::metrics`]).
@@ -101,6 +105,8 @@ impl Driver {
             projects: OnceLock::new(),
             tags_on_port_create: std::sync::atomic::AtomicBool::new(false),
             tags_on_any_create: std::sync::atomic::AtomicBool::new(false),
+            ready_ports: Mutex::new(ipam::ReadyPorts::default()),
+            ready_wanted: Arc::new(tokio::sync::Notify::new()),
             active_watch: endpoint::ActiveWatch::default(),
             stats: crate::metrics::Stats::default(),
         }
@@ -296,12 +302,25 @@ impl Driver {
                 index.put_network(id, net.clone(), subs.clone());
             }
         }
-        let (mut endpoints, mut unbound) = (0, 0);
+        let (mut endpoints, mut unbound, mut ready) = (0, 0, 0);
         for port in ports {
+            let subnet = port
+                .fixed_ips
+                .first()
+                .and_then(|f| index.subnet_by_id(&f.subnet_id))
+                .cloned();
             match names::id_from_tags(&port.tags) {
                 Some(ep) if neutron_ids.contains(&port.network_id) => {
                     index.put_endpoint(ep, port);
                     endpoints += 1;
+                }
+                None if ipam::is_ready_port(&port)
+                    && port.fixed_ips.len() == 1
+                    && subnet
+                        .as_ref()
+                        .is_some_and(|s| self.adopt_ready_port(s, port.clone())) =>
+                {
+                    ready += 1;
                 }
                 _ => {
                     index.put_port(port);
@@ -313,6 +332,7 @@ impl Driver {
             networks = index.network_count(),
             endpoints, unbound, "index rebuilt from Neutron"
         );
+        ipam::log_adopted(ready);
         Ok(())
     }
 

@@ -97,6 +97,29 @@ impl Driver {
     /// once it answered, as `undo` of what it made. A create that failed
     /// with an answer made nothing and leaves no entry; one whose outcome
     /// is unknown (timeout, no reply) keeps `lost` for the rollback.
+    /// [`Driver::create_undoable`] for a bulk create: one `lost` entry per
+    /// object asked for, replaced by `undo`'s once they are made.
+    pub(super) async fn create_all_undoable<T>(
+        &self,
+        j: &mut Journal,
+        lost: Vec<Lost>,
+        create: impl Future<Output = kuryr_openstack::Result<T>>,
+        undo: impl FnOnce(&T) -> Vec<Undo>,
+    ) -> kuryr_openstack::Result<T> {
+        let at = j.0.len();
+        j.0.extend(lost.into_iter().map(Undo::Lost));
+        let made = create.await;
+        match &made {
+            Ok(v) => {
+                j.0.truncate(at);
+                j.0.extend(undo(v));
+            }
+            Err(e) if e.outcome_unknown() => {}
+            Err(_) => j.0.truncate(at),
+        }
+        made
+    }
+
     pub(super) async fn create_undoable<T>(
         &self,
         j: &mut Journal,
@@ -170,6 +193,14 @@ impl Faults {
             .insert(point.to_string(), action);
     }
 
+    /// Is `point` armed still (not passed since it was armed)?
+    pub fn is_armed(&self, point: &str) -> bool {
+        self.armed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(point)
+    }
+
     fn take(&self, point: &str) -> Option<FaultAction> {
         self.armed
             .lock()
@@ -198,6 +229,7 @@ pub const FAULT_POINTS: &[&str] = &[
     "DeleteNetwork.tags_removed",
     "DeleteNetwork.subnets_deleted",
     "DeleteNetwork.network_deleted",
+    "ReadyPort.made",
 ];
 
 impl Driver {

@@ -10,8 +10,8 @@
 //!
 //! One file per concern, mirroring `src/driver/`: [`flows`], [`network`],
 //! [`endpoint`], [`ipam`], [`index`], [`projects`] (other tenants' objects),
-//! [`protocol`] (refusals leave Neutron untouched), and [`faults`] (every
-//! fault point as an injected error).
+//! [`protocol`] (refusals leave Neutron untouched), [`ready`] (ports made
+//! ahead) and [`faults`] (every fault point as an injected error).
 //!
 //! Needs the lab: `eval "$(lab/env kuryr)"; cargo nextest run -p kuryr --test driver_api`.
 
@@ -27,6 +27,7 @@ mod ipam;
 mod network;
 mod projects;
 mod protocol;
+mod ready;
 
 pub(crate) use std::collections::BTreeSet;
 pub(crate) use std::net::IpAddr;

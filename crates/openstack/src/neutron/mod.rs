@@ -370,6 +370,16 @@ impl Neutron {
         self.create(&ops::CREATE_PORT, "port", body).await
     }
 
+    /// Several ports in one request (`POST /ports` with a list: Neutron
+    /// makes all or none). Tags in the bodies need
+    /// `tag-ports-during-bulk-creation`.
+    pub async fn create_ports(&self, bodies: &[PortCreate]) -> Result<Vec<Port>> {
+        let op = &ops::CREATE_PORT;
+        let body = json!({ "ports": bodies });
+        let v = self.send(op, &[], &[], Some(&body)).await?;
+        Self::take(v, "ports", op.name)
+    }
+
     pub async fn update_port(&self, id: &str, body: &PortUpdate) -> Result<Port> {
         self.update(&ops::UPDATE_PORT, "port", id, body).await
     }

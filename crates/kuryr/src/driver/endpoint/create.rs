@@ -303,6 +303,10 @@ impl Driver {
         if port.device_owner != names::DEVICE_OWNER {
             update.device_owner = Some(names::DEVICE_OWNER.into());
         }
+        if port.name == names::READY_PORT_NAME {
+            // Made ahead: from now on the endpoint's, by its name too.
+            update.name = Some(names::endpoint_port_name(eid));
+        }
         if let Some(host) = self.bind_host_id()
             && port.host_id != host
         {
@@ -450,6 +454,7 @@ fn endpoint_port_tags(eid: &DockerId) -> Vec<String> {
 /// The update that puts back what `update` changes on `port`.
 fn undo_of(port: &Port, update: &PortUpdate) -> PortUpdate {
     PortUpdate {
+        name: update.name.as_ref().map(|_| port.name.clone()),
         device_id: update.device_id.as_ref().map(|_| port.device_id.clone()),
         device_owner: update
             .device_owner

@@ -100,7 +100,10 @@ impl Driver {
             .journaled("RequestAddress", async |j: &mut Journal| {
                 let port = match req.address {
                     Some(ip) => self.claim_address(&subnet, ip, j).await?,
-                    None => self.create_ipam_port(&subnet, None, None, j).await?,
+                    None => match self.take_ready_port(&subnet) {
+                        Some(ready) => ready,
+                        None => self.create_ipam_port(&subnet, None, None, j).await?,
+                    },
                 };
                 self.fault_point("RequestAddress.port_made").await?;
                 Ok(port)
@@ -132,24 +135,21 @@ impl Driver {
         device_id: Option<&str>,
         j: &mut Journal,
     ) -> Result<Port> {
-        let description = names::made_in(&names::nonce(), &self.config.host_id);
-        let body = PortCreate {
-            network_id: subnet.network_id.clone(),
-            name: Some(names::UNBOUND_PORT_NAME.into()),
-            description: Some(description.clone()),
-            admin_state_up: Some(true),
-            device_owner: Some(names::DEVICE_OWNER.into()),
-            host_id: self.bind_host_id(),
-            device_id: device_id.map(str::to_string),
-            fixed_ips: Some(vec![FixedIp {
-                subnet_id: subnet.id.clone(),
-                ip_address: ip.map(|i| i.to_string()).unwrap_or_default(),
-            }]),
-            // Tagged as kuryr's from the start where Neutron allows, so
-            // kuryr-libnetwork's ReleaseAddress deletes it too.
-            tags: self.create_tags(vec![names::PORT_CREATED_TAG.into()]),
-            ..Default::default()
-        };
+        self.make_ipam_port(subnet, ip, device_id, names::UNBOUND_PORT_NAME, j)
+            .await
+    }
+
+    /// An IPAM port named `name` (see [`Driver::create_ipam_port`]).
+    pub(in crate::driver) async fn make_ipam_port(
+        &self,
+        subnet: &Subnet,
+        ip: Option<IpAddr>,
+        device_id: Option<&str>,
+        name: &str,
+        j: &mut Journal,
+    ) -> Result<Port> {
+        let body = self.ipam_port_body(subnet, ip, device_id, name);
+        let description = body.description.clone().unwrap_or_default();
         let lost = Lost::Port { description };
         let made = self.neutron.create_port(&body);
         let made = self.create_undoable(j, lost, made, |p: &Port| Undo::DeletePort(p.id.clone()));
@@ -169,6 +169,35 @@ impl Driver {
                 e.into()
             }
         })
+    }
+
+    /// The create request of an IPAM port (its description names this
+    /// host and a nonce, so a create whose answer is lost is found).
+    pub(in crate::driver) fn ipam_port_body(
+        &self,
+        subnet: &Subnet,
+        ip: Option<IpAddr>,
+        device_id: Option<&str>,
+        name: &str,
+    ) -> PortCreate {
+        let description = names::made_in(&names::nonce(), &self.config.host_id);
+        PortCreate {
+            network_id: subnet.network_id.clone(),
+            name: Some(name.into()),
+            description: Some(description),
+            admin_state_up: Some(true),
+            device_owner: Some(names::DEVICE_OWNER.into()),
+            host_id: self.bind_host_id(),
+            device_id: device_id.map(str::to_string),
+            fixed_ips: Some(vec![FixedIp {
+                subnet_id: subnet.id.clone(),
+                ip_address: ip.map(|i| i.to_string()).unwrap_or_default(),
+            }]),
+            // Tagged as kuryr's from the start where Neutron allows, so
+            // kuryr-libnetwork's ReleaseAddress deletes it too.
+            tags: self.create_tags(vec![names::PORT_CREATED_TAG.into()]),
+            ..Default::default()
+        }
     }
 
     /// `--ip`: adopt a free user port, or make a new one. In local scope
@@ -217,6 +246,10 @@ impl Driver {
                 "address {ip} is reserved by --aux-address (port {})",
                 port.id
             )));
+        }
+        if self.unready(&port.id) {
+            info!(port = %port.id, %ip, "ready port handed out for --ip");
+            return Ok(port);
         }
         if is_kuryr_port(&port) {
             // A port kuryr IPAM made and no endpoint claimed: pending on the
@@ -292,6 +325,7 @@ impl Driver {
         for port in ports
             .iter()
             .filter(|p| p.ips_in(&subnet.id).any(|a| a == ip.to_string()))
+            .filter(|p| !self.is_in_ready_pool(&p.id))
         {
             if self.may_release(port, here).await {
                 self.release_port(port, ip).await?;

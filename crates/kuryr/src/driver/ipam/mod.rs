@@ -3,6 +3,9 @@
 
 mod address;
 mod pool;
+mod ready;
+
+pub(in crate::driver) use ready::{ReadyPorts, is_ready_port, log_adopted};
 
 use ipnet::IpNet;
 use kuryr_openstack::neutron::Port;

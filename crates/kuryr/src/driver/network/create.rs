@@ -93,8 +93,26 @@ impl Driver {
             subnets = entry.subnets.len(),
             "network ready"
         );
+        self.want_ready_ports_for(&req, &entry);
         self.index().insert_network(entry);
         Ok(())
+    }
+
+    /// Subnets whose addresses kuryr IPAM hands out (the pool is in its
+    /// address space) get ports made ahead, if configured.
+    fn want_ready_ports_for(&self, req: &CreateNetworkRequest, entry: &NetworkEntry) {
+        let ours = [
+            &self.config.local_address_space,
+            &self.config.global_address_space,
+        ];
+        for data in req.ipv4_data.iter().chain(&req.ipv6_data) {
+            if !ours.contains(&&data.address_space) {
+                continue;
+            }
+            if let Some(subnet) = entry.subnet_for(data.pool.network()) {
+                self.want_ready_ports(subnet);
+            }
+        }
     }
 
     /// The VM port's network, in nested (macvlan/ipvlan) mode.

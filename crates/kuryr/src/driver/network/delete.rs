@@ -24,6 +24,9 @@ impl Driver {
             info!(docker_network = %id, "no Neutron network: nothing to delete");
             return Ok(());
         };
+        if names::other_users(&entry.network.tags, id).is_empty() {
+            self.delete_ready_ports_of(&entry.network.id).await?;
+        }
         if self.delete_unchanged(id, &entry).await? {
             self.index().remove_network(id.as_str());
             self.delete_released_pools(&entry.subnets).await;

@@ -64,7 +64,10 @@ impl Driver {
 
     /// Why `port` is an orphan, if it is one.
     async fn why_orphan(&self, port: &Port, behind_node: Option<&PortFilter>) -> Option<Reason> {
-        if port.device_id == AUX_DEVICE_ID || !is_kuryr_port_or_claimed(port) {
+        if port.device_id == AUX_DEVICE_ID
+            || !is_kuryr_port_or_claimed(port)
+            || self.is_in_ready_pool(&port.id)
+        {
             return None;
         }
         let endpoint = names::id_from_tags(&port.tags)
@@ -127,6 +130,8 @@ impl Driver {
                     index.remove_endpoint(&ep);
                 }
                 index.remove_port(&port.id);
+                drop(index);
+                self.unready(&port.id);
             }
             Err(e) => warn!(port = %port.id, error = %e, "orphan port not removed"),
         }
