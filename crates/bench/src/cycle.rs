@@ -111,7 +111,7 @@ impl Windows {
         s.ms.push(run.ms());
         s.neutron.push(neutron as f64);
         s.keystone.push(keystone as f64);
-        if kind == Kind::Ours {
+        if kind.is_ours() {
             s.ours.push(logs::ours_calls(&ours));
         }
         true
@@ -124,8 +124,15 @@ pub fn subnet(block: u8, i: usize) -> String {
     format!("10.{block}.{}.0/24", i % 250)
 }
 
-/// `iterations` cycles of one container's life with `kind`.
-pub fn cycles(kind: Kind, iterations: usize, tag: &str) -> Result<OpTable> {
+/// `iterations` cycles of one container's life with `kind`; `ready`
+/// (untimed) after each network create says when the run may start
+/// (ours with ready ports: once they are made).
+pub fn cycles(
+    kind: Kind,
+    iterations: usize,
+    tag: &str,
+    ready: &dyn Fn() -> Result<()>,
+) -> Result<OpTable> {
     let mut table = OpTable::new();
     let target = format!("bench-{tag}-target");
     let args = kind.network_args(&subnet(192, 0), &target);
@@ -139,6 +146,7 @@ pub fn cycles(kind: Kind, iterations: usize, tag: &str) -> Result<OpTable> {
         if !w.measure(&mut table, kind, Op::NetworkCreate, &args) {
             continue;
         }
+        ready()?;
         let flag = format!("--net={net}");
         if w.measure(&mut table, kind, Op::Run, &docker::run_args(&c, &flag)) {
             if w.measure(
@@ -181,13 +189,21 @@ pub struct Parallel {
     pub sequential: Option<Duration>,
 }
 
-/// `count` containers started at once over `networks` networks.
-pub fn parallel(kind: Kind, count: usize, networks: usize, tag: &str) -> Result<Parallel> {
+/// `count` containers started at once over `networks` networks, once
+/// `ready` says the networks are (ours with ready ports: made).
+pub fn parallel(
+    kind: Kind,
+    count: usize,
+    networks: usize,
+    tag: &str,
+    ready: &dyn Fn() -> Result<()>,
+) -> Result<Parallel> {
     let nets: Vec<String> = (0..networks).map(|j| format!("bench-{tag}-p{j}")).collect();
     for (j, n) in nets.iter().enumerate() {
         let args = kind.network_args(&subnet(191, j), n);
         docker_ok(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
     }
+    ready()?;
     let names: Vec<String> = (0..count).map(|i| format!("bench-{tag}-q{i}")).collect();
     let mut neutron = Tail::new(log_path("neutron-server.log"));
     let mut ours = Tail::new(log_path("kuryr.log"));

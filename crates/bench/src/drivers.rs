@@ -1,7 +1,9 @@
 //! The three drivers under test, one at a time on the lab's dockerd:
 //!
 //! - ours: the release build, (re)started by `lab/kuryr-up` (driver name
-//!   `kuryr`, `vif_plugging_is_fatal = True`, timeout 60 s);
+//!   `kuryr`, `vif_plugging_is_fatal = True`, timeout 60 s); measured
+//!   twice: as configured by default, and with ports made ahead
+//!   (`[DEFAULT] ports_pool_size`, [`Kind::OursPool`]);
 //! - kuryr-libnetwork 18.0.0 from the lab's venv (`lab/kuryr-python
 //!   install`), a `kuryr-server` of the benchmark's own on
 //!   [`PYTHON_URL`] with the same `[neutron]` settings (waiting for
@@ -33,14 +35,19 @@ pub enum Kind {
     Ours,
     Python,
     Bridge,
+    /// Ours with `ports_pool_size` set (after the others in the saved
+    /// results, so older results still read).
+    OursPool,
 }
 
-impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Ours, Kind::Python, Kind::Bridge];
+/// The name of a port ours made ahead (`ports_pool_size`).
+pub const READY_PORT_NAME: &str = "kuryr-ready-port";
 
+impl Kind {
     pub fn label(self) -> &'static str {
         match self {
             Kind::Ours => "kuryr-rs",
+            Kind::OursPool => "kuryr-rs + ready ports",
             Kind::Python => "kuryr-libnetwork",
             Kind::Bridge => "bridge",
         }
@@ -50,7 +57,9 @@ impl Kind {
     pub fn network_args(self, subnet: &str, name: &str) -> Vec<String> {
         let mut a: Vec<String> = vec!["network".into(), "create".into()];
         match self {
-            Kind::Ours => a.extend(["-d", "kuryr", "--ipam-driver", "kuryr"].map(String::from)),
+            Kind::Ours | Kind::OursPool => {
+                a.extend(["-d", "kuryr", "--ipam-driver", "kuryr"].map(String::from))
+            }
             Kind::Python => {
                 a.extend(["-d", PYTHON_NAME, "--ipam-driver", PYTHON_NAME].map(String::from))
             }
@@ -72,6 +81,21 @@ impl Kind {
         let gateway = subnet.replacen(".0/24", ".1", 1);
         a.extend(["--subnet", subnet, "--gateway", &gateway, name].map(String::from));
         a
+    }
+
+    /// Ours, either way.
+    pub fn is_ours(self) -> bool {
+        matches!(self, Kind::Ours | Kind::OursPool)
+    }
+
+    /// A short tag for the Docker object names of its runs.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Kind::Ours => "o",
+            Kind::OursPool => "r",
+            Kind::Python => "p",
+            Kind::Bridge => "b",
+        }
     }
 }
 
@@ -99,8 +123,17 @@ pub fn rss_mib(pid: u32) -> Option<f64> {
 
 /// (Re)start ours with `lab/kuryr-up`; its pid.
 pub fn start_ours(repo: &Path, bin: &Path) -> Result<u32> {
+    start_ours_with(repo, bin, 0)
+}
+
+/// (Re)start ours keeping `pool` ports ready per subnet (0: none).
+pub fn start_ours_with(repo: &Path, bin: &Path, pool: usize) -> Result<u32> {
     let out = Command::new(repo.join("lab/kuryr-up"))
         .arg(bin)
+        .env(
+            "KURYR_UP_CONF_EXTRA",
+            format!("[DEFAULT]\nports_pool_size = {pool}\n"),
+        )
         .output()
         .map_err(|e| format!("lab/kuryr-up: {e}"))?;
     if !out.status.success() {

@@ -228,11 +228,40 @@ fn run(args: &Args) -> Result<()> {
         let idle = drivers::rss_mib(pid);
         r.rss.insert(Kind::Ours, (idle, None));
         step("ours: cycles");
-        r.cycles
-            .insert(Kind::Ours, cycle::cycles(Kind::Ours, args.iterations, "o")?);
-        parallel_runs(r, Kind::Ours, &args.parallel)?;
+        r.cycles.insert(
+            Kind::Ours,
+            cycle::cycles(Kind::Ours, args.iterations, "o", &no_wait)?,
+        );
+        parallel_runs(r, Kind::Ours, &args.parallel, &|_, _| Ok(()), &|_, _| Ok(()))?;
         r.rss.insert(Kind::Ours, (idle, drivers::rss_mib(pid)));
         Ok(())
+    });
+
+    phase(&mut r, "kuryr-rs + ready ports", &mut |r| {
+        r.measured
+            .insert("kuryr-rs + ready ports".into(), report::now());
+        step(&format!(
+            "ours + ready ports: cycles (ports_pool_size = {CYCLE_POOL})"
+        ));
+        drivers::start_ours_with(&repo, &bin, CYCLE_POOL)?;
+        std::thread::sleep(Duration::from_secs(2));
+        // The connect target's ready ports and the new network's.
+        let made = || rt.block_on(wait_ready_ports(&neutron, &host, 2 * CYCLE_POOL));
+        r.cycles.insert(
+            Kind::OursPool,
+            cycle::cycles(Kind::OursPool, args.iterations, "r", &made)?,
+        );
+        // As many ready ports per network as runs will start there.
+        let setup = |count: usize, nets: usize| -> Result<()> {
+            drivers::start_ours_with(&repo, &bin, count.div_ceil(nets))?;
+            std::thread::sleep(Duration::from_secs(2));
+            Ok(())
+        };
+        let ready = |count: usize, nets: usize| {
+            let all = count.div_ceil(nets) * nets;
+            rt.block_on(wait_ready_ports(&neutron, &host, all))
+        };
+        parallel_runs(r, Kind::OursPool, &args.parallel, &setup, &ready)
     });
 
     step("kuryr-libnetwork: start");
@@ -249,9 +278,9 @@ fn run(args: &Args) -> Result<()> {
             step("kuryr-libnetwork: cycles");
             r.cycles.insert(
                 Kind::Python,
-                cycle::cycles(Kind::Python, args.iterations, "p")?,
+                cycle::cycles(Kind::Python, args.iterations, "p", &no_wait)?,
             );
-            parallel_runs(r, Kind::Python, &args.parallel)?;
+            parallel_runs(r, Kind::Python, &args.parallel, &|_, _| Ok(()), &|_, _| Ok(()))?;
             r.rss
                 .insert(Kind::Python, (idle, drivers::rss_mib(python.pid())));
             Ok(())
@@ -271,9 +300,9 @@ fn run(args: &Args) -> Result<()> {
         step("bridge: cycles");
         r.cycles.insert(
             Kind::Bridge,
-            cycle::cycles(Kind::Bridge, args.iterations, "b")?,
+            cycle::cycles(Kind::Bridge, args.iterations, "b", &no_wait)?,
         );
-        parallel_runs(r, Kind::Bridge, &args.parallel)
+        parallel_runs(r, Kind::Bridge, &args.parallel, &|_, _| Ok(()), &|_, _| Ok(()))
     });
 
     phase(&mut r, "Neutron floor", &mut |r| {
@@ -335,20 +364,51 @@ fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-fn parallel_runs(r: &mut Results, kind: Kind, counts: &[usize]) -> Result<()> {
+/// Ports `ports_pool_size` per subnet in the cycles of ours with ready
+/// ports (the run's network and the connect target each keep these).
+pub const CYCLE_POOL: usize = 2;
+
+fn no_wait() -> Result<()> {
+    Ok(())
+}
+
+/// Wait (at most a minute) until this host has `count` ready ports.
+async fn wait_ready_ports(n: &kuryr_openstack::Neutron, host: &str, count: usize) -> Result<()> {
+    let q = kuryr_openstack::Query::new()
+        .eq("name", drivers::READY_PORT_NAME)
+        .eq("binding:host_id", host);
+    let started = std::time::Instant::now();
+    loop {
+        let have = n.list_ports(&q).await?.len();
+        if have >= count {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err(format!("{have} of {count} ready ports after 60 s").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `kind`'s runs at once for each count, over 1 and 10 networks; `setup`
+/// before each configuration, `ready` once its networks exist.
+fn parallel_runs(
+    r: &mut Results,
+    kind: Kind,
+    counts: &[usize],
+    setup: &dyn Fn(usize, usize) -> Result<()>,
+    ready: &dyn Fn(usize, usize) -> Result<()>,
+) -> Result<()> {
     r.parallel.retain(|(k, _)| *k != Some(kind));
-    let tag = match kind {
-        Kind::Ours => "o",
-        Kind::Python => "p",
-        Kind::Bridge => "b",
-    };
+    let tag = kind.tag();
     for &count in counts {
         for nets in [1, 10] {
             step(&format!(
                 "{}: {count} runs at once over {nets} network(s)",
                 kind.label()
             ));
-            let mut p = cycle::parallel(kind, count, nets, tag)?;
+            setup(count, nets)?;
+            let mut p = cycle::parallel(kind, count, nets, tag, &|| ready(count, nets))?;
             if nets == 1 && count == counts[0] && kind != Kind::Bridge {
                 p.sequential = Some(cycle::sequential_runs(kind, count, tag)?);
             }
@@ -445,7 +505,7 @@ async fn scale_runs(
         let measured = (|| -> Result<()> {
             for &kind in kinds {
                 let tag = if kind == Kind::Ours { "so" } else { "sp" };
-                tables.insert(kind, cycle::cycles(kind, iterations, tag)?);
+                tables.insert(kind, cycle::cycles(kind, iterations, tag, &no_wait)?);
             }
             Ok(())
         })();

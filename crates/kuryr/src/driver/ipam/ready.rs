@@ -218,8 +218,10 @@ impl Driver {
     /// to delete a subnet with ports), and no more are made for it.
     pub(in crate::driver) async fn delete_ready_ports_of(&self, network_id: &str) -> Result<()> {
         let ports = self.ready_ports().forget_network(network_id);
-        for port in ports {
-            match self.neutron.delete_port(&port.id).await {
+        // All at once: a pool of 20 is 20 requests Neutron may overlap.
+        let deletes = ports.iter().map(|p| self.neutron.delete_port(&p.id));
+        for deleted in futures_util::future::join_all(deletes).await {
+            match deleted {
                 Ok(()) => {}
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e.into()),
