@@ -149,6 +149,28 @@ async fn a_ready_port_is_handed_out_without_a_port_create() {
 }
 
 #[tokio::test]
+async fn a_request_address_failing_after_taking_a_ready_port_deletes_it() {
+    let fake = FakeNeutron::new();
+    let faults = Arc::new(super::Faults::default());
+    let config = DriverConfig {
+        ports_pool_size: 1,
+        faults: Some(faults.clone()),
+        ..Default::default()
+    };
+    let d = driver_with(&fake, Duration::from_secs(5), config).await;
+    let (pool_id, _) = create_network(&d, "10.0.9.0/24").await;
+    let request = json!({"PoolID": pool_id, "Address": ""});
+    ok(&d, "/IpamDriver.RequestAddress", request.clone()).await;
+    d.fill_ready_pools().await;
+    assert_eq!((fake.count("ports"), d.ready_port_count()), (2, 1));
+    faults.arm("RequestAddress.port_made", super::FaultAction::Error);
+    let (status, reply) = call(&d, "/IpamDriver.RequestAddress", request).await;
+    assert_eq!(status, 500, "{reply}");
+    assert_eq!(d.ready_port_count(), 0, "not back in the pool");
+    assert_eq!(fake.count("ports"), 1, "the ready port taken is deleted");
+}
+
+#[tokio::test]
 async fn ready_ports_made_without_an_answer_are_found_and_deleted() {
     let fake = FakeNeutron::new();
     let d = driver_with(

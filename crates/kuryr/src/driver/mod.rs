@@ -314,7 +314,10 @@ impl Driver {
                     index.put_endpoint(ep, port);
                     endpoints += 1;
                 }
+                // Made here: in nested modes the ports of every node
+                // share the VM port's network.
                 None if ipam::is_ready_port(&port)
+                    && self.made_here(&port)
                     && port.fixed_ips.len() == 1
                     && subnet
                         .as_ref()

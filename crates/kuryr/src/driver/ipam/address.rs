@@ -101,7 +101,12 @@ impl Driver {
                 let port = match req.address {
                     Some(ip) => self.claim_address(&subnet, ip, j).await?,
                     None => match self.take_ready_port(&subnet) {
-                        Some(ready) => ready,
+                        Some(ready) => {
+                            // Out of the pool now: a failure below deletes
+                            // it, as it would a port made for this call.
+                            j.push(Undo::DeletePort(ready.id.clone()));
+                            ready
+                        }
                         None => self.create_ipam_port(&subnet, None, None, j).await?,
                     },
                 };

@@ -58,7 +58,7 @@ impl Driver {
     }
 
     /// Made by this node (nested modes tell by the description).
-    fn made_here(&self, port: &Port) -> bool {
+    pub(in crate::driver) fn made_here(&self, port: &Port) -> bool {
         names::parse_made_in(&port.description).is_some_and(|(_, host)| host == self.config.host_id)
     }
 
