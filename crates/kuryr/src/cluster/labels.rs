@@ -100,6 +100,9 @@ pub struct KuryrLabels {
     /// Wait up to this many seconds for a port to become ACTIVE and fail
     /// the container otherwise; 0 does not wait.
     pub vif_plugging_timeout: Option<u32>,
+    /// Ports kept made ahead per subnet (`[DEFAULT] ports_pool_size`;
+    /// local scope only).
+    pub ports_pool_size: Option<u32>,
 }
 
 /// Documentation of one label, shown by the docs and checked by tests.
@@ -118,6 +121,7 @@ pub const SCOPE: &str = "kuryr_scope";
 pub const MTU: &str = "kuryr_mtu";
 pub const LINK_IFACE: &str = "kuryr_link_iface";
 pub const VIF_PLUGGING_TIMEOUT: &str = "kuryr_vif_plugging_timeout";
+pub const PORTS_POOL_SIZE: &str = "kuryr_ports_pool_size";
 
 /// Every kuryr label.
 pub const LABELS: &[LabelSpec] = &[
@@ -171,10 +175,19 @@ pub const LABELS: &[LabelSpec] = &[
                   ACTIVE and fail the container otherwise ([neutron] vif_plugging_is_fatal, \
                   vif_plugging_timeout)",
     },
+    LabelSpec {
+        name: PORTS_POOL_SIZE,
+        values: "whole numbers from 0 to 1000",
+        default: "0",
+        meaning: "ports kept made ahead per subnet, so containers started together on a network \
+                  do not wait for each other's port creates ([DEFAULT] ports_pool_size; \
+                  kuryr_scope local only)",
+    },
 ];
 
 const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=9000;
 const MAX_VIF_TIMEOUT: u32 = 3600;
+const MAX_PORTS_POOL_SIZE: u32 = crate::config::MAX_PORTS_POOL_SIZE as u32;
 
 fn not_supported(name: &str, value: &str, expected: &str) -> Problem {
     Problem::new(
@@ -253,6 +266,7 @@ pub fn parse(labels: &BTreeMap<String, String>, coe: Option<Coe>) -> (KuryrLabel
         "whole seconds from 0 to 3600",
         &mut problems,
     );
+    let ports_pool_size = ports_pool_size(labels, scope, &mut problems);
     let kuryr = KuryrLabels {
         mode,
         agent_type,
@@ -261,6 +275,7 @@ pub fn parse(labels: &BTreeMap<String, String>, coe: Option<Coe>) -> (KuryrLabel
         mtu,
         link_iface,
         vif_plugging_timeout,
+        ports_pool_size,
     };
     (kuryr, problems)
 }
@@ -383,6 +398,32 @@ fn scope(
     scope.unwrap_or_default()
 }
 
+/// `kuryr_ports_pool_size`: ready ports serve local scope only (in global
+/// scope the swarm manager hands addresses out for other nodes).
+fn ports_pool_size(
+    labels: &BTreeMap<String, String>,
+    scope: CapabilityScope,
+    problems: &mut Vec<Problem>,
+) -> Option<u32> {
+    let size = integer(
+        labels,
+        PORTS_POOL_SIZE,
+        0..=MAX_PORTS_POOL_SIZE,
+        "whole numbers from 0 to 1000",
+        problems,
+    );
+    if size.is_some_and(|n| n > 0) && scope == CapabilityScope::Global {
+        problems.push(Problem::new(
+            format!("labels/{PORTS_POOL_SIZE}"),
+            format!(
+                "property \"labels/{PORTS_POOL_SIZE}\" applies to kuryr_scope local only, but kuryr_scope \
+                 is global: the swarm manager hands addresses out for tasks on other nodes; remove it"
+            ),
+        ));
+    }
+    size
+}
+
 fn link_iface(
     labels: &BTreeMap<String, String>,
     mode: KuryrMode,
@@ -440,6 +481,26 @@ mod tests {
     }
 
     #[test]
+    fn a_ports_pool_is_for_local_scope_only() {
+        let (k, problems) = parse(
+            &labels(&[("kuryr_ports_pool_size", "20")]),
+            Some(Coe::Swarm),
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(k.ports_pool_size, Some(20));
+        let global = [("kuryr_scope", "global"), ("kuryr_ports_pool_size", "20")];
+        let (_, problems) = parse(&labels(&global), Some(Coe::SwarmMode));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0]
+                .to_string()
+                .contains("applies to kuryr_scope local only")
+        );
+        let (_, problems) = parse(&labels(&[("kuryr_ports_pool_size", "1001")]), None);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+    }
+
+    #[test]
     fn every_label_valid() {
         let (k, problems) = parse(
             &labels(&[
@@ -449,6 +510,7 @@ mod tests {
                 ("kuryr_mtu", "1450"),
                 ("kuryr_link_iface", "ens3"),
                 ("kuryr_vif_plugging_timeout", "60"),
+                ("kuryr_ports_pool_size", "0"),
             ]),
             Some(Coe::SwarmMode),
         );
@@ -463,6 +525,7 @@ mod tests {
                 mtu: Some(1450),
                 link_iface: Some("ens3".into()),
                 vif_plugging_timeout: Some(60),
+                ports_pool_size: Some(0),
             }
         );
         let (k, problems) = parse(
@@ -540,14 +603,14 @@ mod tests {
                 &[("kuryr_mdoe", "agent")],
                 Some(Coe::Swarm),
                 "label \"kuryr_mdoe\" is not a kuryr label: did you mean kuryr_mode? kuryr labels are kuryr_mode, \
-                 kuryr_agent_type, kuryr_subnetpool, kuryr_scope, kuryr_mtu, kuryr_link_iface, kuryr_vif_plugging_timeout",
+                 kuryr_agent_type, kuryr_subnetpool, kuryr_scope, kuryr_mtu, kuryr_link_iface, kuryr_vif_plugging_timeout, kuryr_ports_pool_size",
             ),
             (
                 &[("Kuryr_Mode", "agent")],
                 Some(Coe::Swarm),
                 "label \"Kuryr_Mode\" is not a kuryr label: label names are case-sensitive; did you mean kuryr_mode? \
                  kuryr labels are kuryr_mode, kuryr_agent_type, kuryr_subnetpool, kuryr_scope, kuryr_mtu, \
-                 kuryr_link_iface, kuryr_vif_plugging_timeout",
+                 kuryr_link_iface, kuryr_vif_plugging_timeout, kuryr_ports_pool_size",
             ),
         ];
         for (pairs, coe, expected) in cases {

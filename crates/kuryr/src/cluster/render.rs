@@ -723,6 +723,9 @@ fn kuryr_conf(
     w.comment(header);
     let d = "DEFAULT";
     w.set(d, "capability_scope", k.scope.as_str());
+    if let Some(size) = k.ports_pool_size.filter(|n| *n > 0) {
+        w.set(d, "ports_pool_size", size.to_string());
+    }
     match params.driver.plugin {
         PluginMode::Socket => {
             w.set(d, "plugin_socket", params.driver.socket.to_string_lossy());

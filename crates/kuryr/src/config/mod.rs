@@ -27,7 +27,7 @@ use kuryr_openstack::{SessionConfig, TlsConfig};
 
 pub use auth::{AuthOptions, AuthType};
 pub use binding::BindingSection;
-pub use default::{CapabilityScope, DefaultSection, ListenAddr};
+pub use default::{CapabilityScope, DefaultSection, ListenAddr, MAX_PORTS_POOL_SIZE};
 pub use default::{LoggingOptions, SyslogFacility};
 pub use drivers::{BindingDriverKind, PortDriverKind};
 pub use error::{ConfigError, Origin, Place};

@@ -312,6 +312,22 @@ fn agent_mode_kuryr_conf_round_trips() {
 }
 
 #[test]
+fn a_ports_pool_label_becomes_the_drivers_setting() {
+    let (_, p) = agent_inputs();
+    let with = |size: &str| {
+        template(json!({
+            "name": "swarm-kuryr", "coe": "swarm-mode", "network_driver": "kuryr",
+            "labels": {"kuryr_ports_pool_size": size}
+        }))
+    };
+    let plan = render(&with("20"), &p, Role::Worker, &facts()).expect("plan");
+    assert_eq!(load(&plan).default.ports_pool_size, 20);
+    // 0 writes nothing: the driver's default.
+    let plan = render(&with("0"), &p, Role::Worker, &facts()).expect("plan");
+    assert!(!plan.text(KURYR_CONF).unwrap().contains("ports_pool_size"));
+}
+
+#[test]
 fn manager_and_worker_differ_only_in_the_header() {
     let (t, p) = agent_inputs();
     let w = render(&t, &p, Role::Worker, &facts()).unwrap();
