@@ -11,7 +11,10 @@
 //!   another name ([`PYTHON_NAME`], a spec file) so that the name `kuryr`
 //!   stays ours and the lab's own Python instance is left alone;
 //! - Docker's `bridge` driver with Docker's default IPAM: no Neutron at
-//!   all, the floor for Docker's own part.
+//!   all, the floor for Docker's own part;
+//! - ours with ready ports and kuryr-libnetwork again, both with
+//!   `vif_plugging_is_fatal = False` (each project's default): no wait for
+//!   the L2 agent, like the Neutron floor ([`Kind::waits`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -38,6 +41,10 @@ pub enum Kind {
     /// Ours with `ports_pool_size` set (after the others in the saved
     /// results, so older results still read).
     OursPool,
+    /// [`Kind::OursPool`] not waiting for ACTIVE.
+    OursPoolNoWait,
+    /// [`Kind::Python`] not waiting for ACTIVE.
+    PythonNoWait,
 }
 
 /// The name of a port ours made ahead (`ports_pool_size`).
@@ -48,8 +55,28 @@ impl Kind {
         match self {
             Kind::Ours => "kuryr-rs",
             Kind::OursPool => "kuryr-rs + ready ports",
+            Kind::OursPoolNoWait => "kuryr-rs + ready ports, no wait",
             Kind::Python => "kuryr-libnetwork",
+            Kind::PythonNoWait => "kuryr-libnetwork, no wait",
             Kind::Bridge => "bridge",
+        }
+    }
+
+    /// Whether it waits for the L2 agent to make a port ACTIVE
+    /// (`vif_plugging_is_fatal = True`).
+    pub fn waits(self) -> bool {
+        !matches!(
+            self,
+            Kind::OursPoolNoWait | Kind::PythonNoWait | Kind::Bridge
+        )
+    }
+
+    /// The kuryr-libnetwork run to compare ours with: the same wait.
+    pub fn peer(self) -> Kind {
+        if self.waits() {
+            Kind::Python
+        } else {
+            Kind::PythonNoWait
         }
     }
 
@@ -57,10 +84,10 @@ impl Kind {
     pub fn network_args(self, subnet: &str, name: &str) -> Vec<String> {
         let mut a: Vec<String> = vec!["network".into(), "create".into()];
         match self {
-            Kind::Ours | Kind::OursPool => {
+            Kind::Ours | Kind::OursPool | Kind::OursPoolNoWait => {
                 a.extend(["-d", "kuryr", "--ipam-driver", "kuryr"].map(String::from))
             }
-            Kind::Python => {
+            Kind::Python | Kind::PythonNoWait => {
                 a.extend(["-d", PYTHON_NAME, "--ipam-driver", PYTHON_NAME].map(String::from))
             }
             // No gateway device on the host: like the Neutron networks,
@@ -85,7 +112,7 @@ impl Kind {
 
     /// Ours, either way.
     pub fn is_ours(self) -> bool {
-        matches!(self, Kind::Ours | Kind::OursPool)
+        matches!(self, Kind::Ours | Kind::OursPool | Kind::OursPoolNoWait)
     }
 
     /// A short tag for the Docker object names of its runs.
@@ -93,7 +120,9 @@ impl Kind {
         match self {
             Kind::Ours => "o",
             Kind::OursPool => "r",
+            Kind::OursPoolNoWait => "n",
             Kind::Python => "p",
+            Kind::PythonNoWait => "y",
             Kind::Bridge => "b",
         }
     }
@@ -123,12 +152,17 @@ pub fn rss_mib(pid: u32) -> Option<f64> {
 
 /// (Re)start ours with `lab/kuryr-up`; its pid.
 pub fn start_ours(repo: &Path, bin: &Path) -> Result<u32> {
-    start_ours_with(repo, bin, 0)
+    start_ours_with(repo, bin, 0, true)
 }
 
-/// (Re)start ours keeping `pool` ports ready per subnet (0: none).
-pub fn start_ours_with(repo: &Path, bin: &Path, pool: usize) -> Result<u32> {
-    let out = Command::new(repo.join("lab/kuryr-up"))
+/// (Re)start ours keeping `pool` ports ready per subnet (0: none),
+/// waiting for ACTIVE or not.
+pub fn start_ours_with(repo: &Path, bin: &Path, pool: usize, wait: bool) -> Result<u32> {
+    let mut up = Command::new(repo.join("lab/kuryr-up"));
+    if !wait {
+        up.env("KURYR_UP_NO_PLUG_WAIT", "1");
+    }
+    let out = up
         .arg(bin)
         .env(
             "KURYR_UP_CONF_EXTRA",
@@ -173,15 +207,22 @@ pub fn python_version() -> String {
 }
 
 /// A config for a kuryr-libnetwork of the benchmark's own: the lab's
-/// `kuryr.conf` (credentials, pools) with ours' `[neutron]` wait settings,
-/// listening on `url`, or with Keystone at `auth_url` when given.
-pub fn python_conf(url: &str, log_file: &str, auth_url: Option<&str>) -> Result<PathBuf> {
+/// `kuryr.conf` (credentials, pools) with ours' `[neutron]` wait settings
+/// (or its default, not waiting, when `wait` is false), listening on
+/// `url`, or with Keystone at `auth_url` when given.
+pub fn python_conf(
+    url: &str,
+    log_file: &str,
+    auth_url: Option<&str>,
+    wait: bool,
+) -> Result<PathBuf> {
     let lab = lab_dir();
     let base = std::fs::read_to_string(lab.join("kuryr.conf"))
         .map_err(|e| format!("{}: {e} (run lab/up)", lab.join("kuryr.conf").display()))?;
+    let fatal = if wait { "True" } else { "False" };
     let mut text = base.replacen(
         "[neutron]\n",
-        "[neutron]\nvif_plugging_is_fatal = True\nvif_plugging_timeout = 60\n",
+        &format!("[neutron]\nvif_plugging_is_fatal = {fatal}\nvif_plugging_timeout = 60\n"),
         1,
     );
     if let Some(a) = auth_url {

@@ -145,14 +145,15 @@ pub async fn network_rm(n: &Neutron, net: &FloorNet) -> Result<Duration> {
     Ok(started.elapsed())
 }
 
-/// `count` runs at once, spread over `nets` round robin; the wall time
-/// and the failures. The ports are deleted afterwards (not timed).
+/// `count` runs at once, spread over `nets` round robin; the wall time,
+/// the failures and the first failure's error. The ports are deleted
+/// afterwards (not timed).
 pub async fn parallel_runs(
     n: &Neutron,
     nets: &[FloorNet],
     host: &str,
     count: usize,
-) -> (Duration, usize) {
+) -> (Duration, usize, Option<String>) {
     let started = Instant::now();
     let runs = (0..count).map(|i| {
         let net = &nets[i % nets.len()];
@@ -162,17 +163,21 @@ pub async fn parallel_runs(
     let results = futures_util::future::join_all(runs).await;
     let wall = started.elapsed();
     let mut failures = 0;
+    let mut first = None;
     let mut ports = Vec::new();
     for r in results {
         match r {
             Ok((_, p)) => ports.push(p),
-            Err(_) => failures += 1,
+            Err(e) => {
+                failures += 1;
+                first.get_or_insert(e.to_string());
+            }
         }
     }
     for p in &ports {
         let _ = n.delete_port(p).await;
     }
-    (wall, failures)
+    (wall, failures, first)
 }
 
 /// Delete what the floor made whatever happened (its names).

@@ -95,6 +95,10 @@ struct Args {
     /// ours is always measured.
     #[arg(long, value_delimiter = ',')]
     keep: Vec<String>,
+    /// Measure nothing: write the report again from the last run's
+    /// `<out>/bench/results.json` (after a change to the report's text).
+    #[arg(long)]
+    report_only: bool,
 }
 
 /// What `--keep` takes from the last run.
@@ -190,6 +194,14 @@ fn run(args: &Args) -> Result<()> {
     let repo = std::fs::canonicalize(&args.repo).map_err(|e| e.to_string())?;
     let bin = std::fs::canonicalize(&args.kuryr)
         .map_err(|e| format!("{}: {e} (cargo build --release)", args.kuryr.display()))?;
+    if args.report_only {
+        let saved = repo.join(&args.out).join("bench/results.json");
+        let text = std::fs::read_to_string(&saved)
+            .map_err(|e| format!("--report-only needs {}: {e}", saved.display()))?;
+        let r = serde_json::from_str::<Results>(&text)
+            .map_err(|e| format!("{}: {e}", saved.display()))?;
+        return report::write(&r, args, &repo);
+    }
     let rt = rt();
     let neutron = kuryr_test_support::neutron("kuryr");
     let host = kuryr_test_support::host();
@@ -243,35 +255,14 @@ fn run(args: &Args) -> Result<()> {
         Ok(())
     });
 
-    phase(&mut r, "kuryr-rs + ready ports", &mut |r| {
-        r.measured
-            .insert("kuryr-rs + ready ports".into(), report::now());
-        step(&format!(
-            "ours + ready ports: cycles (ports_pool_size = {CYCLE_POOL})"
-        ));
-        drivers::start_ours_with(&repo, &bin, CYCLE_POOL)?;
-        std::thread::sleep(Duration::from_secs(2));
-        // The connect target's ready ports and the new network's.
-        let made = || rt.block_on(wait_ready_ports(&neutron, &host, 2 * CYCLE_POOL));
-        r.cycles.insert(
-            Kind::OursPool,
-            cycle::cycles(Kind::OursPool, args.iterations, "r", &made)?,
-        );
-        // As many ready ports per network as runs will start there.
-        let setup = |count: usize, nets: usize| -> Result<()> {
-            drivers::start_ours_with(&repo, &bin, count.div_ceil(nets))?;
-            std::thread::sleep(Duration::from_secs(2));
-            Ok(())
-        };
-        let ready = |count: usize, nets: usize| {
-            let all = count.div_ceil(nets) * nets;
-            rt.block_on(wait_ready_ports(&neutron, &host, all))
-        };
-        parallel_runs(r, Kind::OursPool, &args.parallel, &setup, &ready)
-    });
+    for kind in [Kind::OursPool, Kind::OursPoolNoWait] {
+        phase(&mut r, kind.label(), &mut |r| {
+            ours_with_ready_ports(r, kind, &rt, &neutron, &host, &repo, &bin, args)
+        });
+    }
 
     step("kuryr-libnetwork: start");
-    let conf = drivers::python_conf(drivers::PYTHON_URL, "kuryr-bench-python.log", None)?;
+    let conf = drivers::python_conf(drivers::PYTHON_URL, "kuryr-bench-python.log", None, true)?;
     let (python, up) =
         drivers::Python::start(&conf, drivers::PYTHON_ADDR, Duration::from_secs(120))?;
     if up.is_some() && !keep.python {
@@ -331,6 +322,9 @@ fn run(args: &Args) -> Result<()> {
     if !args.no_scale && up.is_some() {
         phase(&mut r, "scale", &mut |r| {
             step("scale");
+            // Ours as configured by default (the last phase of ours kept
+            // ports ready).
+            drivers::start_ours(&repo, &bin)?;
             let admin = kuryr_test_support::neutron("admin");
             let kinds: &[Kind] = if keep.python {
                 &[Kind::Ours]
@@ -341,6 +335,12 @@ fn run(args: &Args) -> Result<()> {
         });
     }
     drop(python);
+
+    if !keep.python {
+        phase(&mut r, Kind::PythonNoWait.label(), &mut |r| {
+            python_no_wait(r, args)
+        });
+    }
     drivers::unregister_python();
 
     phase(&mut r, "time to ready", &mut |r| {
@@ -380,6 +380,68 @@ pub const CYCLE_POOL: usize = 2;
 
 fn no_wait() -> Result<()> {
     Ok(())
+}
+
+/// Ours keeping ports ready, waiting for ACTIVE or not (`kind`): cycles,
+/// then runs at once.
+#[allow(clippy::too_many_arguments)]
+fn ours_with_ready_ports(
+    r: &mut Results,
+    kind: Kind,
+    rt: &tokio::runtime::Runtime,
+    neutron: &kuryr_openstack::Neutron,
+    host: &str,
+    repo: &std::path::Path,
+    bin: &std::path::Path,
+    args: &Args,
+) -> Result<()> {
+    r.measured.insert(kind.label().into(), report::now());
+    step(&format!(
+        "{}: cycles (ports_pool_size = {CYCLE_POOL})",
+        kind.label()
+    ));
+    drivers::start_ours_with(repo, bin, CYCLE_POOL, kind.waits())?;
+    std::thread::sleep(Duration::from_secs(2));
+    // The connect target's ready ports and the new network's.
+    let made = || rt.block_on(wait_ready_ports(neutron, host, 2 * CYCLE_POOL));
+    r.cycles
+        .insert(kind, cycle::cycles(kind, args.iterations, kind.tag(), &made)?);
+    // As many ready ports per network as runs will start there.
+    let setup = |count: usize, nets: usize| -> Result<()> {
+        drivers::start_ours_with(repo, bin, count.div_ceil(nets), kind.waits())?;
+        std::thread::sleep(Duration::from_secs(2));
+        Ok(())
+    };
+    let ready = |count: usize, nets: usize| {
+        let all = count.div_ceil(nets) * nets;
+        rt.block_on(wait_ready_ports(neutron, host, all))
+    };
+    parallel_runs(r, kind, &args.parallel, &setup, &ready)
+}
+
+/// kuryr-libnetwork with its default `vif_plugging_is_fatal = False`:
+/// cycles, then runs at once (its own `kuryr-server`, stopped after).
+fn python_no_wait(r: &mut Results, args: &Args) -> Result<()> {
+    let kind = Kind::PythonNoWait;
+    r.measured.insert(kind.label().into(), report::now());
+    step(&format!("{}: start", kind.label()));
+    let conf = drivers::python_conf(
+        drivers::PYTHON_URL,
+        "kuryr-bench-python-nowait.log",
+        None,
+        false,
+    )?;
+    let (_python, up) =
+        drivers::Python::start(&conf, drivers::PYTHON_ADDR, Duration::from_secs(120))?;
+    if up.is_none() {
+        return Err("it did not answer Plugin.Activate (see kuryr-bench-python.out)".into());
+    }
+    drivers::register_python()?;
+    std::thread::sleep(Duration::from_secs(2));
+    step(&format!("{}: cycles", kind.label()));
+    r.cycles
+        .insert(kind, cycle::cycles(kind, args.iterations, kind.tag(), &no_wait)?);
+    parallel_runs(r, kind, &args.parallel, &|_, _| Ok(()), &|_, _| Ok(()))
 }
 
 /// Wait (at most a minute) until this host has `count` ready ports.
@@ -452,7 +514,13 @@ async fn floor_runs(
                     floor::network_create(n, &cycle::subnet(194, j), &format!("p{j}")).await?;
                 made.push(net);
             }
-            let (wall, failures) = floor::parallel_runs(n, &made, host, count).await;
+            let (wall, failures, error) = floor::parallel_runs(n, &made, host, count).await;
+            if let Some(e) = error {
+                r.notes.push(format!(
+                    "Neutron floor, {count} runs at once over {nets} network(s): {failures} \
+                     failed; the first: {e}."
+                ));
+            }
             for net in &made {
                 let _ = floor::network_rm(n, net).await;
             }

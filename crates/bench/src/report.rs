@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
-use crate::cycle::{Op, OpTable};
+use crate::cycle::{Op, OpTable, Parallel};
 use crate::drivers::Kind;
 use crate::plot;
 use crate::stats::{Series, cell, ratio};
@@ -115,6 +115,13 @@ pub fn write(r: &Results, args: &Args, repo: &Path) -> crate::Result<()> {
          once, as many per network as runs start there, made before the runs start, the \
          replacements made during them (their requests are in the window's count).\n",
         crate::CYCLE_POOL
+    );
+    let _ = writeln!(
+        w,
+        "*, no wait* marks runs with `vif_plugging_is_fatal = False`, each project's default: \
+         the driver answers `Join` without waiting for the L2 agent (which still wires the \
+         port), as the Neutron floor has no agent in it. They have a section of their own \
+         below.\n"
     );
 
     // Latency.
@@ -295,13 +302,8 @@ pub fn write(r: &Results, args: &Args, repo: &Path) -> crate::Result<()> {
         .collect();
     configs.sort();
     configs.dedup();
-    let find = |k: Option<Kind>, c: (usize, usize)| {
-        r.parallel
-            .iter()
-            .find(|(kk, p)| *kk == k && (p.count, p.networks) == c)
-            .map(|(_, p)| p)
-    };
-    let wall = |p: Option<&crate::cycle::Parallel>| p.map(|p| p.wall.as_secs_f64());
+    let find = |k: Option<Kind>, c: (usize, usize)| find_parallel(r, k, c);
+    let wall = wall_s;
     let mut par_groups = Vec::new();
     let mut par_series: Vec<(String, Vec<Option<f64>>)> = vec![
         (Kind::Ours.label().into(), vec![]),
@@ -309,6 +311,8 @@ pub fn write(r: &Results, args: &Args, repo: &Path) -> crate::Result<()> {
         (Kind::Python.label().into(), vec![]),
         (Kind::Bridge.label().into(), vec![]),
         ("Neutron floor".into(), vec![]),
+        (Kind::OursPoolNoWait.label().into(), vec![]),
+        (Kind::PythonNoWait.label().into(), vec![]),
     ];
     for c in &configs {
         let o = find(Some(Kind::Ours), *c);
@@ -316,18 +320,7 @@ pub fn write(r: &Results, args: &Args, repo: &Path) -> crate::Result<()> {
         let p = find(Some(Kind::Python), *c);
         let b = find(Some(Kind::Bridge), *c);
         let f = find(None, *c);
-        let show = |p: Option<&crate::cycle::Parallel>| match p {
-            Some(p) => format!(
-                "{:.1} ({}, {})",
-                p.wall.as_secs_f64(),
-                p.failures,
-                p.each
-                    .median()
-                    .map(|m| format!("{:.1}", m / 1000.0))
-                    .unwrap_or_else(|| "-".into())
-            ),
-            None => "-".into(),
-        };
+        let show = show_parallel;
         let _ = writeln!(
             w,
             "| {} x {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}, {}, {} | {} |",
@@ -354,6 +347,8 @@ pub fn write(r: &Results, args: &Args, repo: &Path) -> crate::Result<()> {
         par_series[2].1.push(wall(p));
         par_series[3].1.push(wall(b));
         par_series[4].1.push(wall(f));
+        par_series[5].1.push(wall(find(Some(Kind::OursPoolNoWait), *c)));
+        par_series[6].1.push(wall(find(Some(Kind::PythonNoWait), *c)));
     }
     for (k, p) in &r.parallel {
         if let (Some(k), Some(seq)) = (k, p.sequential) {
@@ -376,6 +371,8 @@ pub fn write(r: &Results, args: &Args, repo: &Path) -> crate::Result<()> {
         &par_groups,
         &par_series,
     )?;
+
+    no_wait(w, r);
 
     // RSS and ready.
     let _ = writeln!(w, "## Memory and start-up\n");
@@ -500,6 +497,139 @@ pub fn write(r: &Results, args: &Args, repo: &Path) -> crate::Result<()> {
     Ok(())
 }
 
+/// The runs without the wait for ACTIVE: ours with ready ports and
+/// kuryr-libnetwork, each as it is configured by default, against the
+/// floor (which has no agent in it either).
+fn no_wait(w: &mut String, r: &Results) {
+    let ours = r.cycles.get(&Kind::OursPoolNoWait);
+    let py = r.cycles.get(&Kind::PythonNoWait);
+    if ours.is_none() && py.is_none() {
+        return;
+    }
+    let _ = writeln!(w, "## Without the wait for ACTIVE
+");
+    let _ = writeln!(
+        w,
+        "Ours with ready ports and kuryr-libnetwork, both with `vif_plugging_is_fatal = False` \
+         (each project's default): `Join` answers without waiting for the OVS agent. \
+         `p50 / p95`, ms; failures in brackets.\n"
+    );
+    let _ = writeln!(
+        w,
+        "| operation | {} | {} | Neutron floor | ours / libnetwork (p50) | ours / floor (p50) |",
+        Kind::OursPoolNoWait.label(),
+        Kind::PythonNoWait.label()
+    );
+    let _ = writeln!(w, "|---|---|---|---|---|---|");
+    for op in Op::ALL {
+        let o = op_ms(ours, op);
+        let p = op_ms(py, op);
+        let f = floor_of(r, op);
+        let fails = |t: Option<&OpTable>| {
+            t.and_then(|t| t.get(&op))
+                .map(|s| s.failures)
+                .unwrap_or_default()
+        };
+        let (floor_cell, floor_ratio) = if op == Op::Rm {
+            ("-".to_string(), "-".to_string())
+        } else {
+            (ms_cell(&f), ratio(p50(&o), p50(&f)))
+        };
+        let _ = writeln!(
+            w,
+            "| {} | {} ({}) | {} ({}) | {} | {} | {} |",
+            op.label(),
+            ms_cell(&o),
+            fails(ours),
+            ms_cell(&p),
+            fails(py),
+            floor_cell,
+            ratio(p50(&o), p50(&p)),
+            floor_ratio
+        );
+    }
+    let _ = writeln!(
+        w,
+        "\n| runs x networks | {} wall (fail, each p50) | {} | Neutron floor | ours / floor | libnetwork / ours | Neutron requests (ours, libnetwork) |",
+        Kind::OursPoolNoWait.label(),
+        Kind::PythonNoWait.label()
+    );
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|");
+    for (c, o, p, f) in parallel_rows(r, Kind::OursPoolNoWait, Kind::PythonNoWait) {
+        let _ = writeln!(
+            w,
+            "| {} x {} | {} | {} | {} | {} | {} | {}, {} |",
+            c.0,
+            c.1,
+            show_parallel(o),
+            show_parallel(p),
+            f.map(|f| format!("{:.1} ({})", f.wall.as_secs_f64(), f.failures))
+                .unwrap_or_else(|| "-".into()),
+            ratio(wall_s(o), wall_s(f)),
+            ratio(wall_s(p), wall_s(o)),
+            o.map(|x| x.neutron.to_string()).unwrap_or_default(),
+            p.map(|x| x.neutron.to_string()).unwrap_or_default(),
+        );
+    }
+    let _ = writeln!(w);
+}
+
+type ParallelRow<'a> = (
+    (usize, usize),
+    Option<&'a Parallel>,
+    Option<&'a Parallel>,
+    Option<&'a Parallel>,
+);
+
+/// For each (runs, networks) measured: `a`'s, `b`'s and the floor's runs.
+fn parallel_rows(r: &Results, a: Kind, b: Kind) -> Vec<ParallelRow<'_>> {
+    let mut configs: Vec<(usize, usize)> = r
+        .parallel
+        .iter()
+        .map(|(_, p)| (p.count, p.networks))
+        .collect();
+    configs.sort();
+    configs.dedup();
+    configs
+        .into_iter()
+        .map(|c| {
+            (
+                c,
+                find_parallel(r, Some(a), c),
+                find_parallel(r, Some(b), c),
+                find_parallel(r, None, c),
+            )
+        })
+        .collect()
+}
+
+fn find_parallel(r: &Results, k: Option<Kind>, c: (usize, usize)) -> Option<&Parallel> {
+    r.parallel
+        .iter()
+        .find(|(kk, p)| *kk == k && (p.count, p.networks) == c)
+        .map(|(_, p)| p)
+}
+
+fn wall_s(p: Option<&Parallel>) -> Option<f64> {
+    p.map(|p| p.wall.as_secs_f64())
+}
+
+/// `wall (failures, each run's median)`, s.
+fn show_parallel(p: Option<&Parallel>) -> String {
+    match p {
+        Some(p) => format!(
+            "{:.1} ({}, {})",
+            p.wall.as_secs_f64(),
+            p.failures,
+            p.each
+                .median()
+                .map(|m| format!("{:.1}", m / 1000.0))
+                .unwrap_or_else(|| "-".into())
+        ),
+        None => "-".into(),
+    }
+}
+
 /// What bounds the figures on this machine, whatever the driver does.
 fn why(w: &mut String) {
     let _ = writeln!(
@@ -519,7 +649,8 @@ ports meanwhile.\n\
 - **The wait for ACTIVE is the agent's.** Both drivers wait (`vif_plugging_is_fatal`); \
 the lab's OVS agent wires a port 0.25 to 3 s after it appears on `br-int` \
 (`polling_interval` 2 s on a userspace datapath): most of a `docker run`, and \
-nothing a driver can shorten but by not waiting.\n\
+nothing a driver can shorten but by not waiting: the runs with no wait show what \
+is left without it.\n\
 - **One Neutron API worker, two cores.** neutron-server runs `api_workers = 1`, \
 and Neutron, its agents, Keystone, MariaDB, RabbitMQ, Open vSwitch, dockerd, \
 containerd and the driver share 2 cores: at 20 or 50 containers at once the \
@@ -575,103 +706,123 @@ fn machine(w: &mut String, repo: &Path) {
     );
 }
 
-/// The issue's targets, each with the value this run measured.
+/// The issue's targets, each with the value this run measured and, where
+/// one is missed, what holds it back (from this run's own figures).
 fn targets(w: &mut String, r: &Results) {
     let _ = writeln!(w, "\n## Targets\n");
-    let _ = writeln!(w, "| target | measured | met |");
-    let _ = writeln!(w, "|---|---|---|");
-    let ours = r.cycles.get(&Kind::Ours);
-    let py = r.cycles.get(&Kind::Python);
-    let row = |w: &mut String, what: &str, value: String, met: Option<bool>| {
-        let m = match met {
-            Some(true) => "yes",
-            Some(false) => "**no**",
-            None => "-",
+    let _ = writeln!(w, "| target | measured | met | where missed: why |");
+    let _ = writeln!(w, "|---|---|---|---|");
+    let row = |w: &mut String, what: &str, value: String, met: Option<bool>, why: String| {
+        let (m, why) = match met {
+            Some(true) => ("yes", String::new()),
+            Some(false) => ("**no**", why),
+            None => ("-", String::new()),
         };
-        let _ = writeln!(w, "| {what} | {value} | {m} |");
+        let _ = writeln!(w, "| {what} | {value} | {m} | {why} |");
     };
-    let ours_runs = r
-        .parallel
-        .iter()
-        .filter(|(k, _)| k.is_some_and(Kind::is_ours));
-    for (k, p) in ours_runs {
-        let who = k.map(Kind::label).unwrap_or_default();
-        let floor = r
-            .parallel
-            .iter()
-            .find(|(k, f)| k.is_none() && (f.count, f.networks) == (p.count, p.networks));
-        let py = r.parallel.iter().find(|(k, f)| {
-            *k == Some(Kind::Python) && (f.count, f.networks) == (p.count, p.networks)
-        });
-        if let Some((_, f)) = floor {
-            let x = p.wall.as_secs_f64() / f.wall.as_secs_f64();
-            row(
-                w,
-                &format!(
-                    "{who}: {} x {} runs within 1.25x of the floor",
-                    p.count, p.networks
-                ),
-                format!("{x:.2}x"),
-                Some(x <= 1.25),
-            );
-        }
-        if let Some((_, q)) = py {
-            let x = q.wall.as_secs_f64() / p.wall.as_secs_f64();
-            row(
-                w,
-                &format!(
-                    "{who}: {} x {} runs at least 3x faster than libnetwork",
-                    p.count, p.networks
-                ),
-                format!("{x:.2}x"),
-                Some(x >= 3.0),
-            );
-        }
-    }
-    for kind in [Kind::Ours, Kind::OursPool] {
-        let run_ratio = op_ms(r.cycles.get(&kind), Op::Run)
-            .median()
-            .zip(op_ms(py, Op::Run).median())
-            .map(|(a, b)| a / b);
-        row(
-            w,
-            &format!("{}: docker run p50 at most 0.5x libnetwork's", kind.label()),
-            run_ratio.map(|x| format!("{x:.2}x")).unwrap_or_default(),
-            run_ratio.map(|x| x <= 0.5),
-        );
-    }
-    let mut over = Series::default();
-    let mut nms = Series::default();
-    if let Some(t) = ours {
-        for s in t.values() {
-            for c in &s.ours {
-                over.push(c.overhead_ms());
-                nms.push(c.neutron_ms);
+    // Ours' median wait for ACTIVE per `docker run` in the cycles.
+    let wait_of = |k: Kind| {
+        r.cycles
+            .get(&k)
+            .and_then(|t| t.get(&Op::Run))
+            .and_then(|s| s.ours_series(|c| c.wait_ms).median())
+            .unwrap_or_default()
+    };
+    let run_p50 = |k: Kind| op_ms(r.cycles.get(&k), Op::Run).median();
+    for kind in [Kind::Ours, Kind::OursPool, Kind::OursPoolNoWait] {
+        let who = kind.label();
+        for (c, o, p, f) in parallel_rows(r, kind, kind.peer()) {
+            let Some(o) = o else { continue };
+            let (count, nets) = c;
+            if let Some(f) = f {
+                let x = o.wall.as_secs_f64() / f.wall.as_secs_f64();
+                let bridge = wall_s(find_parallel(r, Some(Kind::Bridge), c)).unwrap_or_default();
+                let why = if kind.waits() {
+                    format!(
+                        "the runs wait for the OVS agent to wire each port (ours' median wait \
+                         for ACTIVE per run in the cycles: {:.0} ms); the floor has no agent: \
+                         see the runs with no wait",
+                        wait_of(kind)
+                    )
+                } else {
+                    format!(
+                        "the floor has no Docker in it: Docker's own part of the same runs \
+                         takes {bridge:.1} s (bridge), on the same two cores as Neutron{}",
+                        if f.failures > 0 {
+                            format!("; and {} of the floor's runs failed", f.failures)
+                        } else {
+                            String::new()
+                        }
+                    )
+                };
+                row(
+                    w,
+                    &format!("{who}: {count} x {nets} runs within 1.25x of the floor"),
+                    format!("{x:.2}x"),
+                    Some(x <= 1.25),
+                    why,
+                );
+            }
+            if let Some(p) = p {
+                let x = p.wall.as_secs_f64() / o.wall.as_secs_f64();
+                let why = format!(
+                    "kuryr-libnetwork took {:.1} s, ours {:.1} s: {}",
+                    p.wall.as_secs_f64(),
+                    o.wall.as_secs_f64(),
+                    if nets > 1 {
+                        "spread over networks, kuryr-libnetwork's runs no longer queue behind \
+                         dockerd's per-network lock, and both are bound by the same Neutron \
+                         worker, agent and two cores"
+                    } else {
+                        "both are bound by the same Neutron worker, agent and two cores"
+                    }
+                );
+                row(
+                    w,
+                    &format!("{who}: {count} x {nets} runs at least 3x faster than libnetwork"),
+                    format!("{x:.2}x"),
+                    Some(x >= 3.0),
+                    why,
+                );
             }
         }
+        let x = run_p50(kind).zip(run_p50(kind.peer())).map(|(a, b)| a / b);
+        let why = if kind.waits() {
+            format!(
+                "both wait for the same agent: ours' median wait for ACTIVE is {:.0} ms of \
+                 its {:.0} ms",
+                wait_of(kind),
+                run_p50(kind).unwrap_or_default()
+            )
+        } else {
+            format!(
+                "Docker's own part of a run is in both: {:.0} ms with the bridge driver",
+                run_p50(Kind::Bridge).unwrap_or_default()
+            )
+        };
+        row(
+            w,
+            &format!("{who}: docker run p50 at most 0.5x libnetwork's"),
+            x.map(|x| format!("{x:.2}x")).unwrap_or_default(),
+            x.map(|x| x <= 0.5),
+            why,
+        );
     }
-    let share = (nms.sum() > 0.0).then(|| over.sum() / nms.sum());
-    row(
-        w,
-        "overhead over the Neutron calls at most 10% (all operations)",
-        share
-            .map(|x| format!("{:.1}%", x * 100.0))
-            .unwrap_or_default(),
-        share.map(|x| x <= 0.10),
-    );
-    let ready = Some(Series(
+    overhead_target(w, r, &row);
+    let ready = Series(
         r.ready_of((Kind::Ours, true))
             .iter()
             .flatten()
             .copied()
             .collect(),
-    ))
-    .and_then(|s| s.median());
+    )
+    .median();
     row(
         w,
         "ready in at most 50 ms",
         ready.map(|x| format!("{x:.0} ms")).unwrap_or_default(),
         ready.map(|x| x <= 50.0),
+        String::new(),
     );
     let idle = r.rss.get(&Kind::Ours).and_then(|x| x.0);
     row(
@@ -679,29 +830,95 @@ fn targets(w: &mut String, r: &Results) {
         "idle RSS at most 10 MiB",
         idle.map(|x| format!("{x:.1} MiB")).unwrap_or_default(),
         idle.map(|x| x <= 10.0),
+        String::new(),
     );
+    scale_target(w, r, &row);
+}
+
+type Row<'a> = dyn Fn(&mut String, &str, String, Option<bool>, String) + 'a;
+
+/// Overhead over the Neutron calls, per operation (the target) and over
+/// all operations together.
+fn overhead_target(w: &mut String, r: &Results, row: &Row<'_>) {
+    let Some(t) = r.cycles.get(&Kind::Ours) else {
+        return;
+    };
+    let (mut over, mut nms) = (Series::default(), Series::default());
+    let mut worst: Option<(Op, f64, f64, f64)> = None;
+    for (op, s) in t {
+        for c in &s.ours {
+            over.push(c.overhead_ms());
+            nms.push(c.neutron_ms);
+        }
+        let o = s.ours_series(|c| c.overhead_ms()).median();
+        let n = s.ours_series(|c| c.neutron_ms).median();
+        if let (Some(o), Some(n)) = (o, n)
+            && n > 0.0
+            && worst.is_none_or(|(_, x, _, _)| o / n > x)
+        {
+            worst = Some((*op, o / n, o, n));
+        }
+    }
+    let all = (nms.sum() > 0.0).then(|| over.sum() / nms.sum());
+    let Some((op, x, o, n)) = worst else { return };
+    let why = format!(
+        "{}: the host side's unplug, {o:.0} ms against one Neutron request of {n:.0} ms: \
+         the port leaves `br-int` and the driver waits for ovs-vswitchd to apply it, as \
+         ovs-vsctl and os-vif do (10-20 ms here), then the kernel deletes the veth (10 ms), \
+         each as `ovs-vsctl del-port` and `ip link del` alone take on this lab",
+        op.label()
+    );
+    row(
+        w,
+        "overhead over the Neutron calls at most 10% (each operation)",
+        format!(
+            "at most {:.1}% ({}); all operations together {}",
+            100.0 * x,
+            op.label(),
+            all.map(|a| format!("{:.1}%", 100.0 * a)).unwrap_or_default()
+        ),
+        Some(x <= 0.10),
+        why,
+    );
+}
+
+/// `docker run` from the fewest to the most filler ports: as timed, and
+/// without ours' wait for ACTIVE (the agent's, 0.25 to 3 s whatever
+/// Neutron holds), which is what the target is judged on.
+fn scale_target(w: &mut String, r: &Results, row: &Row<'_>) {
     let at = |ports: usize| {
-        r.scale
+        let t = r
+            .scale
             .iter()
             .find(|((p, n), _)| *p == ports && *n == 0)
-            .and_then(|(_, t)| op_ms(t.get(&Kind::Ours), Op::Run).median())
-    };
-    let lo = r.scale.iter().map(|((p, _), _)| *p).min();
-    let hi = r
-        .scale
-        .iter()
-        .filter(|((_, n), _)| *n == 0)
-        .map(|((p, _), _)| *p)
-        .max();
-    if let (Some(lo), Some(hi)) = (lo, hi)
-        && let (Some(a), Some(b)) = (at(lo), at(hi))
-    {
-        let x = b / a;
-        row(
-            w,
-            &format!("docker run latency within 10% from {lo} to {hi} ports"),
-            format!("{a:.0} -> {b:.0} ms ({x:.2}x)"),
-            Some((x - 1.0).abs() <= 0.10),
+            .and_then(|(_, t)| t.get(&Kind::Ours))
+            .and_then(|t| t.get(&Op::Run))?;
+        let own = Series(
+            t.ms.0
+                .iter()
+                .zip(&t.ours)
+                .map(|(ms, c)| ms - c.wait_ms)
+                .collect(),
         );
-    }
+        Some((t.ms.median()?, own.median()?))
+    };
+    let points = || r.scale.iter().filter(|((_, n), _)| *n == 0).map(|((p, _), _)| *p);
+    let (Some(lo), Some(hi)) = (points().min(), points().max()) else {
+        return;
+    };
+    let (Some((a, a_own)), Some((b, b_own))) = (at(lo), at(hi)) else {
+        return;
+    };
+    let x = b_own / a_own;
+    row(
+        w,
+        &format!("docker run latency within 10% from {lo} to {hi} ports"),
+        format!(
+            "without the wait for ACTIVE {a_own:.0} -> {b_own:.0} ms ({x:.2}x); as timed, wait \
+             included, {a:.0} -> {b:.0} ms ({:.2}x)",
+            b / a
+        ),
+        Some((x - 1.0).abs() <= 0.10),
+        format!("{hi} ports are {:.2}x the time of {lo}", x),
+    );
 }
