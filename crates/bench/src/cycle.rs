@@ -187,6 +187,9 @@ pub struct Parallel {
     pub polls: f64,
     /// The same runs one after another (ours only), for comparison.
     pub sequential: Option<Duration>,
+    /// What the first failed run said (its last line).
+    #[serde(default)]
+    pub first_failure: Option<String>,
 }
 
 /// `count` containers started at once over `networks` networks, once
@@ -239,6 +242,15 @@ pub fn parallel(
             .map(docker::Run::ms)
             .collect(),
     );
+    let first_failure = results.iter().find(|r| !r.ok).map(|r| {
+        r.output
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    });
     docker::remove(&names, &nets);
     Ok(Parallel {
         count,
@@ -249,6 +261,7 @@ pub fn parallel(
         neutron: requests,
         polls,
         sequential: None,
+        first_failure,
     })
 }
 

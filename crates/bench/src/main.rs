@@ -216,6 +216,9 @@ fn run(args: &Args) -> Result<()> {
     };
     r.notes.clear();
     let started = std::time::Instant::now();
+    r.measured.insert(report::STARTED.into(), report::now());
+    r.measured
+        .insert(report::REVISION.into(), report::revision(&repo));
 
     step("cleaning up leftovers");
     cycle::leftovers();
@@ -314,7 +317,10 @@ fn run(args: &Args) -> Result<()> {
         r.floor.clear();
         r.parallel.retain(|(k, _)| k.is_some());
         step("Neutron floor");
-        let out = rt.block_on(floor_runs(r, &neutron, &host, args));
+        // 50 runs' 150 requests at once queue longer than the driver's
+        // 15 s timeout at the lab's one API worker: the floor waits them out.
+        let patient = kuryr_test_support::neutron_with_timeout("kuryr", FLOOR_TIMEOUT);
+        let out = rt.block_on(floor_runs(r, &patient, &host, args));
         rt.block_on(floor::cleanup(&neutron));
         out
     });
@@ -378,6 +384,9 @@ fn run(args: &Args) -> Result<()> {
 /// ports (the run's network and the connect target each keep these).
 pub const CYCLE_POOL: usize = 2;
 
+/// How long one of the floor's requests may take.
+const FLOOR_TIMEOUT: Duration = Duration::from_secs(120);
+
 fn no_wait() -> Result<()> {
     Ok(())
 }
@@ -404,8 +413,10 @@ fn ours_with_ready_ports(
     std::thread::sleep(Duration::from_secs(2));
     // The connect target's ready ports and the new network's.
     let made = || rt.block_on(wait_ready_ports(neutron, host, 2 * CYCLE_POOL));
-    r.cycles
-        .insert(kind, cycle::cycles(kind, args.iterations, kind.tag(), &made)?);
+    r.cycles.insert(
+        kind,
+        cycle::cycles(kind, args.iterations, kind.tag(), &made)?,
+    );
     // As many ready ports per network as runs will start there.
     let setup = |count: usize, nets: usize| -> Result<()> {
         drivers::start_ours_with(repo, bin, count.div_ceil(nets), kind.waits())?;
@@ -439,8 +450,10 @@ fn python_no_wait(r: &mut Results, args: &Args) -> Result<()> {
     drivers::register_python()?;
     std::thread::sleep(Duration::from_secs(2));
     step(&format!("{}: cycles", kind.label()));
-    r.cycles
-        .insert(kind, cycle::cycles(kind, args.iterations, kind.tag(), &no_wait)?);
+    r.cycles.insert(
+        kind,
+        cycle::cycles(kind, args.iterations, kind.tag(), &no_wait)?,
+    );
     parallel_runs(r, kind, &args.parallel, &|_, _| Ok(()), &|_, _| Ok(()))
 }
 
@@ -535,6 +548,7 @@ async fn floor_runs(
                     neutron: count * 3,
                     polls: 0.0,
                     sequential: None,
+                    first_failure: None,
                 },
             ));
         }

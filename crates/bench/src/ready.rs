@@ -109,8 +109,12 @@ pub fn ours_once(bin: &Path, auth_url: Option<&str>) -> Result<Option<Duration>>
 
 /// The same for the Python driver, on a port of its own.
 pub fn python_once(auth_url: Option<&str>) -> Result<Option<Duration>> {
-    let conf =
-        crate::drivers::python_conf("http://127.0.0.1:23752", "kuryr-bench-ready.log", auth_url, true)?;
+    let conf = crate::drivers::python_conf(
+        "http://127.0.0.1:23752",
+        "kuryr-bench-ready.log",
+        auth_url,
+        true,
+    )?;
     let (p, ready) =
         crate::drivers::Python::start(&conf, "127.0.0.1:23752", Duration::from_secs(30))?;
     drop(p);

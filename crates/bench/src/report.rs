@@ -85,10 +85,10 @@ pub fn write(r: &Results, args: &Args, repo: &Path) -> crate::Result<()> {
          and 95th percentiles (`p50 / p95`, ms) of {} rounds per driver, `docker` timed from \
          the CLI's start until it returns. Ratios are ours / theirs (below 1: ours is \
          faster).\n",
-        now(),
+        r.measured.get(STARTED).cloned().unwrap_or_else(now),
         args.iterations
     );
-    machine(w, repo);
+    machine(w, r, repo);
     let _ = writeln!(
         w,
         "\nHow it runs: ours is the release build started by `lab/kuryr-up` (driver name \
@@ -347,8 +347,12 @@ pub fn write(r: &Results, args: &Args, repo: &Path) -> crate::Result<()> {
         par_series[2].1.push(wall(p));
         par_series[3].1.push(wall(b));
         par_series[4].1.push(wall(f));
-        par_series[5].1.push(wall(find(Some(Kind::OursPoolNoWait), *c)));
-        par_series[6].1.push(wall(find(Some(Kind::PythonNoWait), *c)));
+        par_series[5]
+            .1
+            .push(wall(find(Some(Kind::OursPoolNoWait), *c)));
+        par_series[6]
+            .1
+            .push(wall(find(Some(Kind::PythonNoWait), *c)));
     }
     for (k, p) in &r.parallel {
         if let (Some(k), Some(seq)) = (k, p.sequential) {
@@ -360,6 +364,19 @@ pub fn write(r: &Results, args: &Args, repo: &Path) -> crate::Result<()> {
                 p.count,
                 seq.as_secs_f64(),
                 p.wall.as_secs_f64()
+            );
+        }
+    }
+    for (k, p) in &r.parallel {
+        if let (Some(k), Some(first)) = (k, &p.first_failure) {
+            let _ = writeln!(
+                w,
+                "\n{}, {} x {}: {} failed; the first: `{}`",
+                k.label(),
+                p.count,
+                p.networks,
+                p.failures,
+                first.replace('`', "'")
             );
         }
     }
@@ -506,8 +523,11 @@ fn no_wait(w: &mut String, r: &Results) {
     if ours.is_none() && py.is_none() {
         return;
     }
-    let _ = writeln!(w, "## Without the wait for ACTIVE
-");
+    let _ = writeln!(
+        w,
+        "## Without the wait for ACTIVE
+"
+    );
     let _ = writeln!(
         w,
         "Ours with ready ports and kuryr-libnetwork, both with `vif_plugging_is_fatal = False` \
@@ -655,12 +675,39 @@ is left without it.\n\
 and Neutron, its agents, Keystone, MariaDB, RabbitMQ, Open vSwitch, dockerd, \
 containerd and the driver share 2 cores: at 20 or 50 containers at once the \
 machine is saturated, and the walls measure it as much as the driver.\n\
+- **The agent's loop sets the phase.** A cycle's operations follow each \
+other at a steady pace, so each `docker run` lands at much the same point of \
+the agent's 2 s loop as the one before: one driver's median wait for ACTIVE \
+can differ from another's by most of a loop, run to run (the p95 stays close \
+to the p50). Compare the wait column of the overhead table, or the runs with \
+no wait.\n\
+- **`network rm` with ready ports** deletes them first: one request per \
+port (Neutron has no bulk delete), then the network and its pool.\n\
 - **Docker's own part** is the bridge column: container creation, its \
 namespace and `runc` take that long with no Neutron at all."
     );
 }
 
-fn machine(w: &mut String, repo: &Path) {
+/// `Results::measured` keys: when the run started, and the revision it
+/// measured (a report written again later says the run's, not its own).
+pub const STARTED: &str = "started";
+pub const REVISION: &str = "revision";
+
+/// The checked-out revision, short.
+pub fn revision(repo: &Path) -> String {
+    sh(
+        "git",
+        &[
+            "-C",
+            &repo.display().to_string(),
+            "rev-parse",
+            "--short",
+            "HEAD",
+        ],
+    )
+}
+
+fn machine(w: &mut String, r: &Results, repo: &Path) {
     let cpu = first_line_with("/proc/cpuinfo", "model name");
     let cores = sh("nproc", &[]);
     let mem = first_line_with("/proc/meminfo", "MemTotal");
@@ -677,16 +724,11 @@ fn machine(w: &mut String, repo: &Path) {
     );
     let neutron = sh("dpkg-query", &["-W", "-f=${Version}", "neutron-server"]);
     let ovs = sh("dpkg-query", &["-W", "-f=${Version}", "openvswitch-switch"]);
-    let rev = sh(
-        "git",
-        &[
-            "-C",
-            &repo.display().to_string(),
-            "rev-parse",
-            "--short",
-            "HEAD",
-        ],
-    );
+    let rev = r
+        .measured
+        .get(REVISION)
+        .cloned()
+        .unwrap_or_else(|| revision(repo));
     let rustc = sh("rustc", &["--version"]);
     let _ = writeln!(w, "| machine | versions |");
     let _ = writeln!(w, "|---|---|");
@@ -875,7 +917,8 @@ fn overhead_target(w: &mut String, r: &Results, row: &Row<'_>) {
             "at most {:.1}% ({}); all operations together {}",
             100.0 * x,
             op.label(),
-            all.map(|a| format!("{:.1}%", 100.0 * a)).unwrap_or_default()
+            all.map(|a| format!("{:.1}%", 100.0 * a))
+                .unwrap_or_default()
         ),
         Some(x <= 0.10),
         why,
@@ -902,7 +945,12 @@ fn scale_target(w: &mut String, r: &Results, row: &Row<'_>) {
         );
         Some((t.ms.median()?, own.median()?))
     };
-    let points = || r.scale.iter().filter(|((_, n), _)| *n == 0).map(|((p, _), _)| *p);
+    let points = || {
+        r.scale
+            .iter()
+            .filter(|((_, n), _)| *n == 0)
+            .map(|((p, _), _)| *p)
+    };
     let (Some(lo), Some(hi)) = (points().min(), points().max()) else {
         return;
     };

@@ -80,6 +80,16 @@ pub fn neutron(which: &str) -> Neutron {
     Neutron::new(session(which))
 }
 
+/// [`neutron`] whose requests may take up to `timeout` (the default is
+/// the driver's, 15 s).
+pub fn neutron_with_timeout(which: &str, timeout: std::time::Duration) -> Neutron {
+    let a = account(which);
+    let cred = password_credential(&a, &a.password);
+    let mut config = SessionConfig::new(auth_url(), cred);
+    config.timeout = Some(timeout);
+    Neutron::new(Session::new(config).expect("session"))
+}
+
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// 64 random bits, different for every call, process and run.

@@ -13,8 +13,8 @@ mod slots;
 pub mod tls;
 
 pub use env::{
-    Account, account, auth_url, host, lab_dir, neutron, password_credential, random_u64, session,
-    unique, var,
+    Account, account, auth_url, host, lab_dir, neutron, neutron_with_timeout, password_credential,
+    random_u64, session, unique, var,
 };
 pub use ovsdb::OvsdbServer;
 pub use slots::Slot;
