@@ -681,6 +681,10 @@ the agent's 2 s loop as the one before: one driver's median wait for ACTIVE \
 can differ from another's by most of a loop, run to run (the p95 stays close \
 to the p50). Compare the wait column of the overhead table, or the runs with \
 no wait.\n\
+- **Ready ports can finish under the floor.** The floor makes every port \
+in the window, one request each; with ready ports the ports of the runs \
+were made before it, and the window holds the claims and the replacements' \
+bulk creates (10 ports per request): fewer requests (the requests column).\n\
 - **`network rm` with ready ports** deletes them first: one request per \
 port (Neutron has no bulk delete), then the network and its pool.\n\
 - **Docker's own part** is the bridge column: container creation, its \
