@@ -170,6 +170,13 @@ impl Results {
     }
 }
 
+/// The results a last run saved, for `option`.
+fn load(saved: &std::path::Path, option: &str) -> Result<Results> {
+    let text = std::fs::read_to_string(saved)
+        .map_err(|e| format!("{option} needs {}: {e}", saved.display()))?;
+    Ok(serde_json::from_str::<Results>(&text).map_err(|e| format!("{}: {e}", saved.display()))?)
+}
+
 fn main() {
     let args = Args::parse();
     if let Err(e) = run(&args) {
@@ -192,25 +199,18 @@ fn step(what: &str) {
 
 fn run(args: &Args) -> Result<()> {
     let repo = std::fs::canonicalize(&args.repo).map_err(|e| e.to_string())?;
+    let saved = repo.join(&args.out).join("bench/results.json");
+    if args.report_only {
+        return report::write(&load(&saved, "--report-only")?, args, &repo);
+    }
     let bin = std::fs::canonicalize(&args.kuryr)
         .map_err(|e| format!("{}: {e} (cargo build --release)", args.kuryr.display()))?;
-    if args.report_only {
-        let saved = repo.join(&args.out).join("bench/results.json");
-        let text = std::fs::read_to_string(&saved)
-            .map_err(|e| format!("--report-only needs {}: {e}", saved.display()))?;
-        let r = serde_json::from_str::<Results>(&text)
-            .map_err(|e| format!("{}: {e}", saved.display()))?;
-        return report::write(&r, args, &repo);
-    }
     let rt = rt();
     let neutron = kuryr_test_support::neutron("kuryr");
     let host = kuryr_test_support::host();
     let keep = Keep::of(&args.keep)?;
-    let saved = repo.join(&args.out).join("bench/results.json");
     let mut r = if keep.any() {
-        let text = std::fs::read_to_string(&saved)
-            .map_err(|e| format!("--keep needs {}: {e}", saved.display()))?;
-        serde_json::from_str::<Results>(&text).map_err(|e| format!("{}: {e}", saved.display()))?
+        load(&saved, "--keep")?
     } else {
         Results::default()
     };

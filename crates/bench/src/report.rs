@@ -47,6 +47,25 @@ fn ms_cell(s: &Series) -> String {
     }
 }
 
+/// Failed runs of `op` in a driver's cycles.
+fn failures(t: Option<&OpTable>, op: Op) -> usize {
+    t.and_then(|t| t.get(&op))
+        .map(|s| s.failures)
+        .unwrap_or_default()
+}
+
+/// Every (runs, networks) measured at once, in order.
+fn configs(r: &Results) -> Vec<(usize, usize)> {
+    let mut c: Vec<(usize, usize)> = r
+        .parallel
+        .iter()
+        .map(|(_, p)| (p.count, p.networks))
+        .collect();
+    c.sort();
+    c.dedup();
+    c
+}
+
 fn op_ms(t: Option<&OpTable>, op: Op) -> Series {
     t.and_then(|t| t.get(&op))
         .map(|s| s.ms.clone())
@@ -137,11 +156,7 @@ pub fn write(r: &Results, args: &Args, repo: &Path) -> crate::Result<()> {
         let p = op_ms(py, op);
         let b = op_ms(br, op);
         let f = floor_of(r, op);
-        let fails = |t: Option<&OpTable>| {
-            t.and_then(|t| t.get(&op))
-                .map(|s| s.failures)
-                .unwrap_or_default()
-        };
+        let fails = |t: Option<&OpTable>| failures(t, op);
         let floor_cell = if op == Op::Rm {
             "-".into()
         } else {
@@ -295,13 +310,7 @@ pub fn write(r: &Results, args: &Args, repo: &Path) -> crate::Result<()> {
         "| runs x networks | kuryr-rs wall (fail, each p50) | kuryr-rs + ready ports | kuryr-libnetwork | bridge | Neutron floor | ours / floor | ours + ready / floor | libnetwork / ours | libnetwork / ours + ready | Neutron requests (ours, + ready, libnetwork) | ours' ACTIVE polls |"
     );
     let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|---|");
-    let mut configs: Vec<(usize, usize)> = r
-        .parallel
-        .iter()
-        .map(|(_, p)| (p.count, p.networks))
-        .collect();
-    configs.sort();
-    configs.dedup();
+    let configs = configs(r);
     let find = |k: Option<Kind>, c: (usize, usize)| find_parallel(r, k, c);
     let wall = wall_s;
     let mut par_groups = Vec::new();
@@ -545,11 +554,7 @@ fn no_wait(w: &mut String, r: &Results) {
         let o = op_ms(ours, op);
         let p = op_ms(py, op);
         let f = floor_of(r, op);
-        let fails = |t: Option<&OpTable>| {
-            t.and_then(|t| t.get(&op))
-                .map(|s| s.failures)
-                .unwrap_or_default()
-        };
+        let fails = |t: Option<&OpTable>| failures(t, op);
         let (floor_cell, floor_ratio) = if op == Op::Rm {
             ("-".to_string(), "-".to_string())
         } else {
@@ -603,14 +608,7 @@ type ParallelRow<'a> = (
 
 /// For each (runs, networks) measured: `a`'s, `b`'s and the floor's runs.
 fn parallel_rows(r: &Results, a: Kind, b: Kind) -> Vec<ParallelRow<'_>> {
-    let mut configs: Vec<(usize, usize)> = r
-        .parallel
-        .iter()
-        .map(|(_, p)| (p.count, p.networks))
-        .collect();
-    configs.sort();
-    configs.dedup();
-    configs
+    configs(r)
         .into_iter()
         .map(|c| {
             (
