@@ -38,7 +38,7 @@ async fn ready_ports(lab: &Lab, d: &Driver, network_id: &str, count: usize) -> V
             .into_iter()
             .filter(|p| p.name == names::READY_PORT_NAME)
             .collect();
-        if ready.len() == count && d.ready_port_count() == count {
+        if ready.len() == count && d.ready_port_count_in(network_id) == count {
             for p in &ready {
                 assert_eq!(p.host_id, lab.host, "ready port {} bound here", p.id);
                 assert!(p.device_id.is_empty(), "ready port {} unclaimed", p.id);
@@ -49,7 +49,7 @@ async fn ready_ports(lab: &Lab, d: &Driver, network_id: &str, count: usize) -> V
             Instant::now() < deadline,
             "{} ready ports in network {network_id} ({} in the pool), expected {count}: {ready:#?}",
             ready.len(),
-            d.ready_port_count()
+            d.ready_port_count_in(network_id)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -116,7 +116,11 @@ async fn ready_ports_are_handed_out_claimed_made_again_and_go_with_the_network()
         // A restarted driver takes the ready ports back and makes none.
         drop(d);
         let d = pooled_driver(lab, 2, None).await;
-        assert_eq!(d.ready_port_count(), 2, "ready ports taken back");
+        assert_eq!(
+            d.ready_port_count_in(&network.id),
+            2,
+            "ready ports taken back"
+        );
         tokio::time::sleep(Duration::from_secs(1)).await;
         let again = ready_ports(lab, &d, &network.id, 2).await;
         let ids = |v: &[Port]| v.iter().map(|p| p.id.clone()).collect::<BTreeSet<_>>();
@@ -131,7 +135,7 @@ async fn ready_ports_are_handed_out_claimed_made_again_and_go_with_the_network()
         assert!(lab.ports_in(&network.id).await.is_empty());
         // The worker makes none for the network gone.
         tokio::time::sleep(Duration::from_secs(1)).await;
-        assert_eq!(d.ready_port_count(), 0);
+        assert_eq!(d.ready_port_count_in(&network.id), 0);
         lab.assert_clean().await;
     })
     .await;
@@ -180,7 +184,7 @@ async fn a_ready_port_whose_make_fails_leaves_nothing() {
             assert!(Instant::now() < deadline, "the failed make left its port");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert_eq!(d.ready_port_count(), 0);
+        assert_eq!(d.ready_port_count_in(&network.id), 0);
         let ep = api.start_container(&net).await;
         assert_eq!(lab.ports_of(&ep.eid).await.len(), 1);
         api.stop_container(&net, &ep).await;

@@ -140,6 +140,15 @@ impl ReadyPorts {
     pub fn count(&self) -> usize {
         self.subnets.values().map(|s| s.ports.len()).sum()
     }
+
+    /// Ports held for the subnets of `network_id`.
+    pub fn count_in(&self, network_id: &str) -> usize {
+        self.subnets
+            .values()
+            .filter(|s| s.subnet.network_id == network_id)
+            .map(|s| s.ports.len())
+            .sum()
+    }
 }
 
 /// Is this port one made ahead and not claimed yet?
@@ -201,6 +210,11 @@ impl Driver {
     /// Ready ports held now (for the metrics and `kuryr status`).
     pub fn ready_port_count(&self) -> usize {
         self.ready_ports().count()
+    }
+
+    /// Ready ports held now for the subnets of one Neutron network.
+    pub fn ready_port_count_in(&self, network_id: &str) -> usize {
+        self.ready_ports().count_in(network_id)
     }
 
     /// A ready port found in Neutron at start-up: back into its pool.
